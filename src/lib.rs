@@ -5,3 +5,6 @@
 //! `emulator` is a stand-alone fal look-alike used as the offline default and the test double.
 
 pub mod emulator;
+pub mod fal;
+pub mod model;
+pub mod sanitize;

@@ -1,0 +1,582 @@
+//! fal's queue protocol as the official clients speak it (fal-protocol.md §1–§3): submit, follow
+//! status over SSE (polling as the fallback), result, cancel, storage upload and media download.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use eventsource_stream::Eventsource;
+use futures::StreamExt;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+use reqwest::{Method, Url};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::config::FalConfig;
+use super::error::{FalError, NetworkKind};
+use crate::model::{Endpoint, KontextInput, LogEntry, QueueStatus, StatusKind, SubmitResponse};
+
+const USER_AGENT: &str = concat!("kontext/", env!("CARGO_PKG_VERSION"));
+/// Output images are a few MB at most; refuse anything absurd rather than fill memory.
+const MAX_DOWNLOAD_BYTES: usize = 64 * 1024 * 1024;
+
+/// A request fal accepted: its id and the URLs fal gave for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestHandle {
+    pub endpoint: String,
+    pub request_id: String,
+    pub response_url: String,
+    pub status_url: String,
+    pub cancel_url: String,
+}
+
+impl RequestHandle {
+    /// Rebuilds the URLs for a stored request id (only for resuming: otherwise use the URLs fal
+    /// returned). They use `owner/alias` only, as fal's clients do (fal-protocol.md §1.2).
+    pub fn from_request_id(config: &FalConfig, endpoint: &Endpoint, request_id: &str) -> RequestHandle {
+        let base = config.queue_url.as_str().trim_end_matches('/');
+        let response_url = format!("{base}/{}/requests/{request_id}", endpoint.app_prefix());
+        RequestHandle {
+            endpoint: endpoint.id().to_string(),
+            request_id: request_id.to_string(),
+            status_url: format!("{response_url}/status"),
+            cancel_url: format!("{response_url}/cancel"),
+            response_url,
+        }
+    }
+}
+
+/// Why a submit failed, in the terms that matter for money: was the request possibly accepted?
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SubmitError {
+    /// fal certainly did not accept it (it answered with an error, or no connection was made).
+    #[error("{0}")]
+    Rejected(FalError),
+    /// It may have been accepted (and billed): the connection broke or timed out after the request
+    /// was sent. Never resubmitted automatically.
+    #[error(
+        "the submit may or may not have reached fal ({0}). It was not sent again, to avoid paying twice; check your requests on fal's dashboard before submitting again"
+    )]
+    Ambiguous(FalError),
+}
+
+impl SubmitError {
+    pub fn error(&self) -> &FalError {
+        match self {
+            SubmitError::Rejected(e) | SubmitError::Ambiguous(e) => e,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CancelOutcome {
+    /// fal accepted the cancellation (it may still finish if it was about to).
+    Requested,
+    AlreadyCompleted,
+    NotFound,
+}
+
+/// How to follow a request's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FollowMode {
+    /// The SSE status stream, falling back to polling if it fails or ends early.
+    #[default]
+    Stream,
+    /// Poll `/status?logs=1` only.
+    Poll,
+}
+
+/// What happened while following a request, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusUpdate {
+    Queued {
+        position: Option<u64>,
+    },
+    InProgress,
+    /// Log lines not seen before.
+    Logs(Vec<LogEntry>),
+    /// A change of transport worth telling the user (e.g. the stream dropped; polling now).
+    Note(String),
+    Completed,
+}
+
+/// A downloaded (or decoded) media file and the content type its server claimed.
+#[derive(Debug, Clone)]
+pub struct Media {
+    pub bytes: Bytes,
+    pub content_type: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct FalClient {
+    http: reqwest::Client,
+    config: std::sync::Arc<FalConfig>,
+}
+
+impl FalClient {
+    pub fn new(config: FalConfig) -> Result<FalClient, FalError> {
+        let mut builder = reqwest::Client::builder().user_agent(USER_AGENT).connect_timeout(config.connect_timeout);
+        if config.is_loopback() {
+            // A proxy from the environment must not capture traffic to the local emulator.
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|e| FalError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        Ok(FalClient { http, config: std::sync::Arc::new(config) })
+    }
+
+    pub fn config(&self) -> &FalConfig {
+        &self.config
+    }
+
+    /// Sends one request and returns status, headers and body. The key is attached only when the
+    /// URL is one of the configured fal hosts; reqwest drops it on a redirect to another host.
+    async fn exchange(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<(Bytes, &str)>,
+        timeout: Option<Duration>,
+        auth: bool,
+    ) -> Result<(u16, HeaderMap, Bytes), FalError> {
+        let mut req = self.http.request(method, url.clone()).header(ACCEPT, "application/json");
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        if auth && self.config.is_fal_origin(url) {
+            if let Some(key) = &self.config.key {
+                req = req.header(AUTHORIZATION, key.header_value());
+            }
+        }
+        if let Some((bytes, content_type)) = body {
+            req = req.header(CONTENT_TYPE, content_type).body(bytes);
+        }
+        let resp = req.send().await.map_err(|e| FalError::network(url, &e))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.map_err(|e| FalError::network(url, &e))?;
+        Ok((status, headers, bytes))
+    }
+
+    /// `exchange` that turns non-2xx answers into errors.
+    async fn call(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Option<(Bytes, &str)>,
+        auth: bool,
+    ) -> Result<(HeaderMap, Bytes), FalError> {
+        let (status, headers, bytes) = self.exchange(method, url, body, Some(self.config.timeout), auth).await?;
+        if (200..300).contains(&status) {
+            Ok((headers, bytes))
+        } else {
+            Err(FalError::from_response(status, &headers, &bytes))
+        }
+    }
+
+    fn parse_url(&self, text: &str) -> Result<Url, FalError> {
+        Url::parse(text).map_err(|e| FalError::Protocol(format!("fal returned an invalid URL {text:?}: {e}")))
+    }
+
+    /// Submits validated input to the queue. Retried only when fal provably did not accept it.
+    pub async fn submit(&self, endpoint: &Endpoint, input: &KontextInput) -> Result<RequestHandle, SubmitError> {
+        let body = serde_json::to_value(input).map_err(|e| SubmitError::Rejected(FalError::Protocol(e.to_string())))?;
+        self.submit_json(endpoint, &body).await
+    }
+
+    /// Submits a raw JSON body. Front ends use [`FalClient::submit`]; this exists so tests can
+    /// check how fal's own validation errors are mapped.
+    pub async fn submit_json(&self, endpoint: &Endpoint, body: &Value) -> Result<RequestHandle, SubmitError> {
+        let url = self
+            .config
+            .queue_url
+            .join(endpoint.id())
+            .map_err(|e| SubmitError::Rejected(FalError::Protocol(format!("bad endpoint URL: {e}"))))?;
+        let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+        let op = || async {
+            let (_, body) = self.call(Method::POST, &url, Some((bytes.clone(), "application/json")), true).await?;
+            serde_json::from_slice::<SubmitResponse>(&body)
+                .map_err(|e| FalError::Protocol(format!("the submit answer could not be read ({e})")))
+        };
+        match self.config.retry.run("submit", op, FalError::submit_provably_not_accepted).await {
+            Ok(r) => Ok(RequestHandle {
+                endpoint: endpoint.id().to_string(),
+                request_id: r.request_id,
+                response_url: r.response_url,
+                status_url: r.status_url,
+                cancel_url: r.cancel_url,
+            }),
+            Err(e) => Err(classify_submit_failure(e)),
+        }
+    }
+
+    /// One status poll (with retries).
+    pub async fn status(&self, handle: &RequestHandle, logs: bool) -> Result<QueueStatus, FalError> {
+        let mut url = self.parse_url(&handle.status_url)?;
+        url.query_pairs_mut().append_pair("logs", if logs { "1" } else { "0" });
+        let op = || async {
+            let (_, body) = self.call(Method::GET, &url, None, true).await?;
+            serde_json::from_slice::<QueueStatus>(&body)
+                .map_err(|e| FalError::Protocol(format!("the status answer could not be read ({e})")))
+        };
+        self.config.retry.run("status", op, FalError::is_retryable).await
+    }
+
+    /// Follows a request until COMPLETED, reporting every change through `on_update`. Returns
+    /// the final status with all logs; a COMPLETED status carrying `error` is a failure.
+    pub async fn follow(
+        &self,
+        handle: &RequestHandle,
+        mode: FollowMode,
+        mut on_update: impl FnMut(StatusUpdate),
+    ) -> Result<QueueStatus, FalError> {
+        let mut tracker = Tracker::default();
+        if mode == FollowMode::Stream {
+            match self.follow_stream(handle, &mut tracker, &mut on_update).await {
+                Ok(Some(done)) => return tracker.finish(done),
+                Ok(None) => on_update(StatusUpdate::Note("status stream ended early; polling instead".into())),
+                Err(e) => {
+                    tracing::info!("status stream failed: {e}");
+                    on_update(StatusUpdate::Note(format!("status stream unavailable ({e}); polling instead")));
+                }
+            }
+        }
+        loop {
+            let status = self.status(handle, true).await?;
+            if let Some(done) = tracker.observe(status, LogDelivery::Cumulative, &mut on_update) {
+                return tracker.finish(done);
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+    }
+
+    /// Reads the SSE stream; `Ok(None)` when it ended or went silent before COMPLETED.
+    async fn follow_stream(
+        &self,
+        handle: &RequestHandle,
+        tracker: &mut Tracker,
+        on_update: &mut impl FnMut(StatusUpdate),
+    ) -> Result<Option<QueueStatus>, FalError> {
+        let mut url = self.parse_url(&handle.status_url)?;
+        url.path_segments_mut()
+            .map_err(|_| FalError::Protocol("status URL cannot take a path".into()))?
+            .pop_if_empty()
+            .push("stream");
+        url.query_pairs_mut().append_pair("logs", "1");
+        let mut req = self.http.get(url.clone()).header(ACCEPT, "text/event-stream");
+        if self.config.is_fal_origin(&url) {
+            if let Some(key) = &self.config.key {
+                req = req.header(AUTHORIZATION, key.header_value());
+            }
+        }
+        let resp = req.send().await.map_err(|e| FalError::network(&url, &e))?;
+        if !resp.status().is_success() {
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(FalError::from_response(status, &headers, &body));
+        }
+        let mut events = resp.bytes_stream().eventsource();
+        loop {
+            match tokio::time::timeout(self.config.stream_idle_timeout, events.next()).await {
+                Ok(Some(Ok(event))) => {
+                    if event.data.trim().is_empty() {
+                        continue;
+                    }
+                    let status: QueueStatus = match serde_json::from_str(&event.data) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::warn!("unreadable status event skipped: {e}");
+                            continue;
+                        }
+                    };
+                    if let Some(done) = tracker.observe(status, LogDelivery::Incremental, on_update) {
+                        return Ok(Some(done));
+                    }
+                }
+                Ok(Some(Err(e))) => {
+                    tracing::info!("status stream broke: {e}");
+                    return Ok(None);
+                }
+                Ok(None) => return Ok(None),
+                Err(_) => {
+                    tracing::info!("status stream silent for {:?}", self.config.stream_idle_timeout);
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// The raw model output of a COMPLETED request (fal-protocol.md §1.5).
+    pub async fn result(&self, handle: &RequestHandle) -> Result<Value, FalError> {
+        let url = self.parse_url(&handle.response_url)?;
+        let op = || async {
+            let (status, headers, body) =
+                self.exchange(Method::GET, &url, None, Some(self.config.timeout), true).await?;
+            if status == 400 && String::from_utf8_lossy(&body).contains("still in progress") {
+                return Err(FalError::NotReady);
+            }
+            if !(200..300).contains(&status) {
+                return Err(FalError::from_response(status, &headers, &body));
+            }
+            serde_json::from_slice::<Value>(&body)
+                .map_err(|e| FalError::Protocol(format!("the result could not be read as JSON ({e})")))
+        };
+        self.config.retry.run("result", op, FalError::is_retryable).await
+    }
+
+    /// Asks fal to cancel. 2xx → requested, 400 → already completed, 404 → not found.
+    pub async fn cancel(&self, handle: &RequestHandle) -> Result<CancelOutcome, FalError> {
+        let url = self.parse_url(&handle.cancel_url)?;
+        let op = || async {
+            let (status, headers, body) =
+                self.exchange(Method::PUT, &url, None, Some(self.config.timeout), true).await?;
+            match status {
+                200..=299 => Ok(CancelOutcome::Requested),
+                400 => Ok(CancelOutcome::AlreadyCompleted),
+                404 => Ok(CancelOutcome::NotFound),
+                _ => Err(FalError::from_response(status, &headers, &body)),
+            }
+        };
+        self.config.retry.run("cancel", op, FalError::is_retryable).await
+    }
+
+    /// Uploads bytes to fal storage (the initiate flow, fal-protocol.md §3.2) and returns the
+    /// public URL to put in `image_urls`.
+    pub async fn upload(&self, bytes: Bytes, content_type: &str, file_name: &str) -> Result<String, FalError> {
+        let mut initiate =
+            self.config.rest_url.join("storage/upload/initiate").map_err(|e| FalError::Protocol(e.to_string()))?;
+        initiate.query_pairs_mut().append_pair("storage_type", "fal-cdn-v3");
+        let request = Bytes::from(
+            serde_json::to_vec(&serde_json::json!({"content_type": content_type, "file_name": file_name}))
+                .unwrap_or_default(),
+        );
+        #[derive(Deserialize)]
+        struct Initiated {
+            upload_url: String,
+            file_url: String,
+        }
+        let initiated: Initiated = self
+            .config
+            .retry
+            .run(
+                "upload initiate",
+                || async {
+                    let (_, body) =
+                        self.call(Method::POST, &initiate, Some((request.clone(), "application/json")), true).await?;
+                    serde_json::from_slice(&body)
+                        .map_err(|e| FalError::Protocol(format!("the upload answer could not be read ({e})")))
+                },
+                FalError::is_retryable,
+            )
+            .await?;
+        let put_url = self.parse_url(&initiated.upload_url)?;
+        // A presigned URL: it carries its own authorisation, so the key is not sent.
+        self.config
+            .retry
+            .run(
+                "upload",
+                || async { self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false).await },
+                FalError::is_retryable,
+            )
+            .await?;
+        Ok(initiated.file_url)
+    }
+
+    /// Fetches an output image: from a CDN URL (never with the key) or a `data:` URI.
+    pub async fn download(&self, url: &str) -> Result<Media, FalError> {
+        if let Some(rest) = url.strip_prefix("data:") {
+            return decode_data_uri(rest);
+        }
+        let parsed = self.parse_url(url)?;
+        if !matches!(parsed.scheme(), "https" | "http") {
+            return Err(FalError::Protocol(format!("refusing to download from a {} URL", parsed.scheme())));
+        }
+        self.config
+            .retry
+            .run(
+                "download",
+                || async {
+                    let (headers, body) = self.call(Method::GET, &parsed, None, false).await?;
+                    if body.len() > MAX_DOWNLOAD_BYTES {
+                        return Err(FalError::Protocol(format!("image is {} bytes, over the limit", body.len())));
+                    }
+                    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+                    Ok(Media { bytes: body, content_type })
+                },
+                FalError::is_retryable,
+            )
+            .await
+    }
+}
+
+fn decode_data_uri(rest: &str) -> Result<Media, FalError> {
+    use base64::Engine;
+    let (meta, data) =
+        rest.split_once(',').ok_or_else(|| FalError::Protocol("a data: URI without ',' in the result".into()))?;
+    let content_type = meta.split(';').next().filter(|s| !s.is_empty()).map(str::to_string);
+    if !meta.ends_with(";base64") {
+        return Err(FalError::Protocol("a data: URI in the result is not base64".into()));
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| FalError::Protocol(format!("a data: URI in the result is not valid base64 ({e})")))?;
+    Ok(Media { bytes: Bytes::from(bytes), content_type })
+}
+
+/// Decides, after retries, whether a failed submit might have been accepted.
+fn classify_submit_failure(e: FalError) -> SubmitError {
+    match &e {
+        FalError::Network { kind: NetworkKind::Connect, .. } => SubmitError::Rejected(e),
+        FalError::Network { .. } | FalError::Protocol(_) => SubmitError::Ambiguous(e),
+        // A gateway timeout or bad gateway: the queue behind it may have taken the request.
+        FalError::Api(api) if matches!(api.status, 502 | 504) => SubmitError::Ambiguous(e),
+        _ => SubmitError::Rejected(e),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogDelivery {
+    /// SSE events carry only new lines.
+    Incremental,
+    /// Polling returns every line so far.
+    Cumulative,
+}
+
+/// Turns a sequence of statuses into updates without repeats, and accumulates the logs.
+#[derive(Default)]
+struct Tracker {
+    logs: Vec<LogEntry>,
+    last: Option<(StatusKind, Option<u64>)>,
+}
+
+impl Tracker {
+    fn observe(
+        &mut self,
+        mut status: QueueStatus,
+        delivery: LogDelivery,
+        on_update: &mut impl FnMut(StatusUpdate),
+    ) -> Option<QueueStatus> {
+        let key = (status.status.clone(), status.queue_position);
+        if self.last.as_ref() != Some(&key) {
+            match &status.status {
+                StatusKind::InQueue => on_update(StatusUpdate::Queued { position: status.queue_position }),
+                StatusKind::InProgress => {
+                    if !matches!(self.last, Some((StatusKind::InProgress, _))) {
+                        on_update(StatusUpdate::InProgress)
+                    }
+                }
+                _ => {}
+            }
+            self.last = Some(key);
+        }
+        if let Some(logs) = status.logs.take() {
+            let new: Vec<LogEntry> = match delivery {
+                LogDelivery::Incremental => logs,
+                LogDelivery::Cumulative => logs.into_iter().skip(self.logs.len()).collect(),
+            };
+            if !new.is_empty() {
+                self.logs.extend(new.iter().cloned());
+                on_update(StatusUpdate::Logs(new));
+            }
+        }
+        if status.status == StatusKind::Completed {
+            on_update(StatusUpdate::Completed);
+            return Some(status);
+        }
+        None
+    }
+
+    fn finish(self, mut done: QueueStatus) -> Result<QueueStatus, FalError> {
+        if let Some(error) = done.error.take() {
+            return Err(FalError::RunFailed {
+                error: crate::sanitize::strip_controls(&error),
+                error_type: done.error_type.take(),
+            });
+        }
+        done.logs = Some(self.logs);
+        Ok(done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(json: &str) -> QueueStatus {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn tracker_dedups_positions_and_cumulative_logs() {
+        let mut updates = Vec::new();
+        let mut t = Tracker::default();
+        let mut on = |u| updates.push(u);
+        t.observe(status(r#"{"status":"IN_QUEUE","queue_position":1,"logs":null}"#), LogDelivery::Cumulative, &mut on);
+        t.observe(status(r#"{"status":"IN_QUEUE","queue_position":1,"logs":null}"#), LogDelivery::Cumulative, &mut on);
+        t.observe(status(r#"{"status":"IN_QUEUE","queue_position":0,"logs":null}"#), LogDelivery::Cumulative, &mut on);
+        t.observe(status(r#"{"status":"IN_PROGRESS","logs":[{"message":"a"}]}"#), LogDelivery::Cumulative, &mut on);
+        t.observe(
+            status(r#"{"status":"IN_PROGRESS","logs":[{"message":"a"},{"message":"b","labels":{"level":"INFO"}}]}"#),
+            LogDelivery::Cumulative,
+            &mut on,
+        );
+        let done = t.observe(
+            status(r#"{"status":"COMPLETED","logs":[{"message":"a"},{"message":"b"},{"message":"c"}],"metrics":{}}"#),
+            LogDelivery::Cumulative,
+            &mut on,
+        );
+        let final_status = t.finish(done.unwrap()).unwrap();
+        let msgs: Vec<_> = final_status.logs.unwrap().into_iter().map(|l| l.message).collect();
+        assert_eq!(msgs, ["a", "b", "c"]);
+        assert_eq!(updates[0], StatusUpdate::Queued { position: Some(1) });
+        assert_eq!(updates[1], StatusUpdate::Queued { position: Some(0) });
+        assert_eq!(updates[2], StatusUpdate::InProgress);
+        assert_eq!(updates.iter().filter(|u| matches!(u, StatusUpdate::Logs(_))).count(), 3);
+        assert_eq!(updates.last(), Some(&StatusUpdate::Completed));
+    }
+
+    #[test]
+    fn completed_with_error_is_a_failure() {
+        let mut t = Tracker::default();
+        let done = t
+            .observe(
+                status(
+                    r#"{"status":"COMPLETED","logs":[],"error":"Request timed out","error_type":"request_timeout"}"#,
+                ),
+                LogDelivery::Incremental,
+                &mut |_| {},
+            )
+            .unwrap();
+        let err = t.finish(done).unwrap_err();
+        assert!(matches!(&err, FalError::RunFailed { error_type: Some(t), .. } if t == "request_timeout"), "{err:?}");
+        assert!(err.to_string().contains("Request timed out"));
+    }
+
+    #[test]
+    fn ambiguous_submit_classification() {
+        let net = |kind| FalError::Network { host: "h".into(), kind, message: "m".into(), attempts: 0 };
+        assert!(matches!(classify_submit_failure(net(NetworkKind::Connect)), SubmitError::Rejected(_)));
+        assert!(matches!(classify_submit_failure(net(NetworkKind::Timeout)), SubmitError::Ambiguous(_)));
+        assert!(matches!(classify_submit_failure(net(NetworkKind::Other)), SubmitError::Ambiguous(_)));
+        let api = |status| FalError::from_response(status, &HeaderMap::new(), b"{}");
+        assert!(matches!(classify_submit_failure(api(504)), SubmitError::Ambiguous(_)));
+        assert!(matches!(classify_submit_failure(api(401)), SubmitError::Rejected(_)));
+        assert!(matches!(classify_submit_failure(api(429)), SubmitError::Rejected(_)));
+    }
+
+    #[test]
+    fn handles_for_stored_ids_drop_the_sub_path() {
+        let cfg = FalConfig::production(None);
+        let h = RequestHandle::from_request_id(&cfg, &Endpoint::default(), "abc");
+        assert_eq!(h.status_url, "https://queue.fal.run/fal-ai/flux-pro/requests/abc/status");
+        assert_eq!(h.response_url, "https://queue.fal.run/fal-ai/flux-pro/requests/abc");
+        assert_eq!(h.cancel_url, "https://queue.fal.run/fal-ai/flux-pro/requests/abc/cancel");
+    }
+
+    #[test]
+    fn data_uris_decode() {
+        let m = decode_data_uri("image/png;base64,aGVsbG8=").unwrap();
+        assert_eq!(&m.bytes[..], b"hello");
+        assert_eq!(m.content_type.as_deref(), Some("image/png"));
+        assert!(decode_data_uri("image/png,raw").is_err());
+    }
+}

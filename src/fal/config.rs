@@ -1,0 +1,197 @@
+//! Where fal lives and how to authenticate: base URLs, the key, timeouts and retry bounds.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::retry::RetryPolicy;
+
+pub const DEFAULT_QUEUE_URL: &str = "https://queue.fal.run";
+pub const DEFAULT_RUN_URL: &str = "https://fal.run";
+pub const DEFAULT_REST_URL: &str = "https://rest.fal.ai";
+
+/// A fal API key. Its `Debug` is redacted and it has no `Display`, so it cannot end up in a log,
+/// an error message or a stored request by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FalKey(String);
+
+impl FalKey {
+    pub fn new(key: impl Into<String>) -> Option<FalKey> {
+        let key = key.into().trim().to_string();
+        (!key.is_empty()).then_some(FalKey(key))
+    }
+    /// The `Authorization` header value.
+    pub(crate) fn header_value(&self) -> String {
+        format!("Key {}", self.0)
+    }
+}
+
+impl fmt::Debug for FalKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FalKey(<redacted>)")
+    }
+}
+
+/// Where a key came from, for messages ("using the key from FAL_KEY").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    FalKey,
+    FalKeyIdSecret,
+    ConfigFile,
+    Command,
+}
+
+impl fmt::Display for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeySource::FalKey => "FAL_KEY",
+            KeySource::FalKeyIdSecret => "FAL_KEY_ID/FAL_KEY_SECRET",
+            KeySource::ConfigFile => "the config file",
+            KeySource::Command => "the config's key_command",
+        })
+    }
+}
+
+/// The key from the environment as fal's clients resolve it: `FAL_KEY`, else
+/// `FAL_KEY_ID:FAL_KEY_SECRET` (fal-protocol.md §4).
+pub fn key_from_env(get: impl Fn(&str) -> Option<String>) -> Option<(FalKey, KeySource)> {
+    if let Some(k) = get("FAL_KEY").and_then(FalKey::new) {
+        return Some((k, KeySource::FalKey));
+    }
+    match (get("FAL_KEY_ID"), get("FAL_KEY_SECRET")) {
+        (Some(id), Some(secret)) if !id.trim().is_empty() && !secret.trim().is_empty() => {
+            FalKey::new(format!("{}:{}", id.trim(), secret.trim())).map(|k| (k, KeySource::FalKeyIdSecret))
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct FalConfig {
+    pub queue_url: Url,
+    pub run_url: Url,
+    pub rest_url: Url,
+    pub key: Option<FalKey>,
+    /// Whole-request timeout for non-streaming calls.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// How long the status stream may stay silent (fal pings every 15 s) before we poll instead.
+    pub stream_idle_timeout: Duration,
+    /// Interval of status polling when the stream is unavailable.
+    pub poll_interval: Duration,
+    pub retry: RetryPolicy,
+}
+
+impl FalConfig {
+    /// fal's production hosts.
+    pub fn production(key: Option<FalKey>) -> FalConfig {
+        FalConfig::with_base_urls(
+            Url::parse(DEFAULT_QUEUE_URL).expect("valid default"),
+            Url::parse(DEFAULT_RUN_URL).expect("valid default"),
+            Url::parse(DEFAULT_REST_URL).expect("valid default"),
+            key,
+        )
+    }
+
+    /// One base URL for queue, REST and (under `/run`) synchronous calls — how the emulator serves.
+    pub fn single_host(base: Url, key: Option<FalKey>) -> FalConfig {
+        let run = base.join("run").unwrap_or_else(|_| base.clone());
+        FalConfig::with_base_urls(base.clone(), run, base, key)
+    }
+
+    pub fn with_base_urls(queue_url: Url, run_url: Url, rest_url: Url, key: Option<FalKey>) -> FalConfig {
+        FalConfig {
+            queue_url,
+            run_url,
+            rest_url,
+            key,
+            timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(30),
+            stream_idle_timeout: Duration::from_secs(45),
+            poll_interval: Duration::from_millis(500),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// True when every fal host is on this machine (the emulator).
+    pub fn is_loopback(&self) -> bool {
+        [&self.queue_url, &self.run_url, &self.rest_url].iter().all(|u| is_loopback_url(u))
+    }
+
+    /// The origins the key may be sent to.
+    pub(crate) fn is_fal_origin(&self, url: &Url) -> bool {
+        [&self.queue_url, &self.run_url, &self.rest_url].iter().any(|base| same_origin(base, url))
+    }
+}
+
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+}
+
+pub fn is_loopback_url(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Parses a configured base URL: https anywhere, plain http only on loopback (so the key never
+/// crosses a network in clear text).
+pub fn parse_base_url(name: &str, text: &str) -> Result<Url, String> {
+    let url = Url::parse(text.trim()).map_err(|e| format!("{name} {text:?} is not a valid URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_url(&url) => {}
+        "http" => {
+            return Err(format!(
+                "{name} {text:?} uses plain http to a host that is not this machine; use https (plain http is allowed only for 127.0.0.1/localhost)"
+            ));
+        }
+        other => return Err(format!("{name} {text:?} has scheme {other:?}; use https")),
+    }
+    if url.host_str().is_none() {
+        return Err(format!("{name} {text:?} has no host"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_resolution_order() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        let (k, src) = key_from_env(env(&[("FAL_KEY", "a:b"), ("FAL_KEY_ID", "x"), ("FAL_KEY_SECRET", "y")])).unwrap();
+        assert_eq!((k.header_value(), src), ("Key a:b".to_string(), KeySource::FalKey));
+        let (k, src) = key_from_env(env(&[("FAL_KEY_ID", "x"), ("FAL_KEY_SECRET", "y")])).unwrap();
+        assert_eq!((k.header_value(), src), ("Key x:y".to_string(), KeySource::FalKeyIdSecret));
+        assert!(key_from_env(env(&[("FAL_KEY_ID", "x")])).is_none());
+        assert!(key_from_env(env(&[("FAL_KEY", "  ")])).is_none());
+    }
+
+    #[test]
+    fn key_is_redacted_in_debug() {
+        let k = FalKey::new("secret-id:secret-value").unwrap();
+        assert!(!format!("{k:?}").contains("secret"));
+        let cfg = FalConfig::production(Some(k));
+        assert!(!format!("{cfg:?}").contains("secret-value"));
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert!(parse_base_url("queue URL", "http://127.0.0.1:8080").is_ok());
+        assert!(parse_base_url("queue URL", "http://localhost:1").is_ok());
+        assert!(parse_base_url("queue URL", "http://[::1]:1").is_ok());
+        let err = parse_base_url("queue URL", "http://example.com").unwrap_err();
+        assert!(err.contains("plain http"), "{err}");
+        assert!(parse_base_url("queue URL", "ftp://x").is_err());
+        assert!(parse_base_url("queue URL", "https://queue.fal.run").is_ok());
+    }
+}

@@ -1,0 +1,385 @@
+//! fal's two error formats (fal-protocol.md §1.7) as typed errors that say what happened and what
+//! the user can do, plus network failures classified for the retry rules.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+use serde_json::Value;
+
+use crate::model::{Field, FieldError};
+
+/// One item of a 422 `detail` list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FalFieldError {
+    pub field: Field,
+    pub loc: Vec<Value>,
+    pub msg: String,
+    pub kind: String,
+    pub ctx: Option<Value>,
+    pub input: Option<Value>,
+}
+
+impl FalFieldError {
+    /// The same problem as a field error a front end shows next to the field.
+    pub fn to_field_error(&self) -> FieldError {
+        let hint = model_error_hint(&self.kind);
+        FieldError {
+            field: self.field,
+            message: match hint {
+                Some(h) => format!("{} ({}): {h}", self.msg, self.kind),
+                None => format!("{} ({})", self.msg, self.kind),
+            },
+        }
+    }
+}
+
+/// An error answer from fal in the flat format, or any non-422 status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: u16,
+    /// `detail` text (or the raw body when it was not JSON), stripped of control characters.
+    pub detail: String,
+    pub error_type: Option<String>,
+    pub request_id: Option<String>,
+    /// `X-Fal-Request-Timeout-Type` (`user` means the caller's own deadline: never retry).
+    pub timeout_type: Option<String>,
+    pub retry_after: Option<Duration>,
+    /// A gateway error from fal's ingress (nginx page, no `x-fal-request-id`): retryable.
+    pub ingress: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkKind {
+    /// The connection could not be made: the request was certainly not sent.
+    Connect,
+    Timeout,
+    /// The connection broke, or the body could not be read.
+    Other,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FalError {
+    /// fal refused the input (422 with a `detail` list); each item maps onto an input field.
+    #[error("{}", describe_validation(.errors))]
+    Validation { errors: Vec<FalFieldError>, request_id: Option<String> },
+    #[error("{}", describe_api(.0))]
+    Api(ApiError),
+    /// The request finished with `error` on its COMPLETED status.
+    #[error("the model run failed: {error}{}. {}", .error_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(), request_error_hint(.error_type.as_deref(), 0))]
+    RunFailed { error: String, error_type: Option<String> },
+    #[error("network error talking to {host}: {message}. Check your connection; kontext retried {attempts} time(s)")]
+    Network { host: String, kind: NetworkKind, message: String, attempts: usize },
+    /// fal answered something this client cannot read.
+    #[error("unexpected answer from fal: {0}")]
+    Protocol(String),
+    #[error("the result is not ready yet (fal says the request is still in progress)")]
+    NotReady,
+}
+
+impl FalError {
+    /// Whether an idempotent call (status, result, cancel, upload, download) may be retried, the
+    /// way fal's Python client decides (fal-protocol.md §5.1).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            FalError::Network { .. } => true,
+            FalError::Api(e) => match e.status {
+                408 | 409 | 429 => true,
+                502..=504 => e.ingress && e.timeout_type.is_none(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// Whether a submit failed in a way that proves fal did not accept it, so sending it again
+    /// cannot bill twice: the connection was never made, or fal answered 429/503.
+    pub fn submit_provably_not_accepted(&self) -> bool {
+        match self {
+            FalError::Network { kind, .. } => *kind == NetworkKind::Connect,
+            FalError::Api(e) => matches!(e.status, 429 | 503) && e.timeout_type.is_none(),
+            _ => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            FalError::Api(e) => e.retry_after,
+            _ => None,
+        }
+    }
+
+    /// Field errors for the input form, when fal named fields.
+    pub fn field_errors(&self) -> Vec<FieldError> {
+        match self {
+            FalError::Validation { errors, .. } => errors.iter().map(FalFieldError::to_field_error).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    pub(crate) fn network(url: &reqwest::Url, err: &reqwest::Error) -> FalError {
+        let kind = if err.is_connect() {
+            NetworkKind::Connect
+        } else if err.is_timeout() {
+            NetworkKind::Timeout
+        } else {
+            NetworkKind::Other
+        };
+        FalError::Network {
+            host: url.host_str().unwrap_or("?").to_string(),
+            kind,
+            message: error_chain(err),
+            attempts: 0,
+        }
+    }
+
+    pub(crate) fn with_attempts(self, n: usize) -> FalError {
+        match self {
+            FalError::Network { host, kind, message, .. } => FalError::Network { host, kind, message, attempts: n },
+            other => other,
+        }
+    }
+
+    /// Builds the error for a non-success answer, from its status, headers and body.
+    pub(crate) fn from_response(status: u16, headers: &HeaderMap, body: &[u8]) -> FalError {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let request_id = header("x-fal-request-id");
+        let json: Option<Value> = serde_json::from_slice(body).ok();
+        if status == 422 {
+            if let Some(Value::Array(items)) = json.as_ref().and_then(|j| j.get("detail")) {
+                let errors = items.iter().map(parse_field_error).collect();
+                return FalError::Validation { errors, request_id };
+            }
+        }
+        let text = String::from_utf8_lossy(body);
+        let detail = match json.as_ref().and_then(|j| j.get("detail")) {
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+            None => match json.as_ref().and_then(|j| j.get("message")).and_then(Value::as_str) {
+                Some(m) => m.to_string(),
+                None if json.is_some() => text.to_string(),
+                None => first_line_of_html_or_text(&text),
+            },
+        };
+        let ingress = request_id.is_none() && text.contains("nginx");
+        FalError::Api(ApiError {
+            status,
+            detail: crate::sanitize::strip_controls(&detail),
+            error_type: json
+                .as_ref()
+                .and_then(|j| j.get("error_type"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| header("x-fal-error-type")),
+            request_id,
+            timeout_type: header("x-fal-request-timeout-type"),
+            retry_after: header("retry-after").and_then(|v| parse_retry_after(&v)),
+            ingress,
+        })
+    }
+}
+
+fn parse_field_error(item: &Value) -> FalFieldError {
+    let loc: Vec<Value> = item.get("loc").and_then(Value::as_array).cloned().unwrap_or_default();
+    FalFieldError {
+        field: Field::from_loc(&loc),
+        loc,
+        msg: crate::sanitize::strip_controls(item.get("msg").and_then(Value::as_str).unwrap_or("invalid value")),
+        kind: item.get("type").and_then(Value::as_str).unwrap_or("unknown").to_string(),
+        ctx: item.get("ctx").cloned(),
+        input: item.get("input").cloned(),
+    }
+}
+
+/// `Retry-After` is seconds or an HTTP date.
+pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+}
+
+fn first_line_of_html_or_text(text: &str) -> String {
+    // An nginx error page: its <title> says it all.
+    if let Some(start) = text.find("<title>") {
+        if let Some(end) = text[start..].find("</title>") {
+            return text[start + 7..start + end].trim().to_string();
+        }
+    }
+    let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    line.chars().take(200).collect()
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut s = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = e.source();
+    }
+    s
+}
+
+fn describe_validation(errors: &[FalFieldError]) -> String {
+    let mut s = String::from("fal rejected the input:");
+    for e in errors {
+        s.push_str(&format!("\n  {}", e.to_field_error()));
+    }
+    s
+}
+
+fn describe_api(e: &ApiError) -> String {
+    let mut s = format!("fal answered HTTP {}", e.status);
+    if let Some(t) = &e.error_type {
+        s.push_str(&format!(" ({t})"));
+    }
+    if !e.detail.is_empty() {
+        s.push_str(&format!(": {}", e.detail));
+    }
+    s.push_str(". ");
+    s.push_str(request_error_hint(e.error_type.as_deref(), e.status));
+    if let Some(id) = &e.request_id {
+        s.push_str(&format!(" [request {id}]"));
+    }
+    s
+}
+
+/// What a person can do about a request (infrastructure) error.
+fn request_error_hint(error_type: Option<&str>, status: u16) -> &'static str {
+    match (error_type, status) {
+        (Some("request_timeout" | "generation_timeout"), _) => {
+            "The run took too long on fal's side; try again, perhaps with fewer images."
+        }
+        (Some("startup_timeout" | "runner_scheduling_failure"), _) => {
+            "fal could not start the model in time; try again in a minute."
+        }
+        (Some(t), _) if t.starts_with("runner_") => "fal lost the machine running the model; try again.",
+        (Some("client_cancelled" | "client_disconnected"), _) => "The request was cancelled.",
+        (Some("bad_request"), _) => "fal could not read the request; check the input.",
+        (_, 401) => "fal did not accept the key: set a valid FAL_KEY (or key in the config file).",
+        (_, 403) => "The key lacks permission for this endpoint: check its scopes in fal's dashboard.",
+        (_, 404) => "fal does not know this endpoint or request: check the endpoint id.",
+        (_, 408 | 429) => "fal is busy or rate-limiting this key; wait a moment and try again.",
+        (_, 500..=599) => "fal had a server-side problem; try again shortly.",
+        _ => "See the message above.",
+    }
+}
+
+/// What a person can do about a model (422) error type.
+fn model_error_hint(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "content_policy_violation" => "fal's safety filter refused it; rephrase the prompt or raise safety_tolerance",
+        "file_download_error" => "fal could not download this image; check that the URL is public and reachable",
+        "image_load_error" => "fal could not read this image; use a PNG, JPEG or WebP file",
+        "image_too_small" => "use a larger image",
+        "image_too_large" => "use a smaller image",
+        "file_too_large" => "use a smaller file",
+        "no_media_generated" => "the model produced nothing; try another prompt or seed",
+        "missing" => "this field is required",
+        _ => return None,
+    })
+}
+
+impl fmt::Display for NetworkKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NetworkKind::Connect => "could not connect",
+            NetworkKind::Timeout => "timed out",
+            NetworkKind::Other => "connection failed",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn maps_422_detail_items_onto_fields() {
+        let body = br#"{"detail":[
+            {"loc":["body","guidance_scale"],"msg":"Input should be less than or equal to 20","type":"less_than_equal","url":"https://docs.fal.ai/errors/#less_than_equal","ctx":{"le":20},"input":21},
+            {"loc":["body","input.image_urls"],"msg":"Failed to download the file","type":"file_download_error"},
+            {"loc":["body","image_urls",1],"msg":"bad","type":"image_load_error"},
+            {"loc":["body","prompt"],"msg":"Field required","type":"missing"}]}"#;
+        let err = FalError::from_response(422, &HeaderMap::new(), body);
+        let fields: Vec<Field> = err.field_errors().iter().map(|e| e.field).collect();
+        assert_eq!(
+            fields,
+            vec![Field::GuidanceScale, Field::ImageUrls(None), Field::ImageUrls(Some(1)), Field::Prompt]
+        );
+        let text = err.to_string();
+        assert!(text.contains("guidance_scale: Input should be less than or equal to 20 (less_than_equal)"), "{text}");
+        assert!(text.contains("check that the URL is public"), "{text}");
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn flat_errors_take_type_from_body_or_header() {
+        let err = FalError::from_response(
+            503,
+            &headers(&[("x-fal-request-id", "r1"), ("x-fal-error-type", "runner_disconnected")]),
+            br#"{"detail":"Runner disconnected"}"#,
+        );
+        let FalError::Api(api) = &err else { panic!("{err:?}") };
+        assert_eq!(api.error_type.as_deref(), Some("runner_disconnected"));
+        assert!(!api.ingress);
+        assert!(!err.is_retryable(), "fal-generated 503 is not retried");
+        assert!(err.submit_provably_not_accepted());
+        assert!(err.to_string().contains("try again"), "{err}");
+
+        let body_type =
+            FalError::from_response(504, &HeaderMap::new(), br#"{"detail":"x","error_type":"request_timeout"}"#);
+        assert!(matches!(&body_type, FalError::Api(a) if a.error_type.as_deref() == Some("request_timeout")));
+    }
+
+    #[test]
+    fn ingress_gateway_errors_are_retryable_but_user_timeouts_never() {
+        let nginx = b"<html><head><title>502 Bad Gateway</title></head><body><center>nginx</center></body></html>";
+        let err = FalError::from_response(502, &HeaderMap::new(), nginx);
+        assert!(err.is_retryable());
+        assert!(err.to_string().contains("502 Bad Gateway"), "{err}");
+        let user = FalError::from_response(504, &headers(&[("x-fal-request-timeout-type", "user")]), nginx);
+        assert!(!user.is_retryable());
+        for status in [408, 409, 429] {
+            assert!(FalError::from_response(status, &HeaderMap::new(), b"{}").is_retryable(), "{status}");
+        }
+        for status in [400, 401, 404, 500] {
+            assert!(!FalError::from_response(status, &HeaderMap::new(), b"{}").is_retryable(), "{status}");
+        }
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        assert_eq!(parse_retry_after("2"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_retry_after("0.5"), Some(Duration::from_millis(500)));
+        let future = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let d = parse_retry_after(&future).unwrap();
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
+        assert_eq!(parse_retry_after("soon"), None);
+        let err = FalError::from_response(429, &headers(&[("retry-after", "3")]), b"{}");
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn detail_is_stripped_of_escape_sequences() {
+        let err = FalError::from_response(400, &HeaderMap::new(), b"{\"detail\":\"bad \\u001b[31mred\\u001b[0m\"}");
+        let text = err.to_string();
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("bad red"), "{text}");
+    }
+}

@@ -1,0 +1,15 @@
+//! The fal queue client. It knows HTTP and fal's protocol; it knows nothing of files, history or
+//! terminals.
+
+mod client;
+mod config;
+mod error;
+mod retry;
+
+pub use client::{CancelOutcome, FalClient, FollowMode, Media, RequestHandle, StatusUpdate, SubmitError};
+pub use config::{
+    DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL, FalConfig, FalKey, KeySource, is_loopback_url, key_from_env,
+    parse_base_url,
+};
+pub use error::{ApiError, FalError, FalFieldError, NetworkKind};
+pub use retry::RetryPolicy;
