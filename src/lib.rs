@@ -2,9 +2,13 @@
 //!
 //! Modules depend one way: `model` (the endpoint's schema) ← `fal` (the queue protocol client)
 //! ← `runner` (one job from input to files on disk) ← front ends (`cli`, later the TUI).
-//! `emulator` is a stand-alone fal look-alike used as the offline default and the test double.
+//! `setup` decides whom to talk to (fal with a key, or the built-in `emulator`).
 
+pub mod cli;
+pub mod config;
 pub mod emulator;
 pub mod fal;
 pub mod model;
+pub mod runner;
 pub mod sanitize;
+pub mod setup;

@@ -1,0 +1,47 @@
+//! `kontext emulator`: fal's API on loopback, for offline work and for other tools.
+
+use clap::Args;
+
+use super::exit;
+use crate::emulator::{Emulator, EmulatorConfig, FaultSpec, Profile};
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Port on 127.0.0.1 (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// Timing: fast (tests) or realistic (demos).
+    #[arg(long, default_value = "realistic")]
+    pub profile: Profile,
+    /// Fault injection, e.g. "429:0.2,502:0.1,reset:0.1,drop-stream:0.3,slow:500ms".
+    #[arg(long, value_name = "SPEC")]
+    pub faults: Option<FaultSpec>,
+    /// Serve media (uploads, outputs) from a second loopback host, as fal's CDN is another host.
+    #[arg(long)]
+    pub separate_cdn_host: bool,
+}
+
+pub async fn serve(args: EmulatorArgs) -> u8 {
+    let mut config = EmulatorConfig::for_profile(args.profile);
+    if let Some(f) = args.faults {
+        config.faults = f;
+    }
+    config.separate_cdn_host = args.separate_cdn_host;
+    let emulator = match Emulator::start(config, args.port).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("kontext emulator: cannot listen on 127.0.0.1:{}: {e}", args.port);
+            return exit::FAILURE;
+        }
+    };
+    // The first line of stdout is the base URL, for scripts and tests.
+    println!("{}", emulator.base_url());
+    eprintln!(
+        "fal emulator ({}) serving queue, run (/run/…) and storage routes; media at {}. Ctrl-C stops it.",
+        args.profile,
+        emulator.cdn_base_url()
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    emulator.shutdown().await;
+    exit::OK
+}

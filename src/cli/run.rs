@@ -1,0 +1,222 @@
+//! `kontext run`: one request, headless. Progress on stderr, a summary (or one JSON object) on
+//! stdout, and an exit code a script can act on.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::exit;
+use super::progress::Progress;
+use crate::fal::{FalError, FollowMode, SubmitError};
+use crate::model::Draft;
+use crate::runner::{DEFAULT_DATA_URI_THRESHOLD, JobError, JobOutcome, JobRequest, run_job};
+use crate::setup::{ConnectOptions, Locations, connect};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// What to do with the images.
+    #[arg(long, short)]
+    pub prompt: String,
+    /// An input image: http(s) URL, data: URI or local file (repeat for up to 4).
+    #[arg(long = "image", short = 'i', value_name = "URL_OR_PATH")]
+    pub images: Vec<String>,
+    /// Seed (0 to 2^64-1); the same seed and input give the same image.
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// Guidance scale, 1 to 20 (default 3.5).
+    #[arg(long, value_name = "F")]
+    pub guidance: Option<String>,
+    /// Number of images, 1 to 4 (default 1).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub num_images: Option<String>,
+    /// Output format: jpeg or png (default jpeg).
+    #[arg(long, value_name = "jpeg|png")]
+    pub format: Option<String>,
+    /// Safety tolerance, 1 (strictest) to 6 (default 2).
+    #[arg(long, value_name = "1..6")]
+    pub safety: Option<String>,
+    /// Let the model rewrite the prompt for better results.
+    #[arg(long)]
+    pub enhance_prompt: bool,
+    /// Aspect ratio: 21:9 16:9 4:3 3:2 1:1 2:3 3:4 9:16 9:21 (default: the model decides).
+    #[arg(long, value_name = "R")]
+    pub aspect_ratio: Option<String>,
+    /// Ask fal to return images inline (data: URIs) instead of CDN URLs.
+    #[arg(long)]
+    pub sync: bool,
+    /// Folder for the images (default: the config's output_dir, else the current folder).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print one JSON object (fal's result, local paths, request id) on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Use the built-in emulator even if a fal key is configured.
+    #[arg(long)]
+    pub offline: bool,
+    /// Endpoint id (default fal-ai/flux-pro/kontext/multi).
+    #[arg(long, env = "KONTEXT_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Queue host base URL.
+    #[arg(long, env = "FAL_QUEUE_URL", value_name = "URL")]
+    pub queue_url: Option<String>,
+    /// Synchronous-run host base URL.
+    #[arg(long, env = "FAL_RUN_URL", value_name = "URL")]
+    pub run_url: Option<String>,
+    /// REST (storage) host base URL.
+    #[arg(long, env = "FAL_REST_URL", value_name = "URL")]
+    pub rest_url: Option<String>,
+    /// Follow status by polling instead of the event stream.
+    #[arg(long)]
+    pub poll: bool,
+    /// Timing of the built-in emulator: fast or realistic.
+    #[arg(long, env = "KONTEXT_EMULATOR_PROFILE", value_name = "PROFILE")]
+    pub emulator_profile: Option<String>,
+}
+
+pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
+    let (mut config, _) = match locations.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    if let Some(e) = &args.endpoint {
+        config.endpoint = Some(e.clone());
+    }
+
+    // Flags over config defaults; every problem is reported at once.
+    let defaults = config.default_draft();
+    let draft = Draft {
+        prompt: args.prompt.clone(),
+        images: args.images.clone(),
+        seed: args.seed.clone().or(defaults.seed),
+        guidance_scale: args.guidance.clone().or(defaults.guidance_scale),
+        sync_mode: args.sync || defaults.sync_mode,
+        num_images: args.num_images.clone().or(defaults.num_images),
+        output_format: args.format.clone().or(defaults.output_format),
+        safety_tolerance: args.safety.clone().or(defaults.safety_tolerance),
+        enhance_prompt: args.enhance_prompt || defaults.enhance_prompt,
+        aspect_ratio: args.aspect_ratio.clone().or(defaults.aspect_ratio),
+    };
+    let endpoint_check = match &config.endpoint {
+        Some(e) => crate::model::Endpoint::parse(e),
+        None => Ok(crate::model::Endpoint::default()),
+    };
+    let max_images = endpoint_check.as_ref().map(|e| e.max_images()).unwrap_or(crate::model::MAX_INPUT_IMAGES);
+    let validated = draft.validate(max_images);
+    if endpoint_check.is_err() || validated.is_err() {
+        eprintln!("kontext: the request is not valid:");
+        if let Err(m) = &endpoint_check {
+            eprintln!("  endpoint: {m}");
+        }
+        if let Err(errors) = &validated {
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+        }
+        return exit::INVALID_INPUT;
+    }
+    let Ok(input) = validated else { return exit::INVALID_INPUT };
+
+    let opts = ConnectOptions {
+        offline: args.offline,
+        queue_url: args.queue_url.clone(),
+        run_url: args.run_url.clone(),
+        rest_url: args.rest_url.clone(),
+        emulator_profile: args.emulator_profile.clone(),
+    };
+    let connection = match connect(&config, &opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    eprintln!("kontext: using {}", connection.target.describe());
+
+    let out_dir = args.out.clone().or(config.output_dir.clone()).unwrap_or_else(|| PathBuf::from("."));
+    let job = JobRequest {
+        endpoint: connection.endpoint.clone(),
+        input,
+        out_dir,
+        record_dir: Some(locations.data_dir().join("requests")),
+        data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
+        follow: if args.poll { FollowMode::Poll } else { FollowMode::Stream },
+    };
+
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let progress = tokio::spawn(Progress::new().render(rx));
+    let interrupts = tokio::spawn(watch_interrupts(cancel.clone()));
+    let result = run_job(&connection.client, job, tx, cancel).await;
+    interrupts.abort();
+    let _ = progress.await;
+
+    let code = match result {
+        Ok(outcome) => {
+            print_outcome(&outcome, args.json);
+            exit::OK
+        }
+        Err(e) => report_failure(&e),
+    };
+    connection.shutdown().await;
+    code
+}
+
+/// First Ctrl-C: cancel the job (which asks fal to cancel); second: leave at once.
+async fn watch_interrupts(cancel: CancellationToken) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    eprintln!("\nkontext: interrupted — asking fal to cancel (Ctrl-C again to quit now)");
+    cancel.cancel();
+    if tokio::signal::ctrl_c().await.is_ok() {
+        std::process::exit(exit::INTERRUPTED as i32);
+    }
+}
+
+fn print_outcome(outcome: &JobOutcome, as_json: bool) {
+    if as_json {
+        let value = json!({
+            "request_id": outcome.handle.request_id,
+            "endpoint": outcome.handle.endpoint,
+            "result": outcome.raw_result,
+            "files": outcome.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
+        });
+        println!("{value}");
+        return;
+    }
+    let o = &outcome.output;
+    println!("request  {}", outcome.handle.request_id);
+    println!("seed     {}", o.seed);
+    if let Some(secs) = o.inference_seconds() {
+        println!("timing   {secs:.2}s inference, {:.2}s in all", outcome.elapsed.as_secs_f64());
+    }
+    if crate::sanitize::one_line(&o.prompt) != crate::sanitize::one_line(&outcome.sent.prompt) {
+        println!("prompt   {}", crate::sanitize::one_line(&o.prompt));
+    }
+    for f in &outcome.files {
+        let nsfw = if f.nsfw { "  [flagged NSFW]" } else { "" };
+        println!("image {}  {}  {}x{} {}{nsfw}", f.index + 1, f.path.display(), f.width, f.height, f.content_type);
+    }
+}
+
+fn report_failure(e: &JobError) -> u8 {
+    eprintln!("kontext: {e}");
+    match e {
+        JobError::Cancelled { .. } => exit::INTERRUPTED,
+        JobError::Input { .. } => exit::INVALID_INPUT,
+        JobError::Write { .. } => exit::FAILURE,
+        JobError::Output { .. } => exit::FAL_ERROR,
+        JobError::Submit(SubmitError::Ambiguous(_)) => exit::NETWORK,
+        _ => match e.fal_error() {
+            Some(FalError::Network { .. }) => exit::NETWORK,
+            Some(_) => exit::FAL_ERROR,
+            None => exit::FAILURE,
+        },
+    }
+}

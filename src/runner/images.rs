@@ -1,0 +1,205 @@
+//! Input images on the way in (inline or upload) and output images on the way out (download,
+//! verify, write).
+
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::{JobError, JobEvent, write_atomically};
+use crate::fal::{FalClient, RequestHandle};
+use crate::model::{ImageSource, KontextOutput};
+
+/// Turns every input into a URL fal can read: URLs and data: URIs pass through; local files go
+/// inline when small, otherwise through fal storage.
+pub(super) async fn resolve_inputs(
+    client: &FalClient,
+    images: &[ImageSource],
+    data_uri_threshold: u64,
+    emit: &impl Fn(JobEvent),
+) -> Result<Vec<String>, JobError> {
+    let mut urls = Vec::with_capacity(images.len());
+    for (index, source) in images.iter().enumerate() {
+        let path = match source {
+            ImageSource::Url(u) | ImageSource::DataUri(u) => {
+                urls.push(u.clone());
+                continue;
+            }
+            ImageSource::Local(p) => p,
+        };
+        let name = file_name_of(path);
+        let bytes = tokio::fs::read(path).await.map_err(|e| JobError::Input {
+            index,
+            name: name.clone(),
+            message: format!("cannot read {}: {e}", path.display()),
+        })?;
+        let content_type = match image::guess_format(&bytes) {
+            Ok(f) => f.to_mime_type(),
+            Err(_) => {
+                return Err(JobError::Input { index, name, message: "the file is not a recognised image".into() });
+            }
+        };
+        if bytes.len() as u64 <= data_uri_threshold {
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            urls.push(format!("data:{content_type};base64,{encoded}"));
+            continue;
+        }
+        emit(JobEvent::Uploading { index, name: name.clone(), bytes: bytes.len() as u64 });
+        let url = client
+            .upload(Bytes::from(bytes), content_type, &name)
+            .await
+            .map_err(|error| JobError::Upload { index, name, error })?;
+        emit(JobEvent::Uploaded { index, url: url.clone() });
+        urls.push(url);
+    }
+    Ok(urls)
+}
+
+fn file_name_of(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image".into())
+}
+
+/// An output image written to disk.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SavedImage {
+    pub index: usize,
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub content_type: String,
+    pub nsfw: bool,
+}
+
+/// An image whose bytes were checked to be what they claim and to decode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedImage {
+    pub format: image::ImageFormat,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl VerifiedImage {
+    pub fn extension(&self) -> &'static str {
+        match self.format {
+            image::ImageFormat::Jpeg => "jpg",
+            image::ImageFormat::Png => "png",
+            image::ImageFormat::WebP => "webp",
+            _ => "img",
+        }
+    }
+}
+
+/// Checks that `bytes` are the image type `claimed` says (when it says one) and decode fully.
+pub fn verify_image(bytes: &[u8], claimed: Option<&str>) -> Result<VerifiedImage, String> {
+    let format = image::guess_format(bytes).map_err(|_| "the data is not a recognised image".to_string())?;
+    if let Some(claimed) = claimed {
+        let claimed = claimed.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let matches = match claimed.as_str() {
+            "image/jpeg" | "image/jpg" => format == image::ImageFormat::Jpeg,
+            "image/png" => format == image::ImageFormat::Png,
+            "image/webp" => format == image::ImageFormat::WebP,
+            // A generic type says nothing; anything else must match what the bytes are.
+            "" | "application/octet-stream" | "binary/octet-stream" => true,
+            _ => false,
+        };
+        if !matches {
+            return Err(format!("claimed to be {claimed} but the data is {}", format.to_mime_type()));
+        }
+    }
+    let decoded = image::load_from_memory_with_format(bytes, format)
+        .map_err(|e| format!("the {} data does not decode: {e}", format.to_mime_type()))?;
+    Ok(VerifiedImage { format, width: decoded.width(), height: decoded.height() })
+}
+
+/// Downloads (or decodes) every output image, verifies it and writes it as
+/// `<out>/<request id>-<index>.<ext>` — never a name the server chose.
+pub(super) async fn save_outputs(
+    client: &FalClient,
+    handle: &RequestHandle,
+    output: &KontextOutput,
+    out_dir: &Path,
+    emit: &impl Fn(JobEvent),
+) -> Result<Vec<SavedImage>, JobError> {
+    let stem = safe_stem(&handle.request_id);
+    let mut saved = Vec::with_capacity(output.images.len());
+    for (index, image) in output.images.iter().enumerate() {
+        emit(JobEvent::Downloading { index });
+        let output_err = |message: String| JobError::Output { handle: Box::new(handle.clone()), index, message };
+        let media = client.download(&image.url).await.map_err(|e| output_err(e.to_string()))?;
+        let claimed = image.content_type.clone().or(media.content_type.clone());
+        let bytes = media.bytes;
+        let check_bytes = bytes.clone();
+        let verified = tokio::task::spawn_blocking(move || verify_image(&check_bytes, claimed.as_deref()))
+            .await
+            .map_err(|e| output_err(format!("verification crashed: {e}")))?
+            .map_err(output_err)?;
+        if let (Some(w), Some(h)) = (image.width, image.height) {
+            if (w, h) != (verified.width, verified.height) {
+                emit(JobEvent::Note(format!(
+                    "image {}: fal said {w}x{h}, the file is {}x{}",
+                    index + 1,
+                    verified.width,
+                    verified.height
+                )));
+            }
+        }
+        let path = out_dir.join(format!("{stem}-{index}.{}", verified.extension()));
+        let write_path = path.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&write_path, &bytes))
+            .await
+            .map_err(|e| JobError::Write { path: path.clone(), error: std::io::Error::other(e) })?
+            .map_err(|error| JobError::Write { path: path.clone(), error })?;
+        emit(JobEvent::Saved { index, path: path.clone() });
+        saved.push(SavedImage {
+            index,
+            path,
+            width: verified.width,
+            height: verified.height,
+            content_type: verified.format.to_mime_type().to_string(),
+            nsfw: output.nsfw(index),
+        });
+    }
+    Ok(saved)
+}
+
+/// Request ids are uuids; anything else is reduced to a harmless file name.
+fn safe_stem(request_id: &str) -> String {
+    let s: String = request_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .take(64)
+        .collect();
+    if s.is_empty() { "request".into() } else { s }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png(w: u32, h: u32) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn verifies_claimed_type_and_decoding() {
+        let bytes = png(3, 2);
+        let v = verify_image(&bytes, Some("image/png")).unwrap();
+        assert_eq!((v.width, v.height, v.extension()), (3, 2, "png"));
+        let err = verify_image(&bytes, Some("image/jpeg")).unwrap_err();
+        assert!(err.contains("claimed to be image/jpeg"), "{err}");
+        assert!(verify_image(b"<html>not an image</html>", None).is_err());
+        let truncated = &bytes[..bytes.len() / 2];
+        assert!(verify_image(truncated, Some("image/png")).is_err(), "a truncated PNG must not pass");
+    }
+
+    #[test]
+    fn server_ids_cannot_escape_the_folder() {
+        assert_eq!(safe_stem("../../etc/passwd"), "etcpasswd");
+        assert_eq!(safe_stem("a1b2-c3"), "a1b2-c3");
+        assert_eq!(safe_stem("/.."), "request");
+    }
+}
