@@ -1,0 +1,292 @@
+//! Deterministic image synthesis: the emulator's stand-in for FLUX Kontext.
+//!
+//! An output is a pure function of (decoded input pixels, prompt, seed, size, output index,
+//! format): the inputs are laid out side by side on a seed/prompt-coloured gradient canvas,
+//! tinted, and labelled; then encoded as JPEG or PNG. Same inputs → identical bytes.
+
+use image::imageops::{self, FilterType};
+use image::{DynamicImage, ImageEncoder, Rgb, RgbImage};
+
+use super::util::Fnv;
+
+/// Kontext's preferred output resolutions (~1 MP) by aspect ratio (BFL's table).
+const KONTEXT_SIZES: &[(&str, u32, u32)] = &[
+    ("21:9", 1568, 672),
+    ("16:9", 1392, 752),
+    ("4:3", 1184, 880),
+    ("3:2", 1248, 832),
+    ("1:1", 1024, 1024),
+    ("2:3", 832, 1248),
+    ("3:4", 880, 1184),
+    ("9:16", 752, 1392),
+    ("9:21", 672, 1568),
+];
+
+/// Output size: the requested ratio, or (like Kontext) the ratio closest to the first input;
+/// then scaled down so the long side fits `max_side`.
+pub(crate) fn output_size(
+    aspect: Option<&str>,
+    first_input: Option<(u32, u32)>,
+    max_side: Option<u32>,
+) -> (u32, u32) {
+    let (w, h) = match aspect.and_then(|a| KONTEXT_SIZES.iter().find(|(n, _, _)| *n == a)) {
+        Some((_, w, h)) => (*w, *h),
+        None => {
+            let target = first_input
+                .filter(|(w, h)| *w > 0 && *h > 0)
+                .map(|(w, h)| (f64::from(w) / f64::from(h)).ln())
+                .unwrap_or(0.0);
+            KONTEXT_SIZES
+                .iter()
+                .min_by(|a, b| {
+                    let da = ((f64::from(a.1) / f64::from(a.2)).ln() - target).abs();
+                    let db = ((f64::from(b.1) / f64::from(b.2)).ln() - target).abs();
+                    da.total_cmp(&db)
+                })
+                .map(|(_, w, h)| (*w, *h))
+                .unwrap_or((1024, 1024))
+        }
+    };
+    match max_side {
+        Some(m) if m > 0 && w.max(h) > m => {
+            let s = f64::from(m) / f64::from(w.max(h));
+            (
+                ((f64::from(w) * s).round() as u32).max(1),
+                ((f64::from(h) * s).round() as u32).max(1),
+            )
+        }
+        _ => (w, h),
+    }
+}
+
+fn colour(h: u64, shift: u32) -> Rgb<u8> {
+    let v = h.rotate_right(shift);
+    // Keep colours mid-bright so the label stays readable.
+    Rgb([
+        40 + (v & 0xff) as u8 % 176,
+        40 + ((v >> 8) & 0xff) as u8 % 176,
+        40 + ((v >> 16) & 0xff) as u8 % 176,
+    ])
+}
+
+fn lerp(a: u8, b: u8, t: f32) -> u8 {
+    (f32::from(a) + (f32::from(b) - f32::from(a)) * t).round() as u8
+}
+
+/// Decodes image bytes (JPEG, PNG, WebP); `None` if they are not an image.
+pub(crate) fn decode(bytes: &[u8]) -> Option<RgbImage> {
+    image::load_from_memory(bytes).ok().map(|i| i.to_rgb8())
+}
+
+/// A labelled tile standing in for an input the emulator may not fetch (non-loopback URL).
+pub(crate) fn placeholder(index: usize, side: u32) -> RgbImage {
+    let side = side.clamp(32, 1024);
+    let h = Fnv::new().bytes(b"placeholder").u64(index as u64).finish();
+    let (a, b) = (colour(h, 0), colour(h, 29));
+    let mut img = RgbImage::from_fn(side, side, |x, y| {
+        let t = (x + y) as f32 / (2 * side) as f32;
+        let checker = ((x / (side / 8).max(1)) + (y / (side / 8).max(1))) % 2 == 0;
+        let base = Rgb([lerp(a[0], b[0], t), lerp(a[1], b[1], t), lerp(a[2], b[2], t)]);
+        if checker {
+            base
+        } else {
+            Rgb([base[0] / 5 * 4, base[1] / 5 * 4, base[2] / 5 * 4])
+        }
+    });
+    let label = format!("OFFLINE {}", index + 1);
+    let scale = (side / (6 * label.len() as u32 + 4)).max(1);
+    let tw = 6 * scale * label.len() as u32;
+    let x = side.saturating_sub(tw) / 2;
+    let y = side.saturating_sub(7 * scale) / 2;
+    fill_rect(&mut img, x.saturating_sub(scale), y.saturating_sub(scale), tw + 2 * scale, 9 * scale, Rgb([0, 0, 0]));
+    draw_text(&mut img, x, y, scale, &label, Rgb([255, 255, 255]));
+    img
+}
+
+/// Synthesizes one output image and encodes it; returns (bytes, content type).
+pub(crate) fn synthesize(
+    inputs: &[RgbImage],
+    prompt: &str,
+    seed: u64,
+    size: (u32, u32),
+    index: u32,
+    output_format: &str,
+) -> Result<(Vec<u8>, &'static str), image::ImageError> {
+    let (w, h) = (size.0.max(1), size.1.max(1));
+    let hash = Fnv::new()
+        .u64(seed)
+        .bytes(prompt.as_bytes())
+        .u64(u64::from(index))
+        .finish();
+    let (c1, c2, tint) = (colour(hash, 0), colour(hash, 24), colour(hash, 48));
+    let angle = (hash >> 56) as f32 / 255.0 * std::f32::consts::TAU;
+    let (dx, dy) = (angle.cos(), angle.sin());
+    let norm = (w as f32).hypot(h as f32).max(1.0);
+    let mut canvas = RgbImage::from_fn(w, h, |x, y| {
+        let t = ((x as f32 * dx + y as f32 * dy) / norm + 1.0) / 2.0;
+        Rgb([lerp(c1[0], c2[0], t), lerp(c1[1], c2[1], t), lerp(c1[2], c2[2], t)])
+    });
+
+    // Inputs side by side, each fitted into its column with a margin.
+    let n = inputs.len().max(1) as u32;
+    let cell_w = (w / n).max(1);
+    let margin = (w.min(h) / 24).max(1);
+    for (i, input) in inputs.iter().enumerate() {
+        let (iw, ih) = input.dimensions();
+        if iw == 0 || ih == 0 {
+            continue;
+        }
+        let avail_w = cell_w.saturating_sub(2 * margin).max(1);
+        let avail_h = h.saturating_sub(2 * margin).max(1);
+        let s = (avail_w as f32 / iw as f32).min(avail_h as f32 / ih as f32);
+        let tw = ((iw as f32 * s).round() as u32).max(1);
+        let th = ((ih as f32 * s).round() as u32).max(1);
+        // `thumbnail` (area average) for down-scaling is fast; up-scaling needs a filter.
+        let fitted = if tw <= iw && th <= ih {
+            imageops::thumbnail(input, tw, th)
+        } else {
+            imageops::resize(input, tw, th, FilterType::Triangle)
+        };
+        let x = i as u32 * cell_w + (cell_w.saturating_sub(tw)) / 2;
+        let y = h.saturating_sub(th) / 2;
+        imageops::overlay(&mut canvas, &fitted, i64::from(x), i64::from(y));
+    }
+
+    // A tint derived from (seed, prompt, index) so every variation differs visibly.
+    for p in canvas.pixels_mut() {
+        for c in 0..3 {
+            p[c] = lerp(p[c], tint[c], 0.22);
+        }
+    }
+
+    let label = format!("SEED {seed} #{}", index + 1);
+    let scale = (w.min(h) / 160).max(1);
+    let pad = 2 * scale;
+    let ty = h.saturating_sub(7 * scale + 2 * pad);
+    fill_rect(&mut canvas, 0, ty, (6 * label.len() as u32 + 2) * scale, 7 * scale + 2 * pad, Rgb([0, 0, 0]));
+    draw_text(&mut canvas, pad, ty + pad, scale, &label, Rgb([255, 255, 255]));
+
+    encode(&canvas, output_format)
+}
+
+/// Encodes as PNG or JPEG (quality 90); both encoders are deterministic.
+pub(crate) fn encode(img: &RgbImage, output_format: &str) -> Result<(Vec<u8>, &'static str), image::ImageError> {
+    let mut out = Vec::new();
+    if output_format == "png" {
+        image::codecs::png::PngEncoder::new(&mut out).write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )?;
+        Ok((out, "image/png"))
+    } else {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .encode_image(&DynamicImage::ImageRgb8(img.clone()))?;
+        Ok((out, "image/jpeg"))
+    }
+}
+
+fn fill_rect(img: &mut RgbImage, x: u32, y: u32, w: u32, h: u32, c: Rgb<u8>) {
+    let (iw, ih) = img.dimensions();
+    for yy in y..(y.saturating_add(h)).min(ih) {
+        for xx in x..(x.saturating_add(w)).min(iw) {
+            img.put_pixel(xx, yy, c);
+        }
+    }
+}
+
+/// Draws text with the built-in 5x7 bitmap font (upper-case letters, digits, a few symbols).
+pub(crate) fn draw_text(img: &mut RgbImage, x: u32, y: u32, scale: u32, text: &str, c: Rgb<u8>) {
+    let (iw, ih) = img.dimensions();
+    for (ci, ch) in text.chars().enumerate() {
+        let rows = glyph(ch.to_ascii_uppercase());
+        let gx = x + ci as u32 * 6 * scale;
+        for (ry, bits) in rows.iter().enumerate() {
+            for rx in 0..5u32 {
+                if bits & (0x10 >> rx) == 0 {
+                    continue;
+                }
+                for sy in 0..scale {
+                    for sx in 0..scale {
+                        let px = gx + rx * scale + sx;
+                        let py = y + ry as u32 * scale + sy;
+                        if px < iw && py < ih {
+                            img.put_pixel(px, py, c);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn glyph(c: char) -> [u8; 7] {
+    match c {
+        '0' => [0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E],
+        '1' => [0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        '2' => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F],
+        '3' => [0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E],
+        '4' => [0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02],
+        '5' => [0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E],
+        '6' => [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E],
+        '7' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        '8' => [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E],
+        '9' => [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
+        'A' => [0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
+        'B' => [0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E],
+        'C' => [0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E],
+        'D' => [0x1C, 0x12, 0x11, 0x11, 0x11, 0x12, 0x1C],
+        'E' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F],
+        'F' => [0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10],
+        'G' => [0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F],
+        'H' => [0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11],
+        'I' => [0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E],
+        'J' => [0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C],
+        'K' => [0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11],
+        'L' => [0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F],
+        'M' => [0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11],
+        'N' => [0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11],
+        'O' => [0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'P' => [0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10],
+        'Q' => [0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D],
+        'R' => [0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11],
+        'S' => [0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E],
+        'T' => [0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04],
+        'U' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E],
+        'V' => [0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04],
+        'W' => [0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A],
+        'X' => [0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11],
+        'Y' => [0x11, 0x11, 0x11, 0x0A, 0x04, 0x04, 0x04],
+        'Z' => [0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F],
+        ' ' => [0; 7],
+        '-' => [0, 0, 0, 0x1F, 0, 0, 0],
+        ':' => [0, 0x0C, 0x0C, 0, 0x0C, 0x0C, 0],
+        '.' => [0, 0, 0, 0, 0, 0x0C, 0x0C],
+        '#' => [0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A],
+        _ => [0x0E, 0x11, 0x01, 0x02, 0x04, 0x00, 0x04],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(output_size(Some("16:9"), None, None), (1392, 752));
+        assert_eq!(output_size(None, Some((800, 600)), None), (1184, 880));
+        assert_eq!(output_size(Some("1:1"), None, Some(256)), (256, 256));
+        assert_eq!(output_size(Some("21:9"), None, Some(256)), (256, 110));
+    }
+
+    #[test]
+    fn deterministic() {
+        let inp = vec![placeholder(0, 64)];
+        let a = synthesize(&inp, "p", 1, (64, 48), 0, "png").unwrap();
+        let b = synthesize(&inp, "p", 1, (64, 48), 0, "png").unwrap();
+        let c = synthesize(&inp, "p", 2, (64, 48), 0, "png").unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+    }
+}
