@@ -82,17 +82,19 @@ pub enum ConfigError {
 
 impl Config {
     /// Loads `explicit` (which must exist), else the default location (which may be absent).
-    pub fn load(explicit: Option<&Path>, default_path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    pub fn load(
+        explicit: Option<&Path>,
+        default_path: Option<&Path>,
+    ) -> Result<(Config, Option<PathBuf>), ConfigError> {
         let (path, required) = match (explicit, default_path) {
             (Some(p), _) => (p.to_path_buf(), true),
             (None, Some(p)) => (p.to_path_buf(), false),
             (None, None) => return Ok((Config::default(), None)),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => Config::parse(&text).map(|c| (c, Some(path.clone()))).map_err(|message| ConfigError::Parse {
-                path,
-                message,
-            }),
+            Ok(text) => Config::parse(&text)
+                .map(|c| (c, Some(path.clone())))
+                .map_err(|message| ConfigError::Parse { path, message }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok((Config::default(), None)),
             Err(error) => Err(ConfigError::Read { path, error }),
         }

@@ -114,10 +114,7 @@ fn resolve_key(config: &Config) -> Result<Option<(FalKey, KeySource)>, SetupErro
             .output()
             .map_err(|e| SetupError::Invalid(format!("key_command could not be run: {e}")))?;
         if !out.status.success() {
-            return Err(SetupError::Invalid(format!(
-                "key_command failed ({}); fix it or set FAL_KEY",
-                out.status
-            )));
+            return Err(SetupError::Invalid(format!("key_command failed ({}); fix it or set FAL_KEY", out.status)));
         }
         let text = String::from_utf8_lossy(&out.stdout);
         let key = text.lines().next().and_then(FalKey::new).ok_or_else(|| {
@@ -167,7 +164,8 @@ pub async fn connect(config: &Config, opts: &ConnectOptions) -> Result<Connectio
         };
         let mut ecfg = EmulatorConfig::for_profile(profile);
         if let Some(spec) = &config.emulator.faults {
-            ecfg.faults = spec.parse::<FaultSpec>().map_err(|e| SetupError::Invalid(format!("emulator faults: {e}")))?;
+            ecfg.faults =
+                spec.parse::<FaultSpec>().map_err(|e| SetupError::Invalid(format!("emulator faults: {e}")))?;
         }
         let emulator = Emulator::start(ecfg, 0).await.map_err(SetupError::Emulator)?;
         let base = parse_base_url("emulator URL", emulator.base_url()).map_err(SetupError::Invalid)?;

@@ -22,7 +22,8 @@ fn with_faults(spec: &str) -> EmulatorConfig {
 
 fn client_for(emu: &Emulator) -> FalClient {
     let mut cfg = FalConfig::single_host(emu.base_url().parse().unwrap(), FalKey::new(TEST_KEY));
-    cfg.retry = RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(10), max_delay: Duration::from_millis(200) };
+    cfg.retry =
+        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(10), max_delay: Duration::from_millis(200) };
     cfg.poll_interval = Duration::from_millis(20);
     cfg.timeout = Duration::from_secs(10);
     FalClient::new(cfg).unwrap()
@@ -201,7 +202,8 @@ async fn idempotent_calls_retry_through_transient_faults() {
     let s = client.status(&handle, true).await.unwrap();
     assert!(matches!(s.status, StatusKind::InQueue | StatusKind::InProgress | StatusKind::Completed));
     let statuses: Vec<u16> = routes(&emu, Route::Status).iter().map(|r| r.status).collect();
-    assert_eq!(&statuses[..3], &[429, 429, 202], "{statuses:?}");
+    assert_eq!(&statuses[..2], &[429, 429], "{statuses:?}");
+    assert!(matches!(statuses[2], 200 | 202), "the third attempt got through: {statuses:?}");
 
     client.follow(&handle, FollowMode::Stream, |_| {}).await.unwrap();
     let out = client.result(&handle).await.unwrap();
@@ -234,7 +236,10 @@ async fn non_retryable_answers_fail_at_once() {
 
     client.follow(&handle, FollowMode::Poll, |_| {}).await.unwrap();
     let err = client.result(&handle).await.unwrap_err();
-    assert!(matches!(&err, FalError::Api(a) if a.status == 504 && a.timeout_type.as_deref() == Some("user")), "{err:?}");
+    assert!(
+        matches!(&err, FalError::Api(a) if a.status == 504 && a.timeout_type.as_deref() == Some("user")),
+        "{err:?}"
+    );
     assert_eq!(routes(&emu, Route::Result).len(), 1, "a user-deadline 504 is never retried");
 }
 
@@ -274,11 +279,14 @@ async fn a_refused_connection_is_retried_then_reported() {
     // Bind and drop a listener to get a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cfg = FalConfig::single_host(format!("http://127.0.0.1:{port}").parse().unwrap(), FalKey::new(TEST_KEY));
-    cfg.retry = RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
+    cfg.retry =
+        RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
     let client = FalClient::new(cfg).unwrap();
     let err = client.submit(&Endpoint::default(), &sample_input()).await.unwrap_err();
     match err {
-        SubmitError::Rejected(FalError::Network { kind: NetworkKind::Connect, attempts, .. }) => assert_eq!(attempts, 2),
+        SubmitError::Rejected(FalError::Network { kind: NetworkKind::Connect, attempts, .. }) => {
+            assert_eq!(attempts, 2)
+        }
         other => panic!("{other:?}"),
     }
 }

@@ -66,12 +66,7 @@ async fn full_id_paths_and_trailing_slash_and_log_forms() {
     assert_eq!(get(&format!("{full}/status")).await.status(), 200);
     assert_eq!(get(&full).await.status(), 200);
     let status_url = sub["status_url"].as_str().unwrap();
-    for (q, want_logs) in [
-        ("logs=1", true),
-        ("logs=true", true),
-        ("logs=0", false),
-        ("logs=false", false),
-    ] {
+    for (q, want_logs) in [("logs=1", true), ("logs=true", true), ("logs=0", false), ("logs=false", false)] {
         for slash in ["", "/"] {
             let r = get(&format!("{status_url}{slash}?{q}")).await;
             assert_eq!(r.status(), 200, "{q}{slash}");
@@ -113,19 +108,10 @@ async fn polling_logs_are_cumulative() {
 }
 
 async fn read_sse(url: &str) -> (String, Vec<Value>) {
-    let r = client()
-        .get(url)
-        .header("authorization", KEY)
-        .header("accept", "text/event-stream")
-        .send()
-        .await
-        .unwrap();
+    let r = client().get(url).header("authorization", KEY).header("accept", "text/event-stream").send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
-    let text = tokio::time::timeout(Duration::from_secs(15), r.text())
-        .await
-        .expect("stream closes by itself")
-        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(15), r.text()).await.expect("stream closes by itself").unwrap();
     let events = text
         .split("\n\n")
         .filter_map(|chunk| chunk.strip_prefix("data: "))
@@ -149,11 +135,7 @@ async fn sse_logs_incremental_and_closes_after_completed() {
     assert!(events[..events.len() - 1].iter().all(|e| e["status"] != "COMPLETED"));
     // Incremental: no log line appears in two events.
     let all: Vec<&Value> = events.iter().flat_map(|e| e["logs"].as_array().unwrap()).collect();
-    let polled: Value = get(&format!("{}?logs=1", sub["status_url"].as_str().unwrap()))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let polled: Value = get(&format!("{}?logs=1", sub["status_url"].as_str().unwrap())).await.json().await.unwrap();
     assert_eq!(all.len(), polled["logs"].as_array().unwrap().len());
 
     // Opened after completion: one COMPLETED event, then close.
@@ -198,11 +180,7 @@ async fn queue_positions_count_down() {
     cfg.concurrency = 1;
     cfg.processing_time = Duration::from_millis(300);
     let emu = start_with(cfg).await;
-    let subs = [
-        submit(&emu, &input()).await,
-        submit(&emu, &input()).await,
-        submit(&emu, &input()).await,
-    ];
+    let subs = [submit(&emu, &input()).await, submit(&emu, &input()).await, submit(&emu, &input()).await];
     // The first may already run (10 ms queue delay); the others wait behind it.
     assert!(subs[2]["queue_position"].as_u64().unwrap() >= 1);
     // The third request's position only ever decreases, then it runs.
@@ -241,9 +219,7 @@ async fn cancel_queued_in_progress_completed_unknown() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let put = |url: String| async move {
-        client().put(url).header("authorization", KEY).send().await.unwrap()
-    };
+    let put = |url: String| async move { client().put(url).header("authorization", KEY).send().await.unwrap() };
     // Queued → leaves the queue at once.
     let r = put(queued["cancel_url"].as_str().unwrap().to_string()).await;
     assert_eq!(r.status(), 202);
@@ -270,11 +246,7 @@ async fn cancel_queued_in_progress_completed_unknown() {
     let r = put(running["cancel_url"].as_str().unwrap().to_string()).await;
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ALREADY_COMPLETED"}));
-    let unknown = format!(
-        "{}/fal-ai/flux-pro/requests/{}/cancel",
-        emu.base_url(),
-        uuid::Uuid::new_v4()
-    );
+    let unknown = format!("{}/fal-ai/flux-pro/requests/{}/cancel", emu.base_url(), uuid::Uuid::new_v4());
     let r = put(unknown).await;
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "NOT_FOUND"}));
@@ -284,12 +256,7 @@ async fn cancel_queued_in_progress_completed_unknown() {
 #[tokio::test]
 async fn unknown_request_and_endpoint() {
     let emu = start().await;
-    let r = get(&format!(
-        "{}/fal-ai/flux-pro/requests/{}/status",
-        emu.base_url(),
-        uuid::Uuid::new_v4()
-    ))
-    .await;
+    let r = get(&format!("{}/fal-ai/flux-pro/requests/{}/status", emu.base_url(), uuid::Uuid::new_v4())).await;
     assert_eq!(r.status(), 404);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"detail": "Request not found"}));
     let r = client()
@@ -319,18 +286,14 @@ async fn auth_required_and_journaled() {
     let emu = start().await;
     let c = client();
     for auth in [None, Some(""), Some("Key "), Some("Key    ")] {
-        let mut rb = c
-            .post(format!("{}/{ENDPOINT}?fal_webhook=http%3A%2F%2Fexample.com%2Fhook", emu.base_url()))
-            .json(&input());
+        let mut rb =
+            c.post(format!("{}/{ENDPOINT}?fal_webhook=http%3A%2F%2Fexample.com%2Fhook", emu.base_url())).json(&input());
         if let Some(a) = auth {
             rb = rb.header("authorization", a);
         }
         let r = rb.send().await.unwrap();
         assert_eq!(r.status(), 401, "{auth:?}");
-        assert_eq!(
-            r.json::<Value>().await.unwrap(),
-            json!({"detail": "Authorization header is required"})
-        );
+        assert_eq!(r.json::<Value>().await.unwrap(), json!({"detail": "Authorization header is required"}));
     }
     let sub = submit(&emu, &input()).await;
     assert_eq!(emu.submit_count(), 5, "rejected submits count too");

@@ -144,7 +144,8 @@ fn image_references_are_checked() {
     let err = too_many.validate(4).unwrap_err().to_string();
     assert!(err.contains("at most 4 input images"), "{err}");
 
-    let valid = Draft { images: vec![png.display().to_string(), format!("file://{}", png.display())], ..example_draft() };
+    let valid =
+        Draft { images: vec![png.display().to_string(), format!("file://{}", png.display())], ..example_draft() };
     let v = valid.validate(4).unwrap();
     assert_eq!(v.images, vec![ImageSource::Local(png.clone()), ImageSource::Local(png)]);
 }

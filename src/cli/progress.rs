@@ -20,7 +20,12 @@ const SPINNER: [char; 10] = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '�
 
 impl Progress {
     pub fn new() -> Progress {
-        Progress { tty: std::io::stderr().is_terminal(), started: Instant::now(), state: "starting".into(), last_log: String::new() }
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            state: "starting".into(),
+            last_log: String::new(),
+        }
     }
 
     /// Renders events until the job's sender is dropped.

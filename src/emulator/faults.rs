@@ -92,10 +92,7 @@ impl FaultRoute {
                 | (FaultRoute::Files, Route::FileGet)
                 | (
                     FaultRoute::Upload,
-                    Route::StorageInitiate
-                        | Route::StorageToken
-                        | Route::CdnUpload
-                        | Route::UploadPut
+                    Route::StorageInitiate | Route::StorageToken | Route::CdnUpload | Route::UploadPut
                 )
         )
     }
@@ -134,28 +131,16 @@ impl FaultSpec {
 }
 
 fn kind_name(k: FaultKind) -> &'static str {
-    KINDS
-        .iter()
-        .find(|(_, v)| *v == k)
-        .map(|(n, _)| *n)
-        .unwrap_or("?")
+    KINDS.iter().find(|(_, v)| *v == k).map(|(n, _)| *n).unwrap_or("?")
 }
 
 fn route_name(r: FaultRoute) -> &'static str {
-    ROUTES
-        .iter()
-        .find(|(_, v)| *v == r)
-        .map(|(n, _)| *n)
-        .unwrap_or("?")
+    ROUTES.iter().find(|(_, v)| *v == r).map(|(n, _)| *n).unwrap_or("?")
 }
 
 fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 && ms > 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    if ms % 1000 == 0 && ms > 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 impl fmt::Display for FaultRule {
@@ -233,11 +218,8 @@ impl FromStr for FaultSpec {
                 Some((k, r)) => (k.trim(), Some(r.trim())),
                 None => (head.trim(), None),
             };
-            let kind = KINDS
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(kind_s))
-                .map(|(_, k)| *k)
-                .ok_or_else(|| {
+            let kind =
+                KINDS.iter().find(|(n, _)| n.eq_ignore_ascii_case(kind_s)).map(|(_, k)| *k).ok_or_else(|| {
                     FaultSpecError(format!(
                         "unknown fault kind \"{kind_s}\" in \"{rule}\"; expected one of {}",
                         kinds.join(", ")
@@ -245,18 +227,14 @@ impl FromStr for FaultSpec {
                 })?;
             let route = match route_s {
                 None => None,
-                Some(r) => Some(
-                    ROUTES
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case(r))
-                        .map(|(_, v)| *v)
-                        .ok_or_else(|| {
-                            FaultSpecError(format!(
-                                "unknown fault route \"{r}\" in \"{rule}\"; expected one of {}",
-                                routes.join(", ")
-                            ))
-                        })?,
-                ),
+                Some(r) => {
+                    Some(ROUTES.iter().find(|(n, _)| n.eq_ignore_ascii_case(r)).map(|(_, v)| *v).ok_or_else(|| {
+                        FaultSpecError(format!(
+                            "unknown fault route \"{r}\" in \"{rule}\"; expected one of {}",
+                            routes.join(", ")
+                        ))
+                    })?)
+                }
             };
             let amount_s = amount.trim();
             let amount = if kind == FaultKind::Slow {
@@ -278,24 +256,16 @@ impl FromStr for FaultSpec {
                     ))
                 })?;
                 if !(0.0..=1.0).contains(&p) {
-                    return Err(FaultSpecError(format!(
-                        "probability {amount_s} in \"{rule}\" is outside 0..1"
-                    )));
+                    return Err(FaultSpecError(format!("probability {amount_s} in \"{rule}\" is outside 0..1")));
                 }
                 Amount::Probability(p)
             };
-            if kind == FaultKind::DropStream
-                && route.is_some_and(|r| r != FaultRoute::Stream)
-            {
+            if kind == FaultKind::DropStream && route.is_some_and(|r| r != FaultRoute::Stream) {
                 return Err(FaultSpecError(format!(
                     "\"drop-stream\" only applies to the stream route, not in \"{rule}\""
                 )));
             }
-            rules.push(FaultRule {
-                kind,
-                route,
-                amount,
-            });
+            rules.push(FaultRule { kind, route, amount });
         }
         Ok(FaultSpec { rules })
     }
@@ -319,11 +289,7 @@ impl FaultState {
     pub(crate) fn new(spec: FaultSpec, seed: u64) -> Self {
         use rand::SeedableRng;
         let n = spec.rules.len();
-        FaultState {
-            spec,
-            counters: vec![0; n],
-            rng: rand::rngs::StdRng::seed_from_u64(seed),
-        }
+        FaultState { spec, counters: vec![0; n], rng: rand::rngs::StdRng::seed_from_u64(seed) }
     }
 
     /// Which routes a rule without `@ROUTE` applies to.
@@ -385,14 +351,9 @@ mod tests {
 
     #[test]
     fn parses_and_displays() {
-        let s: FaultSpec = "429:0.2, 502@submit:#2,slow@status:2s,slow:500ms,504-user:1"
-            .parse()
-            .unwrap();
+        let s: FaultSpec = "429:0.2, 502@submit:#2,slow@status:2s,slow:500ms,504-user:1".parse().unwrap();
         assert_eq!(s.rules.len(), 5);
-        assert_eq!(
-            s.to_string(),
-            "429:0.2,502@submit:#2,slow@status:2s,slow:500ms,504-user:1"
-        );
+        assert_eq!(s.to_string(), "429:0.2,502@submit:#2,slow@status:2s,slow:500ms,504-user:1");
         assert_eq!("".parse::<FaultSpec>().unwrap(), FaultSpec::default());
     }
 

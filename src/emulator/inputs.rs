@@ -21,19 +21,12 @@ pub(crate) enum Fetched {
     Placeholder(String),
 }
 
-const DOWNLOAD_MSG: &str =
-    "Failed to download the file. Please check if the URL is accessible and try again.";
+const DOWNLOAD_MSG: &str = "Failed to download the file. Please check if the URL is accessible and try again.";
 const LOAD_MSG: &str =
     "Failed to load the image. Please ensure the image file is not corrupted and is in a supported format.";
 
 fn download_error(i: usize, url: &str) -> Value {
-    error_item(
-        &[json!("image_urls"), json!(i)],
-        DOWNLOAD_MSG,
-        "file_download_error",
-        None,
-        &json!(url),
-    )
+    error_item(&[json!("image_urls"), json!(i)], DOWNLOAD_MSG, "file_download_error", None, &json!(url))
 }
 
 fn load_error(i: usize, url: &str) -> Value {
@@ -43,19 +36,11 @@ fn load_error(i: usize, url: &str) -> Value {
     } else {
         url.to_string()
     };
-    error_item(
-        &[json!("image_urls"), json!(i)],
-        LOAD_MSG,
-        "image_load_error",
-        None,
-        &json!(shown),
-    )
+    error_item(&[json!("image_urls"), json!(i)], LOAD_MSG, "image_load_error", None, &json!(shown))
 }
 
 fn decode_or_err(i: usize, url: &str, bytes: &[u8]) -> Result<Fetched, Value> {
-    synth::decode(bytes)
-        .map(Fetched::Image)
-        .ok_or_else(|| load_error(i, url))
+    synth::decode(bytes).map(Fetched::Image).ok_or_else(|| load_error(i, url))
 }
 
 /// Decodes the payload of a `data:` URI.
@@ -90,10 +75,7 @@ impl Host {
 
 fn host_of(url: &reqwest::Url) -> Option<Host> {
     let h = url.host_str()?;
-    let bare = h
-        .strip_prefix('[')
-        .and_then(|s| s.strip_suffix(']'))
-        .unwrap_or(h);
+    let bare = h.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or(h);
     Some(match bare.parse::<IpAddr>() {
         Ok(ip) => Host::Ip(ip),
         Err(_) => Host::Domain(h.to_string()),
@@ -117,9 +99,7 @@ pub(crate) async fn fetch(shared: &Shared, i: usize, raw: &str) -> Result<Fetche
         return Err(download_error(i, url));
     };
     if !host.is_loopback() {
-        return Ok(Fetched::Placeholder(
-            parsed.host_str().unwrap_or("?").to_string(),
-        ));
+        return Ok(Fetched::Placeholder(parsed.host_str().unwrap_or("?").to_string()));
     }
     let port = parsed.port_or_known_default().unwrap_or(80);
     if shared.own_ports.contains(&port) {
@@ -137,12 +117,7 @@ pub(crate) async fn fetch(shared: &Shared, i: usize, raw: &str) -> Result<Fetche
         // "localhost": pin to 127.0.0.1 so nothing is resolved.
         let _ = target.set_ip_host(IpAddr::V4(Ipv4Addr::LOCALHOST));
     }
-    let resp = shared
-        .http
-        .get(target)
-        .timeout(Duration::from_secs(20))
-        .send()
-        .await;
+    let resp = shared.http.get(target).timeout(Duration::from_secs(20)).send().await;
     match resp {
         Ok(r) if r.status().is_success() => match r.bytes().await {
             Ok(b) => decode_or_err(i, url, &b),

@@ -55,9 +55,7 @@ impl FromStr for Profile {
         match s.trim().to_ascii_lowercase().as_str() {
             "fast" => Ok(Profile::Fast),
             "realistic" => Ok(Profile::Realistic),
-            other => Err(format!(
-                "unknown emulator profile \"{other}\"; expected \"fast\" or \"realistic\""
-            )),
+            other => Err(format!("unknown emulator profile \"{other}\"; expected \"fast\" or \"realistic\"")),
         }
     }
 }
@@ -228,13 +226,8 @@ impl Emulator {
             .build()
             .map_err(io::Error::other)?;
         let shared = Arc::new(Shared {
-            faults: Mutex::new(faults::FaultState::new(
-                config.faults.clone(),
-                config.rng_seed,
-            )),
-            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(
-                config.rng_seed ^ 0x9e37_79b9,
-            )),
+            faults: Mutex::new(faults::FaultState::new(config.faults.clone(), config.rng_seed)),
+            rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(config.rng_seed ^ 0x9e37_79b9)),
             jitter: config.profile == Profile::Realistic,
             config,
             base_url,
@@ -247,19 +240,13 @@ impl Emulator {
             shutdown: CancellationToken::new(),
             http,
         });
-        let router = Router::new()
-            .fallback(routes::handle)
-            .with_state(shared.clone());
+        let router = Router::new().fallback(routes::handle).with_state(shared.clone());
         let mut servers = Vec::new();
         for l in listeners {
-            let svc = router
-                .clone()
-                .into_make_service_with_connect_info::<ConnCtl>();
+            let svc = router.clone().into_make_service_with_connect_info::<ConnCtl>();
             let stop = shared.shutdown.clone();
             servers.push(tokio::spawn(async move {
-                let _ = axum::serve(KillListener(l), svc)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
+                let _ = axum::serve(KillListener(l), svc).with_graceful_shutdown(stop.cancelled_owned()).await;
             }));
         }
         Ok(Emulator { shared, servers })
@@ -339,13 +326,7 @@ impl Listener for KillListener {
             match self.0.accept().await {
                 Ok((s, a)) => {
                     let _ = s.set_nodelay(true);
-                    return (
-                        KillIo {
-                            inner: s,
-                            killed: Arc::new(AtomicBool::new(false)),
-                        },
-                        a,
-                    );
+                    return (KillIo { inner: s, killed: Arc::new(AtomicBool::new(false)) }, a);
                 }
                 // Transient accept errors (e.g. too many open files): back off briefly.
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
@@ -360,9 +341,7 @@ impl Listener for KillListener {
 
 impl Connected<IncomingStream<'_, KillListener>> for ConnCtl {
     fn connect_info(stream: IncomingStream<'_, KillListener>) -> Self {
-        ConnCtl {
-            killed: stream.io().killed.clone(),
-        }
+        ConnCtl { killed: stream.io().killed.clone() }
     }
 }
 
@@ -371,11 +350,7 @@ fn killed_err() -> io::Error {
 }
 
 impl AsyncRead for KillIo {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         if self.killed.load(Ordering::SeqCst) {
             return Poll::Ready(Err(killed_err()));
         }
@@ -384,11 +359,7 @@ impl AsyncRead for KillIo {
 }
 
 impl AsyncWrite for KillIo {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         if self.killed.load(Ordering::SeqCst) {
             return Poll::Ready(Err(killed_err()));
         }

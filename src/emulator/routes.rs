@@ -18,10 +18,7 @@ use super::util::{self, detail, flat_error, iso8601, json, lock, set_header};
 use super::{ConnCtl, RecordedRequest, Route, Shared, sse};
 
 /// Endpoints this emulator serves (same schema).
-pub(crate) const ENDPOINTS: &[&str] = &[
-    "fal-ai/flux-pro/kontext/multi",
-    "fal-ai/flux-pro/kontext/max/multi",
-];
+pub(crate) const ENDPOINTS: &[&str] = &["fal-ai/flux-pro/kontext/multi", "fal-ai/flux-pro/kontext/max/multi"];
 
 /// Largest request body accepted (data URIs can be big).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -53,44 +50,20 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> (Route, Target)
     while segs.len() > 1 && segs.last() == Some(&"") {
         segs.pop();
     }
-    let not_found = (
-        Route::Other,
-        Target::Other {
-            status: 404,
-            msg: "Not Found",
-        },
-    );
-    let wrong_method = (
-        Route::Other,
-        Target::Other {
-            status: 405,
-            msg: "Method Not Allowed",
-        },
-    );
+    let not_found = (Route::Other, Target::Other { status: 404, msg: "Not Found" });
+    let wrong_method = (Route::Other, Target::Other { status: 405, msg: "Method Not Allowed" });
     match segs.as_slice() {
         ["storage", "upload", "initiate"] if method == Method::POST => {
             (Route::StorageInitiate, Target::StorageInitiate)
         }
-        ["storage", "auth", "token"] if method == Method::POST => {
-            (Route::StorageToken, Target::StorageToken)
-        }
+        ["storage", "auth", "token"] if method == Method::POST => (Route::StorageToken, Target::StorageToken),
         ["storage", ..] => not_found,
         ["files", "upload"] if method == Method::POST => (Route::CdnUpload, Target::CdnUpload),
         ["files", _, ..] => {
             if method == Method::PUT && query_param(query, "upload_token").is_some() {
-                (
-                    Route::UploadPut,
-                    Target::UploadPut {
-                        path: path.to_string(),
-                    },
-                )
+                (Route::UploadPut, Target::UploadPut { path: path.to_string() })
             } else if method == Method::GET || method == Method::HEAD {
-                (
-                    Route::FileGet,
-                    Target::FileGet {
-                        path: path.to_string(),
-                    },
-                )
+                (Route::FileGet, Target::FileGet { path: path.to_string() })
             } else {
                 wrong_method
             }
@@ -173,9 +146,8 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 
 /// `logs=1|true` → true; `0|false`, absent or anything else → false.
 fn logs_param(query: Option<&str>) -> bool {
-    query_param(query, "logs").is_some_and(|v| {
-        matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
-    })
+    query_param(query, "logs")
+        .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -187,17 +159,14 @@ fn authorized(h: &HeaderMap) -> bool {
     header_str(h, "authorization").is_some_and(|v| {
         let v = v.trim();
         let (scheme, cred) = v.split_once(' ').unwrap_or((v, ""));
-        (scheme.eq_ignore_ascii_case("key") || scheme.eq_ignore_ascii_case("bearer"))
-            && !cred.trim().is_empty()
+        (scheme.eq_ignore_ascii_case("key") || scheme.eq_ignore_ascii_case("bearer")) && !cred.trim().is_empty()
     })
 }
 
 fn bearer(h: &HeaderMap) -> Option<String> {
     let v = header_str(h, "authorization")?.trim();
     let (scheme, cred) = v.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| cred.trim().to_string())
+    scheme.eq_ignore_ascii_case("bearer").then(|| cred.trim().to_string())
 }
 
 /// What the connection should do after the handler.
@@ -235,11 +204,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         shared.submits.fetch_add(1, Ordering::SeqCst);
     }
 
-    let decision = if route == Route::Other {
-        Default::default()
-    } else {
-        lock(&shared.faults).decide(route)
-    };
+    let decision = if route == Route::Other { Default::default() } else { lock(&shared.faults).decide(route) };
     if !decision.delay.is_zero() {
         tokio::select! {
             _ = tokio::time::sleep(decision.delay) => {}
@@ -259,11 +224,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         Some(FaultKind::Ingress502) => Some(nginx(502, "Bad Gateway")),
         Some(FaultKind::Ingress504) => Some(nginx(504, "Gateway Time-out")),
         Some(FaultKind::Fal503) => {
-            let mut r = flat_error(
-                503,
-                "Could not connect to the runner",
-                "runner_connection_error",
-            );
+            let mut r = flat_error(503, "Could not connect to the runner", "runner_connection_error");
             set_header(&mut r, "x-fal-request-id", &uuid::Uuid::new_v4().to_string());
             Some(r)
         }
@@ -314,23 +275,13 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             if needs_key && !authorized(&headers) {
                 detail(401, "Authorization header is required")
             } else {
-                let req = Req {
-                    shared: shared.clone(),
-                    headers,
-                    query,
-                    body,
-                    flags,
-                };
+                let req = Req { shared: shared.clone(), headers, query, body, flags };
                 serve(req, target).await
             }
         }
     };
     if let Some(entry) = lock(&shared.journal).get_mut(idx) {
-        entry.status = if after == After::Hang {
-            0
-        } else {
-            resp.status().as_u16()
-        };
+        entry.status = if after == After::Hang { 0 } else { resp.status().as_u16() };
     }
     match after {
         After::Answer => resp,
@@ -464,11 +415,7 @@ pub(crate) fn status_body(shared: &Shared, job: &Job, with_logs: bool, logs_from
     let position = lock(&shared.queue).position(&job.id);
     let st = lock(&job.state);
     let (response_url, status_url, cancel_url) = urls(shared, &job.app, &job.id);
-    let logs = if with_logs {
-        Value::Array(st.logs.get(logs_from..).unwrap_or(&[]).to_vec())
-    } else {
-        Value::Null
-    };
+    let logs = if with_logs { Value::Array(st.logs.get(logs_from..).unwrap_or(&[]).to_vec()) } else { Value::Null };
     let position = if st.phase == Phase::InQueue { position } else { None };
     let mut body = json!({
         "status": st.phase.as_str(),
@@ -491,30 +438,18 @@ pub(crate) fn status_body(shared: &Shared, job: &Job, with_logs: bool, logs_from
                     None => json!({}),
                 };
                 obj.insert("metrics".into(), metrics);
-                if let Some(Outcome::Infra {
-                    error, error_type, ..
-                }) = &st.outcome
-                {
+                if let Some(Outcome::Infra { error, error_type, .. }) = &st.outcome {
                     obj.insert("error".into(), json!(error));
                     obj.insert("error_type".into(), json!(error_type));
                 }
             }
         }
     }
-    StatusView {
-        body,
-        phase: st.phase,
-        position,
-        total_logs: st.logs.len(),
-    }
+    StatusView { body, phase: st.phase, position, total_logs: st.logs.len() }
 }
 
 fn find_job(shared: &Shared, app: &str, id: &str) -> Option<Arc<Job>> {
-    lock(&shared.queue)
-        .jobs
-        .get(id)
-        .filter(|j| j.app == app)
-        .cloned()
+    lock(&shared.queue).jobs.get(id).filter(|j| j.app == app).cloned()
 }
 
 async fn queue_op(req: Req, app: String, id: String, op: QueueOp) -> Response<Body> {
@@ -575,12 +510,7 @@ fn outcome_response(o: &Outcome) -> Response<Body> {
     match o {
         Outcome::Success(v) => json(200, v),
         Outcome::ModelError { status, body } => json(*status, body),
-        Outcome::Infra {
-            status,
-            error,
-            error_type,
-            user_timeout,
-        } => {
+        Outcome::Infra { status, error, error_type, user_timeout } => {
             let mut r = flat_error(*status, error, error_type);
             if *user_timeout {
                 set_header(&mut r, "x-fal-request-timeout-type", "user");
@@ -608,12 +538,7 @@ async fn run(req: Req, endpoint: String) -> Response<Body> {
 /// A new `/files/<animal>/<id>_<name>` path.
 fn new_file_path(shared: &Shared, name: &str) -> String {
     let mut rng = lock(&shared.rng);
-    format!(
-        "/files/{}/{}_{}",
-        util::animal(&mut *rng),
-        util::nano_id(&mut *rng, 21),
-        util::sanitize_file_name(name)
-    )
+    format!("/files/{}/{}_{}", util::animal(&mut *rng), util::nano_id(&mut *rng, 21), util::sanitize_file_name(name))
 }
 
 async fn initiate(req: Req) -> Response<Body> {
@@ -636,14 +561,9 @@ async fn initiate(req: Req) -> Response<Body> {
             );
         }
     };
-    let content_type = v["content_type"]
-        .as_str()
-        .unwrap_or("application/octet-stream")
-        .to_string();
-    let file_name = v["file_name"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| format!("file.{}", util::ext_for(&content_type)));
+    let content_type = v["content_type"].as_str().unwrap_or("application/octet-stream").to_string();
+    let file_name =
+        v["file_name"].as_str().map(str::to_string).unwrap_or_else(|| format!("file.{}", util::ext_for(&content_type)));
     let path = new_file_path(&shared, &file_name);
     let token = {
         let mut rng = lock(&shared.rng);
@@ -687,9 +607,7 @@ async fn cdn_upload(req: Req) -> Response<Body> {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let content_type = header_str(&headers, "content-type")
-        .unwrap_or("application/octet-stream")
-        .to_string();
+    let content_type = header_str(&headers, "content-type").unwrap_or("application/octet-stream").to_string();
     let name = header_str(&headers, "x-fal-file-name")
         .map(str::to_string)
         .unwrap_or_else(|| format!("file.{}", util::ext_for(&content_type)));
@@ -714,9 +632,7 @@ async fn upload_put(req: Req, path: String) -> Response<Body> {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let content_type = header_str(&headers, "content-type")
-        .map(str::to_string)
-        .unwrap_or(announced);
+    let content_type = header_str(&headers, "content-type").map(str::to_string).unwrap_or(announced);
     lock(&shared.store).put(path, content_type, body);
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::OK;

@@ -32,12 +32,7 @@ pub(crate) enum Outcome {
     ModelError { status: u16, body: Value },
     /// An infrastructure error: COMPLETED carries `error`/`error_type`; the result GET answers
     /// this status in the flat format.
-    Infra {
-        status: u16,
-        error: String,
-        error_type: String,
-        user_timeout: bool,
-    },
+    Infra { status: u16, error: String, error_type: String, user_timeout: bool },
 }
 
 impl Outcome {
@@ -162,12 +157,7 @@ pub(crate) fn enqueue(shared: &Arc<Shared>, new: NewJob) -> (Arc<Job>, usize) {
         ready_at: Instant::now() + queue_delay,
         fail: new.fail,
         webhook: new.webhook,
-        state: Mutex::new(JobState {
-            phase: Phase::InQueue,
-            logs: Vec::new(),
-            outcome: None,
-            inference_time: None,
-        }),
+        state: Mutex::new(JobState { phase: Phase::InQueue, logs: Vec::new(), outcome: None, inference_time: None }),
         changed,
         cancel: CancellationToken::new(),
     });
@@ -208,11 +198,9 @@ pub(crate) fn enqueue(shared: &Arc<Shared>, new: NewJob) -> (Arc<Job>, usize) {
 /// Forgets the oldest completed jobs beyond the cap.
 fn evict(q: &mut QueueState) {
     while q.order.len() > MAX_JOBS {
-        let Some(idx) = q.order.iter().position(|id| {
-            q.jobs
-                .get(id)
-                .is_none_or(|j| lock(&j.state).phase == Phase::Completed)
-        }) else {
+        let Some(idx) =
+            q.order.iter().position(|id| q.jobs.get(id).is_none_or(|j| lock(&j.state).phase == Phase::Completed))
+        else {
             break;
         };
         if let Some(id) = q.order.remove(idx) {
@@ -238,11 +226,7 @@ pub(crate) fn remove_waiting(shared: &Shared, id: &str) -> bool {
             return false;
         };
         q.waiting.remove(pos);
-        q.waiting
-            .iter()
-            .skip(pos)
-            .filter_map(|w| q.jobs.get(w).cloned())
-            .collect()
+        q.waiting.iter().skip(pos).filter_map(|w| q.jobs.get(w).cloned()).collect()
     };
     for o in others {
         o.bump();
@@ -274,10 +258,7 @@ pub(crate) fn dispatch(shared: &Arc<Shared>) {
         let waiting: Vec<Arc<Job>> = if started.is_empty() {
             Vec::new()
         } else {
-            q.waiting
-                .iter()
-                .filter_map(|w| q.jobs.get(w).cloned())
-                .collect()
+            q.waiting.iter().filter_map(|w| q.jobs.get(w).cloned()).collect()
         };
         (started, waiting)
     };
@@ -363,10 +344,7 @@ pub(crate) async fn run_model(
         Ok(v) => match validate::validate(v) {
             Ok(i) => i,
             Err(detail) => {
-                return Outcome::ModelError {
-                    status: 422,
-                    body: json!({ "detail": detail }),
-                };
+                return Outcome::ModelError { status: 422, body: json!({ "detail": detail }) };
             }
         },
     };
@@ -384,12 +362,7 @@ pub(crate) async fn run_model(
     for (i, url) in input.image_urls.iter().enumerate() {
         match inputs::fetch(shared, i, url).await {
             Ok(Fetched::Image(img)) => {
-                log(format!(
-                    "Fetched image {}/{n} ({}x{})",
-                    i + 1,
-                    img.width(),
-                    img.height()
-                ));
+                log(format!("Fetched image {}/{n} ({}x{})", i + 1, img.width(), img.height()));
                 images.push(img);
             }
             Ok(Fetched::Placeholder(host)) => {
@@ -409,21 +382,12 @@ pub(crate) async fn run_model(
         }
     }
     if !errors.is_empty() {
-        return Outcome::ModelError {
-            status: 422,
-            body: json!({ "detail": errors }),
-        };
+        return Outcome::ModelError { status: 422, body: json!({ "detail": errors }) };
     }
 
-    let seed = input
-        .seed
-        .unwrap_or_else(|| u64::from(lock(&shared.rng).random::<u32>()));
+    let seed = input.seed.unwrap_or_else(|| u64::from(lock(&shared.rng).random::<u32>()));
     let first = images.first().map(|i| i.dimensions());
-    let size = synth::output_size(
-        input.aspect_ratio.as_deref(),
-        first,
-        shared.config.max_image_side,
-    );
+    let size = synth::output_size(input.aspect_ratio.as_deref(), first, shared.config.max_image_side);
     if input.enhance_prompt {
         log("Enhancing prompt".to_string());
     }
@@ -437,9 +401,7 @@ pub(crate) async fn run_model(
         let (images, prompt, fmt) = (images, input.prompt.clone(), input.output_format.clone());
         let count = input.num_images;
         tokio::task::spawn_blocking(move || {
-            (0..count)
-                .map(|k| synth::synthesize(&images, &prompt, seed, size, k, &fmt))
-                .collect::<Result<Vec<_>, _>>()
+            (0..count).map(|k| synth::synthesize(&images, &prompt, seed, size, k, &fmt)).collect::<Result<Vec<_>, _>>()
         })
     };
 
@@ -477,17 +439,9 @@ pub(crate) async fn run_model(
     }
     let mut out_images = Vec::with_capacity(encoded.len());
     for (k, (bytes, content_type)) in encoded.into_iter().enumerate() {
-        log(format!(
-            "Encoding output {}/{} ({})",
-            k + 1,
-            input.num_images,
-            input.output_format
-        ));
+        log(format!("Encoding output {}/{} ({})", k + 1, input.num_images, input.output_format));
         let url = if input.sync_mode {
-            format!(
-                "data:{content_type};base64,{}",
-                base64::engine::general_purpose::STANDARD.encode(&bytes)
-            )
+            format!("data:{content_type};base64,{}", base64::engine::general_purpose::STANDARD.encode(&bytes))
         } else {
             let path = {
                 let mut rng = lock(&shared.rng);

@@ -12,18 +12,11 @@ use super::Shared;
 use super::routes::status_body;
 use super::sim::{Job, Phase};
 
-pub(crate) fn stream(
-    shared: Arc<Shared>,
-    job: Arc<Job>,
-    with_logs: bool,
-    drop_after_first: bool,
-) -> Response<Body> {
+pub(crate) fn stream(shared: Arc<Shared>, job: Arc<Job>, with_logs: bool, drop_after_first: bool) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     tokio::spawn(async move {
         let mut changed = job.changed.subscribe();
-        let mut ping = tokio::time::interval(shared.config.ping_interval.max(
-            std::time::Duration::from_millis(10),
-        ));
+        let mut ping = tokio::time::interval(shared.config.ping_interval.max(std::time::Duration::from_millis(10)));
         ping.tick().await; // the first tick is immediate
         let mut sent_logs = 0usize;
         let mut last: Option<(Phase, Option<usize>)> = None;
@@ -32,10 +25,7 @@ pub(crate) fn stream(
             let view = status_body(&shared, &job, with_logs, sent_logs);
             let new_logs = with_logs && view.total_logs > sent_logs;
             if last != Some((view.phase, view.position)) || new_logs {
-                let line = format!(
-                    "data: {}\n\n",
-                    serde_json::to_string(&view.body).unwrap_or_default()
-                );
+                let line = format!("data: {}\n\n", serde_json::to_string(&view.body).unwrap_or_default());
                 if tx.send(Bytes::from(line)).await.is_err() {
                     return;
                 }
@@ -62,10 +52,7 @@ pub(crate) fn stream(
     }));
     let mut resp = Response::new(body);
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp

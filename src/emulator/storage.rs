@@ -39,13 +39,7 @@ impl Store {
         }
         self.total += bytes.len();
         self.order.push_back(path.clone());
-        self.files.insert(
-            path,
-            StoredFile {
-                content_type,
-                bytes,
-            },
-        );
+        self.files.insert(path, StoredFile { content_type, bytes });
         while self.total > MAX_TOTAL_BYTES && self.order.len() > 1 {
             if let Some(oldest) = self.order.pop_front()
                 && let Some(f) = self.files.remove(&oldest)
@@ -88,8 +82,6 @@ impl Store {
     }
 
     pub(crate) fn token_valid(&self, token: &str) -> bool {
-        self.tokens
-            .get(token)
-            .is_some_and(|exp| *exp > SystemTime::now())
+        self.tokens.get(token).is_some_and(|exp| *exp > SystemTime::now())
     }
 }

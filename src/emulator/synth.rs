@@ -24,11 +24,7 @@ const KONTEXT_SIZES: &[(&str, u32, u32)] = &[
 
 /// Output size: the requested ratio, or (like Kontext) the ratio closest to the first input;
 /// then scaled down so the long side fits `max_side`.
-pub(crate) fn output_size(
-    aspect: Option<&str>,
-    first_input: Option<(u32, u32)>,
-    max_side: Option<u32>,
-) -> (u32, u32) {
+pub(crate) fn output_size(aspect: Option<&str>, first_input: Option<(u32, u32)>, max_side: Option<u32>) -> (u32, u32) {
     let (w, h) = match aspect.and_then(|a| KONTEXT_SIZES.iter().find(|(n, _, _)| *n == a)) {
         Some((_, w, h)) => (*w, *h),
         None => {
@@ -50,10 +46,7 @@ pub(crate) fn output_size(
     match max_side {
         Some(m) if m > 0 && w.max(h) > m => {
             let s = f64::from(m) / f64::from(w.max(h));
-            (
-                ((f64::from(w) * s).round() as u32).max(1),
-                ((f64::from(h) * s).round() as u32).max(1),
-            )
+            (((f64::from(w) * s).round() as u32).max(1), ((f64::from(h) * s).round() as u32).max(1))
         }
         _ => (w, h),
     }
@@ -62,11 +55,7 @@ pub(crate) fn output_size(
 fn colour(h: u64, shift: u32) -> Rgb<u8> {
     let v = h.rotate_right(shift);
     // Keep colours mid-bright so the label stays readable.
-    Rgb([
-        40 + (v & 0xff) as u8 % 176,
-        40 + ((v >> 8) & 0xff) as u8 % 176,
-        40 + ((v >> 16) & 0xff) as u8 % 176,
-    ])
+    Rgb([40 + (v & 0xff) as u8 % 176, 40 + ((v >> 8) & 0xff) as u8 % 176, 40 + ((v >> 16) & 0xff) as u8 % 176])
 }
 
 fn lerp(a: u8, b: u8, t: f32) -> u8 {
@@ -87,11 +76,7 @@ pub(crate) fn placeholder(index: usize, side: u32) -> RgbImage {
         let t = (x + y) as f32 / (2 * side) as f32;
         let checker = ((x / (side / 8).max(1)) + (y / (side / 8).max(1))) % 2 == 0;
         let base = Rgb([lerp(a[0], b[0], t), lerp(a[1], b[1], t), lerp(a[2], b[2], t)]);
-        if checker {
-            base
-        } else {
-            Rgb([base[0] / 5 * 4, base[1] / 5 * 4, base[2] / 5 * 4])
-        }
+        if checker { base } else { Rgb([base[0] / 5 * 4, base[1] / 5 * 4, base[2] / 5 * 4]) }
     });
     let label = format!("OFFLINE {}", index + 1);
     let scale = (side / (6 * label.len() as u32 + 4)).max(1);
@@ -113,11 +98,7 @@ pub(crate) fn synthesize(
     output_format: &str,
 ) -> Result<(Vec<u8>, &'static str), image::ImageError> {
     let (w, h) = (size.0.max(1), size.1.max(1));
-    let hash = Fnv::new()
-        .u64(seed)
-        .bytes(prompt.as_bytes())
-        .u64(u64::from(index))
-        .finish();
+    let hash = Fnv::new().u64(seed).bytes(prompt.as_bytes()).u64(u64::from(index)).finish();
     let (c1, c2, tint) = (colour(hash, 0), colour(hash, 24), colour(hash, 48));
     let angle = (hash >> 56) as f32 / 255.0 * std::f32::consts::TAU;
     let (dx, dy) = (angle.cos(), angle.sin());

@@ -18,10 +18,7 @@ pub(crate) fn json(status: u16, body: &Value) -> Response<Body> {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }
 
@@ -32,10 +29,7 @@ pub(crate) fn detail(status: u16, msg: &str) -> Response<Body> {
 
 /// fal's flat infrastructure error: `{"detail","error_type"}` plus `X-Fal-Error-Type`.
 pub(crate) fn flat_error(status: u16, msg: &str, error_type: &str) -> Response<Body> {
-    let mut resp = json(
-        status,
-        &serde_json::json!({ "detail": msg, "error_type": error_type }),
-    );
+    let mut resp = json(status, &serde_json::json!({ "detail": msg, "error_type": error_type }));
     if let Ok(v) = HeaderValue::from_str(error_type) {
         resp.headers_mut().insert("x-fal-error-type", v);
     }
@@ -56,17 +50,8 @@ pub(crate) fn iso8601(t: SystemTime, micros: bool) -> String {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, dd) = civil_from_days(days);
-    let base = format!(
-        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}",
-        sod / 3600,
-        (sod / 60) % 60,
-        sod % 60
-    );
-    if micros {
-        format!("{base}.{:06}", d.subsec_micros())
-    } else {
-        format!("{base}Z")
-    }
+    let base = format!("{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}", sod / 3600, (sod / 60) % 60, sod % 60);
+    if micros { format!("{base}.{:06}", d.subsec_micros()) } else { format!("{base}Z") }
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
@@ -117,14 +102,12 @@ const ID_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 
 /// A nanoid-like id as seen in fal CDN file names (`XoW0qavfF-ahg-jX4BMyL`).
 pub(crate) fn nano_id<R: Rng>(rng: &mut R, len: usize) -> String {
-    (0..len)
-        .map(|_| ID_CHARS[rng.random_range(0..ID_CHARS.len())] as char)
-        .collect()
+    (0..len).map(|_| ID_CHARS[rng.random_range(0..ID_CHARS.len())] as char).collect()
 }
 
 const ANIMALS: &[&str] = &[
-    "tiger", "penguin", "zebra", "koala", "lion", "elephant", "rabbit", "panda", "monkey", "kangaroo",
-    "gorilla", "owl", "whale", "lemur", "mouse", "rhino", "panther", "jaguar", "koala", "wolf",
+    "tiger", "penguin", "zebra", "koala", "lion", "elephant", "rabbit", "panda", "monkey", "kangaroo", "gorilla",
+    "owl", "whale", "lemur", "mouse", "rhino", "panther", "jaguar", "koala", "wolf",
 ];
 
 pub(crate) fn animal<R: Rng>(rng: &mut R) -> &'static str {
@@ -136,20 +119,10 @@ pub(crate) fn sanitize_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
     let cleaned: String = base
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_' { c } else { '_' })
         .take(100)
         .collect();
-    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') {
-        "file".to_string()
-    } else {
-        cleaned
-    }
+    if cleaned.is_empty() || cleaned.chars().all(|c| c == '.') { "file".to_string() } else { cleaned }
 }
 
 /// File extension for common content types.

@@ -3,9 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-pub(crate) const ASPECT_RATIOS: &[&str] = &[
-    "21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21",
-];
+pub(crate) const ASPECT_RATIOS: &[&str] = &["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"];
 const OUTPUT_FORMATS: &[&str] = &["jpeg", "png"];
 const SAFETY: &[&str] = &["1", "2", "3", "4", "5", "6"];
 
@@ -69,34 +67,29 @@ fn as_int(v: &Value) -> Result<i128, (&'static str, &'static str)> {
                 if f.fract() == 0.0 && f.abs() < 1e30 {
                     Ok(f as i128)
                 } else {
-                    Err((
-                        "int_from_float",
-                        "Input should be a valid integer, got a number with a fractional part",
-                    ))
+                    Err(("int_from_float", "Input should be a valid integer, got a number with a fractional part"))
                 }
             } else {
                 Err(("int_type", "Input should be a valid integer"))
             }
         }
-        Value::String(s) => s.trim().parse::<i128>().map_err(|_| {
-            (
-                "int_parsing",
-                "Input should be a valid integer, unable to parse string as an integer",
-            )
-        }),
+        Value::String(s) => s
+            .trim()
+            .parse::<i128>()
+            .map_err(|_| ("int_parsing", "Input should be a valid integer, unable to parse string as an integer")),
         _ => Err(("int_type", "Input should be a valid integer")),
     }
 }
 
 fn as_float(v: &Value) -> Result<f64, (&'static str, &'static str)> {
     match v {
-        Value::Number(n) => n
-            .as_f64()
-            .ok_or(("float_type", "Input should be a valid number")),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).ok_or((
-            "float_parsing",
-            "Input should be a valid number, unable to parse string as a number",
-        )),
+        Value::Number(n) => n.as_f64().ok_or(("float_type", "Input should be a valid number")),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .ok_or(("float_parsing", "Input should be a valid number, unable to parse string as a number")),
         _ => Err(("float_type", "Input should be a valid number")),
     }
 }
@@ -109,10 +102,7 @@ fn as_bool(v: &Value) -> Result<bool, (&'static str, &'static str)> {
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "1" | "true" | "t" | "yes" | "y" | "on" => Ok(true),
             "0" | "false" | "f" | "no" | "n" | "off" => Ok(false),
-            _ => Err((
-                "bool_parsing",
-                "Input should be a valid boolean, unable to interpret input",
-            )),
+            _ => Err(("bool_parsing", "Input should be a valid boolean, unable to interpret input")),
         },
         _ => Err(("bool_type", "Input should be a valid boolean")),
     }
@@ -120,11 +110,7 @@ fn as_bool(v: &Value) -> Result<bool, (&'static str, &'static str)> {
 
 /// A number for `ctx`, rendered as an integer when it is one (fal's docs show `{"le":20}`).
 fn num(v: f64) -> Value {
-    if v.fract() == 0.0 {
-        json!(v as i64)
-    } else {
-        json!(v)
-    }
+    if v.fract() == 0.0 { json!(v as i64) } else { json!(v) }
 }
 
 fn range_check(errs: &mut Errors, field: &str, v: f64, ge: f64, le: f64, input: &Value) -> bool {
@@ -157,13 +143,7 @@ fn enum_check(errs: &mut Errors, field: &str, v: &Value, options: &[&str]) -> Op
         Value::String(s) if options.contains(&s.as_str()) => Some(s.clone()),
         _ => {
             let exp = expected(options);
-            errs.push(
-                field,
-                &format!("Input should be {exp}"),
-                "enum",
-                Some(json!({ "expected": exp })),
-                v,
-            );
+            errs.push(field, &format!("Input should be {exp}"), "enum", Some(json!({ "expected": exp })), v);
             None
         }
     }
@@ -311,20 +291,18 @@ pub(crate) fn validate(body: &Value) -> Result<KontextInput, Vec<Value>> {
         return Err(errs.0);
     }
     match (prompt, image_urls, output_format, safety_tolerance) {
-        (Some(prompt), Some(image_urls), Some(output_format), Some(safety_tolerance)) => {
-            Ok(KontextInput {
-                prompt,
-                image_urls,
-                seed,
-                guidance_scale,
-                sync_mode,
-                num_images,
-                output_format,
-                safety_tolerance,
-                enhance_prompt,
-                aspect_ratio,
-            })
-        }
+        (Some(prompt), Some(image_urls), Some(output_format), Some(safety_tolerance)) => Ok(KontextInput {
+            prompt,
+            image_urls,
+            seed,
+            guidance_scale,
+            sync_mode,
+            num_images,
+            output_format,
+            safety_tolerance,
+            enhance_prompt,
+            aspect_ratio,
+        }),
         // Unreachable in practice: every `None` above pushed an error.
         _ => Err(vec![error_item(&[], "Invalid input", "value_error", None, body)]),
     }

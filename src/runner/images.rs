@@ -46,10 +46,11 @@ pub(super) async fn resolve_inputs(
             continue;
         }
         emit(JobEvent::Uploading { index, name: name.clone(), bytes: bytes.len() as u64 });
-        let url = client
-            .upload(Bytes::from(bytes), content_type, &name)
-            .await
-            .map_err(|error| JobError::Upload { index, name, error })?;
+        let url = client.upload(Bytes::from(bytes), content_type, &name).await.map_err(|error| JobError::Upload {
+            index,
+            name,
+            error,
+        })?;
         emit(JobEvent::Uploaded { index, url: url.clone() });
         urls.push(url);
     }
@@ -165,11 +166,8 @@ pub(super) async fn save_outputs(
 
 /// Request ids are uuids; anything else is reduced to a harmless file name.
 fn safe_stem(request_id: &str) -> String {
-    let s: String = request_id
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
-        .take(64)
-        .collect();
+    let s: String =
+        request_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(64).collect();
     if s.is_empty() { "request".into() } else { s }
 }
 

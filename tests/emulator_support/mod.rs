@@ -11,9 +11,7 @@ pub const KEY: &str = "Key test-id:test-secret";
 pub const ENDPOINT: &str = "fal-ai/flux-pro/kontext/multi";
 
 pub async fn start() -> Emulator {
-    Emulator::start(EmulatorConfig::fast(), 0)
-        .await
-        .expect("emulator starts")
+    Emulator::start(EmulatorConfig::fast(), 0).await.expect("emulator starts")
 }
 
 pub async fn start_with(config: EmulatorConfig) -> Emulator {
@@ -21,11 +19,7 @@ pub async fn start_with(config: EmulatorConfig) -> Emulator {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(20)).build().expect("client")
 }
 
 /// A small PNG as a data URI.
@@ -33,10 +27,7 @@ pub fn png_data_uri(w: u32, h: u32) -> String {
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
     let mut buf = std::io::Cursor::new(Vec::new());
     img.write_to(&mut buf, image::ImageFormat::Png).expect("png");
-    format!(
-        "data:image/png;base64,{}",
-        base64::engine::general_purpose::STANDARD.encode(buf.into_inner())
-    )
+    format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(buf.into_inner()))
 }
 
 pub fn input() -> Value {
@@ -56,12 +47,7 @@ pub async fn submit(emu: &Emulator, body: &Value) -> Value {
 }
 
 pub async fn get(url: &str) -> reqwest::Response {
-    client()
-        .get(url)
-        .header("authorization", KEY)
-        .send()
-        .await
-        .expect("GET")
+    client().get(url).header("authorization", KEY).send().await.expect("GET")
 }
 
 /// Polls the status URL until COMPLETED (bounded); returns the final status body.
@@ -94,10 +80,5 @@ pub fn decode_data_uri(uri: &str) -> (String, Vec<u8>) {
     let rest = uri.strip_prefix("data:").expect("data uri");
     let (meta, data) = rest.split_once(',').expect("comma");
     let ct = meta.strip_suffix(";base64").expect("base64");
-    (
-        ct.to_string(),
-        base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .expect("b64"),
-    )
+    (ct.to_string(), base64::engine::general_purpose::STANDARD.decode(data).expect("b64"))
 }
