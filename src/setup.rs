@@ -51,7 +51,7 @@ pub struct ConnectOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// fal.ai (or configured hosts) with a key.
-    Fal { key_source: KeySource },
+    Fal { key_source: KeySource, queue_url: String },
     /// An emulator this process started, because there is no key or `--offline` was given.
     BuiltInEmulator { reason: String, base_url: String },
     /// Configured loopback hosts without a key (e.g. `kontext emulator` in another terminal).
@@ -62,7 +62,10 @@ impl Target {
     /// One line for a status bar or stderr.
     pub fn describe(&self) -> String {
         match self {
-            Target::Fal { key_source } => format!("fal.ai (key from {key_source})"),
+            Target::Fal { key_source, queue_url } if queue_url == crate::fal::DEFAULT_QUEUE_URL => {
+                format!("fal.ai (key from {key_source})")
+            }
+            Target::Fal { key_source, queue_url } => format!("fal API at {queue_url} (key from {key_source})"),
             Target::BuiltInEmulator { reason, .. } => format!("built-in emulator ({reason}) — no real fal requests"),
             Target::LocalHosts { base_url } => format!("local fal emulator at {base_url}"),
         }
@@ -163,6 +166,8 @@ pub async fn connect(config: &Config, opts: &ConnectOptions) -> Result<Connectio
             None => Profile::Realistic,
         };
         let mut ecfg = EmulatorConfig::for_profile(profile);
+        // Unseeded requests get a fresh random seed each run, as on fal.
+        ecfg.rng_seed = rand::random();
         if let Some(spec) = &config.emulator.faults {
             ecfg.faults =
                 spec.parse::<FaultSpec>().map_err(|e| SetupError::Invalid(format!("emulator faults: {e}")))?;
@@ -191,7 +196,10 @@ pub async fn connect(config: &Config, opts: &ConnectOptions) -> Result<Connectio
         (None, None) => url("run URL", None, crate::fal::DEFAULT_RUN_URL)?,
     };
     let (key, target) = match key {
-        Some((k, source)) => (Some(k), Target::Fal { key_source: source }),
+        Some((k, source)) => {
+            let shown = queue_url.as_str().trim_end_matches('/').to_string();
+            (Some(k), Target::Fal { key_source: source, queue_url: shown })
+        }
         None => {
             let cfg = FalConfig::with_base_urls(queue_url.clone(), run_url.clone(), rest_url.clone(), None);
             if !cfg.is_loopback() {

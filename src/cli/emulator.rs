@@ -19,6 +19,9 @@ pub struct EmulatorArgs {
     /// Serve media (uploads, outputs) from a second loopback host, as fal's CDN is another host.
     #[arg(long)]
     pub separate_cdn_host: bool,
+    /// Seed for the emulator's randomness (faults, seeds of unseeded requests); random if unset.
+    #[arg(long, value_name = "N")]
+    pub rng_seed: Option<u64>,
 }
 
 pub async fn serve(args: EmulatorArgs) -> u8 {
@@ -27,6 +30,7 @@ pub async fn serve(args: EmulatorArgs) -> u8 {
         config.faults = f;
     }
     config.separate_cdn_host = args.separate_cdn_host;
+    config.rng_seed = args.rng_seed.unwrap_or_else(rand::random);
     let emulator = match Emulator::start(config, args.port).await {
         Ok(e) => e,
         Err(e) => {

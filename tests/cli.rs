@@ -1,0 +1,278 @@
+//! End to end: the real `kontext` binary, `kontext run` against `kontext emulator` started as a
+//! separate process (and against the built-in one), checking files, JSON and exit codes.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kontext");
+
+/// A `kontext` command isolated from the developer's environment and config.
+fn kontext(home: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in ["FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_QUEUE_URL", "FAL_RUN_URL", "FAL_REST_URL"] {
+        cmd.env_remove(var);
+    }
+    let config = home.join("config.toml");
+    if !config.exists() {
+        std::fs::write(&config, "").unwrap();
+    }
+    cmd.env("KONTEXT_DATA_DIR", home.join("data"))
+        .env("KONTEXT_CONFIG", &config)
+        .env_remove("KONTEXT_ENDPOINT")
+        .env("KONTEXT_EMULATOR_PROFILE", "fast")
+        .stdin(Stdio::null());
+    cmd
+}
+
+struct EmulatorProcess {
+    child: Child,
+    url: String,
+}
+
+impl EmulatorProcess {
+    fn spawn(extra: &[&str]) -> EmulatorProcess {
+        let mut child = Command::new(BIN)
+            .args(["emulator", "--port", "0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("emulator process starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().to_string();
+        assert!(url.starts_with("http://127.0.0.1:"), "first stdout line is the base URL, got {url:?}");
+        EmulatorProcess { child, url }
+    }
+}
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn png(path: &Path, w: u32, h: u32) {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 128]));
+    img.save(path).unwrap();
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+#[test]
+fn run_against_a_separate_emulator_writes_verified_images_and_json() {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast"]);
+    let home = tempfile::tempdir().unwrap();
+    // Upload every local file (no inlining), to exercise fal storage.
+    std::fs::write(home.path().join("config.toml"), "data_uri_threshold = 0\n").unwrap();
+    let input = home.path().join("input.png");
+    png(&input, 120, 80);
+    let out_dir = home.path().join("out");
+
+    let out = kontext(home.path())
+        .env("FAL_KEY", "any-key")
+        .args(["run", "--prompt", "make it night", "--image"])
+        .arg(&input)
+        .args(["--image", "https://v3.fal.media/files/tiger/bml6YA7DWJXOigadvxk75_image.webp"])
+        .args(["--seed", "42", "--num-images", "2", "--json", "--queue-url", &emu.url, "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "stderr: {stderr}");
+    assert!(stderr.contains(&format!("fal API at {}", emu.url)), "{stderr}");
+    assert!(stderr.contains("uploaded image 1"), "the local file was uploaded: {stderr}");
+
+    let json: Value = serde_json::from_str(stdout.trim()).expect("one JSON object on stdout");
+    let id = json["request_id"].as_str().unwrap();
+    assert_eq!(json["endpoint"], "fal-ai/flux-pro/kontext/multi");
+    assert_eq!(json["result"]["seed"], 42);
+    assert_eq!(json["result"]["images"].as_array().unwrap().len(), 2);
+    assert_eq!(json["result"]["has_nsfw_concepts"], serde_json::json!([false, false]));
+    let files: Vec<PathBuf> =
+        json["files"].as_array().unwrap().iter().map(|f| PathBuf::from(f.as_str().unwrap())).collect();
+    assert_eq!(files, vec![out_dir.join(format!("{id}-0.jpg")), out_dir.join(format!("{id}-1.jpg"))]);
+    for f in &files {
+        let img = image::open(f).expect("a decodable image");
+        assert!(img.width() > 0);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "no temporary files left behind: {leftovers:?}");
+    // The record of the request is kept in the data directory.
+    let record = std::fs::read_to_string(home.path().join("data/requests").join(format!("{id}.json"))).unwrap();
+    assert!(record.contains("\"stage\": \"completed\""), "{record}");
+}
+
+#[test]
+fn invalid_input_lists_every_problem_and_sends_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let out = kontext(home.path())
+        .args(["run", "--prompt", " ", "--guidance", "25", "--num-images", "9", "--safety", "7", "--format", "gif"])
+        .args(["--aspect-ratio", "5:4", "--seed", "abc"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "prompt is required",
+        "at least one input image",
+        "seed must be",
+        "guidance_scale must be between 1 and 20, got 25",
+        "num_images must be between 1 and 4, got 9",
+        "output_format must be jpeg or png",
+        "safety_tolerance must be one of",
+        "aspect_ratio must be one of",
+    ] {
+        assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
+    }
+    assert!(!stderr.contains("using"), "nothing was connected to: {stderr}");
+}
+
+#[test]
+fn without_a_key_it_runs_on_the_built_in_emulator_and_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    let out = kontext(home.path())
+        .args(["run", "-p", "a cat", "-i", "https://v3.fal.media/files/a.png", "--format", "png", "--out"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("built-in emulator (no fal key configured)"), "{stderr}");
+    assert!(stdout.contains(".png"), "{stdout}");
+}
+
+#[test]
+fn a_failed_model_run_exits_3_and_says_why() {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", "fail:1"]);
+    let home = tempfile::tempdir().unwrap();
+    let out = kontext(home.path())
+        .env("FAL_KEY", "k")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("the model run failed"), "{stderr}");
+}
+
+#[test]
+fn an_unreachable_fal_exits_4() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config.toml"), "[network]\nretry_max_attempts = 2\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = kontext(home.path())
+        .env("FAL_KEY", "k")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png"])
+        .args(["--queue-url", &format!("http://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("network error"), "{stderr}");
+}
+
+#[test]
+fn plain_http_to_a_remote_host_is_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let out = kontext(home.path())
+        .env("FAL_KEY", "k")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", "http://queue.example.com"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("plain http"), "{stderr}");
+}
+
+#[test]
+fn a_broken_config_names_the_line() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(
+        home.path().join("config.toml"),
+        "endpoint = \"fal-ai/flux-pro/kontext/multi\"\n[defaults]\nnum_images = \"two\"\n",
+    )
+    .unwrap();
+    let out = kontext(home.path()).args(["run", "-p", "x", "-i", "https://a.b/c.png"]).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("config.toml") && stderr.contains("line 3"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_asks_fal_to_cancel_and_exits_130() {
+    // Realistic timing keeps the request queued/running long enough to interrupt it.
+    let emu = EmulatorProcess::spawn(&["--profile", "realistic"]);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = kontext(home.path())
+        .env("FAL_KEY", "k")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
+        .arg(home.path())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen.iter().any(|l: &String| l.starts_with("submitted")) {
+        let line = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("submitted in time");
+        seen.push(line);
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let code = child.wait().unwrap().code();
+    seen.extend(rx.try_iter());
+    let all = seen.join("\n");
+    assert_eq!(code, Some(130), "{all}");
+    assert!(all.contains("cancel: requested"), "{all}");
+}
+
+#[test]
+fn the_key_never_reaches_output_logs_or_records() {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast"]);
+    let home = tempfile::tempdir().unwrap();
+    let secret = "kid-7f3a:ksecret-d41d8cd98f";
+    let out = kontext(home.path())
+        .env("FAL_KEY", secret)
+        .env("KONTEXT_LOG", "trace")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--json", "--queue-url", &emu.url, "--out"])
+        .arg(home.path().join("out"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stdout.contains("ksecret") && !stderr.contains("ksecret"));
+    let mut files = 0;
+    for entry in walk(&home.path().join("data")) {
+        files += 1;
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains("ksecret"), "key found in {}", entry.display());
+    }
+    assert!(files >= 2, "the log and the record were written");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
