@@ -1,0 +1,134 @@
+//! The job runner against the emulator: inputs inlined or uploaded by size, events in order,
+//! outputs verified and named from the request id, cancellation before and after submit.
+
+use std::path::Path;
+use std::time::Duration;
+
+use kontext::emulator::{Emulator, EmulatorConfig, Route};
+use kontext::fal::{CancelOutcome, FalClient, FalConfig, FalKey, FollowMode};
+use kontext::model::{Draft, Endpoint, MAX_INPUT_IMAGES};
+use kontext::runner::{JobError, JobEvent, JobRequest, run_job};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+fn client_for(emu: &Emulator) -> FalClient {
+    let mut cfg = FalConfig::single_host(emu.base_url().parse().unwrap(), FalKey::new("k"));
+    cfg.poll_interval = Duration::from_millis(20);
+    FalClient::new(cfg).unwrap()
+}
+
+fn png(path: &Path, w: u32, h: u32) -> u64 {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 13 % 256) as u8, ((x ^ y) % 256) as u8])
+    });
+    img.save(path).unwrap();
+    std::fs::metadata(path).unwrap().len()
+}
+
+fn job(images: Vec<String>, out: &Path, threshold: u64) -> JobRequest {
+    let draft = Draft { prompt: "swap the colours".into(), images, num_images: Some("2".into()), ..Draft::default() };
+    JobRequest {
+        endpoint: Endpoint::default(),
+        input: draft.validate(MAX_INPUT_IMAGES).unwrap(),
+        out_dir: out.to_path_buf(),
+        record_dir: Some(out.join("records")),
+        data_uri_threshold: threshold,
+        follow: FollowMode::Stream,
+    }
+}
+
+#[tokio::test]
+async fn small_files_go_inline_large_ones_are_uploaded_and_outputs_are_verified() {
+    let emu = Emulator::start(EmulatorConfig::fast(), 0).await.unwrap();
+    let client = client_for(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.png");
+    let large = dir.path().join("large.png");
+    let small_len = png(&small, 8, 8);
+    let large_len = png(&large, 200, 200);
+    assert!(small_len < large_len);
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let request = job(vec![small.display().to_string(), large.display().to_string()], dir.path(), small_len);
+    let outcome = run_job(&client, request, tx, CancellationToken::new()).await.unwrap();
+
+    assert!(outcome.sent.image_urls[0].starts_with("data:image/png;base64,"));
+    assert!(outcome.sent.image_urls[1].starts_with(emu.cdn_base_url()), "{}", outcome.sent.image_urls[1]);
+    assert_eq!(emu.journal().iter().filter(|r| r.route == Route::UploadPut).count(), 1);
+
+    let id = &outcome.handle.request_id;
+    assert_eq!(outcome.files.len(), 2);
+    for (i, f) in outcome.files.iter().enumerate() {
+        assert_eq!(f.path, dir.path().join(format!("{id}-{i}.jpg")));
+        let img = image::open(&f.path).unwrap();
+        assert_eq!((img.width(), img.height()), (f.width, f.height));
+    }
+
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    let kind = |e: &JobEvent| match e {
+        JobEvent::Uploading { .. } => "uploading",
+        JobEvent::Uploaded { .. } => "uploaded",
+        JobEvent::Submitted { .. } => "submitted",
+        JobEvent::Queued { .. } => "queued",
+        JobEvent::InProgress => "in-progress",
+        JobEvent::Logs(_) => "logs",
+        JobEvent::Note(_) => "note",
+        JobEvent::Completed => "completed",
+        JobEvent::Downloading { .. } => "downloading",
+        JobEvent::Saved { .. } => "saved",
+        JobEvent::CancelRequested { .. } => "cancel",
+    };
+    let mut order: Vec<&str> = events.iter().map(kind).collect();
+    order.dedup();
+    let pos = |k: &str| order.iter().position(|o| *o == k).unwrap_or_else(|| panic!("no {k} in {order:?}"));
+    assert!(pos("uploading") < pos("uploaded"));
+    assert!(pos("uploaded") < pos("submitted"));
+    assert!(pos("submitted") < pos("in-progress"));
+    assert!(pos("in-progress") < pos("completed"));
+    assert!(pos("completed") < pos("saved"));
+
+    let record = std::fs::read_to_string(dir.path().join("records").join(format!("{id}.json"))).unwrap();
+    assert!(record.contains("\"stage\": \"completed\"") && record.contains("\"seed\""), "{record}");
+}
+
+#[tokio::test]
+async fn cancelling_before_the_submit_sends_nothing() {
+    let emu = Emulator::start(EmulatorConfig::fast(), 0).await.unwrap();
+    let client = client_for(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    cancel.cancel();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let err =
+        run_job(&client, job(vec!["https://v3.fal.media/a.png".into()], dir.path(), 0), tx, cancel).await.unwrap_err();
+    assert!(matches!(err, JobError::Cancelled { handle: None, .. }), "{err:?}");
+    assert_eq!(emu.submit_count(), 0);
+}
+
+#[tokio::test]
+async fn cancelling_after_the_submit_asks_fal_and_reports_it() {
+    let config = EmulatorConfig { processing_time: Duration::from_secs(5), ..EmulatorConfig::fast() };
+    let emu = Emulator::start(config, 0).await.unwrap();
+    let client = client_for(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let cancel = CancellationToken::new();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let request = job(vec!["https://v3.fal.media/a.png".into()], dir.path(), 0);
+    let task = tokio::spawn({
+        let cancel = cancel.clone();
+        async move { run_job(&client, request, tx, cancel).await }
+    });
+    while let Some(e) = rx.recv().await {
+        if e == JobEvent::InProgress {
+            cancel.cancel();
+            break;
+        }
+    }
+    let err = task.await.unwrap().unwrap_err();
+    assert!(matches!(err, JobError::Cancelled { handle: Some(_), outcome: Some(CancelOutcome::Requested) }), "{err:?}");
+    assert_eq!(emu.journal().iter().filter(|r| r.route == Route::Cancel).count(), 1);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count(), 0);
+}
