@@ -65,7 +65,7 @@ pub(crate) fn iso8601(t: SystemTime, micros: bool) -> String {
     if micros {
         format!("{base}.{:06}", d.subsec_micros())
     } else {
-        format!("{base}Z")
+        format!("{base}+00:00")
     }
 }
 
@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn iso_dates() {
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(iso8601(t, false), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(t, false), "2023-11-14T22:13:20+00:00");
         let t = UNIX_EPOCH + Duration::from_micros(951_782_400_000_001);
         assert_eq!(iso8601(t, true), "2000-02-29T00:00:00.000001");
     }
