@@ -29,7 +29,10 @@ async fn rate_limit_408_409_are_counted_and_then_pass() {
     let r = post_submit(&emu).await.unwrap();
     assert_eq!(r.status(), 429);
     assert_eq!(r.headers()["retry-after"], "1");
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"detail": "Rate limit exceeded"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"detail": "Rate limit exceeded"})
+    );
     assert_eq!(post_submit(&emu).await.unwrap().status(), 408);
     assert_eq!(post_submit(&emu).await.unwrap().status(), 409);
     assert_eq!(post_submit(&emu).await.unwrap().status(), 200);
@@ -65,7 +68,10 @@ async fn fal_503_500_and_user_timeout_504() {
     let r = post_submit(&emu).await.unwrap();
     assert_eq!(r.status(), 500);
     assert_eq!(r.headers()["x-fal-error-type"], "internal_error");
-    assert_eq!(r.json::<Value>().await.unwrap()["error_type"], "internal_error");
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error_type"],
+        "internal_error"
+    );
 
     let r = post_submit(&emu).await.unwrap();
     assert_eq!(r.status(), 504);
@@ -118,7 +124,10 @@ async fn drop_stream_closes_after_first_event() {
         .await
         .unwrap()
         .unwrap();
-    let events: Vec<&str> = text.split("\n\n").filter(|c| c.starts_with("data: ")).collect();
+    let events: Vec<&str> = text
+        .split("\n\n")
+        .filter(|c| c.starts_with("data: "))
+        .collect();
     assert_eq!(events.len(), 1, "{text}");
     assert!(!events[0].contains("COMPLETED"));
     // A second stream is complete.
@@ -136,7 +145,11 @@ async fn fail_ends_completed_with_error_and_result_503() {
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["error_type"], "runner_disconnected");
     assert!(v["detail"].is_string());
-    let st: Value = get(sub["status_url"].as_str().unwrap()).await.json().await.unwrap();
+    let st: Value = get(sub["status_url"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["status"], "COMPLETED");
     assert_eq!(st["error_type"], "runner_disconnected");
     assert!(st["error"].is_string());
@@ -152,7 +165,10 @@ async fn slow_adds_latency_per_route() {
     assert!(t.elapsed() >= Duration::from_millis(300));
     let t = Instant::now();
     get(sub["response_url"].as_str().unwrap()).await;
-    assert!(t.elapsed() < Duration::from_millis(300), "other routes are not slowed");
+    assert!(
+        t.elapsed() < Duration::from_millis(300),
+        "other routes are not slowed"
+    );
     emu.shutdown().await;
 }
 
@@ -160,7 +176,11 @@ async fn slow_adds_latency_per_route() {
 async fn probabilities_are_reproducible() {
     async fn pattern() -> Vec<u16> {
         let emu = with_faults("429@status:0.5").await;
-        let url = format!("{}/fal-ai/flux-pro/requests/{}/status", emu.base_url(), uuid::Uuid::nil());
+        let url = format!(
+            "{}/fal-ai/flux-pro/requests/{}/status",
+            emu.base_url(),
+            uuid::Uuid::nil()
+        );
         let mut out = Vec::new();
         for _ in 0..24 {
             out.push(get(&url).await.status().as_u16());
@@ -175,14 +195,25 @@ async fn probabilities_are_reproducible() {
 
 #[test]
 fn fault_spec_grammar() {
-    let s: FaultSpec = "429:0.2,502@submit:#2,slow@status:2s,reset@upload:1".parse().unwrap();
-    assert_eq!(s.to_string(), "429:0.2,502@submit:#2,slow@status:2s,reset@upload:1");
+    let s: FaultSpec = "429:0.2,502@submit:#2,slow@status:2s,reset@upload:1"
+        .parse()
+        .unwrap();
+    assert_eq!(
+        s.to_string(),
+        "429:0.2,502@submit:#2,slow@status:2s,reset@upload:1"
+    );
     let e = "4299:0.2".parse::<FaultSpec>().unwrap_err().to_string();
     assert!(
         e.starts_with("unknown fault kind \"4299\" in \"4299:0.2\"; expected one of"),
         "{e}"
     );
-    assert!("429@moon:0.1".parse::<FaultSpec>().unwrap_err().to_string().contains("unknown fault route"));
+    assert!(
+        "429@moon:0.1"
+            .parse::<FaultSpec>()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown fault route")
+    );
     assert!("slow:soon".parse::<FaultSpec>().is_err());
     assert_eq!(FaultSpec::default().to_string(), "none");
 }

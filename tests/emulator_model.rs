@@ -49,7 +49,10 @@ async fn validation_reports_all_errors_at_once() {
         assert!(e["msg"].is_string() && e.get("input").is_some());
     }
     let e = find(d, &json!(["body", "prompt"]));
-    assert_eq!((e["type"].as_str(), e["msg"].as_str()), (Some("missing"), Some("Field required")));
+    assert_eq!(
+        (e["type"].as_str(), e["msg"].as_str()),
+        (Some("missing"), Some("Field required"))
+    );
     assert_eq!(find(d, &json!(["body", "image_urls"]))["type"], "too_short");
     let e = find(d, &json!(["body", "seed"]));
     assert_eq!(e["type"], "greater_than_equal");
@@ -58,13 +61,22 @@ async fn validation_reports_all_errors_at_once() {
     assert_eq!(e["type"], "less_than_equal");
     assert_eq!(e["ctx"], json!({"le": 20}));
     assert_eq!(e["input"], 21);
-    assert_eq!(find(d, &json!(["body", "sync_mode"]))["type"], "bool_parsing");
-    assert_eq!(find(d, &json!(["body", "num_images"]))["ctx"], json!({"le": 4}));
+    assert_eq!(
+        find(d, &json!(["body", "sync_mode"]))["type"],
+        "bool_parsing"
+    );
+    assert_eq!(
+        find(d, &json!(["body", "num_images"]))["ctx"],
+        json!({"le": 4})
+    );
     assert_eq!(find(d, &json!(["body", "output_format"]))["type"], "enum");
     let e = find(d, &json!(["body", "safety_tolerance"]));
     assert_eq!(e["type"], "enum");
     assert_eq!(e["input"], 2);
-    assert_eq!(find(d, &json!(["body", "enhance_prompt"]))["type"], "bool_type");
+    assert_eq!(
+        find(d, &json!(["body", "enhance_prompt"]))["type"],
+        "bool_type"
+    );
     assert_eq!(find(d, &json!(["body", "aspect_ratio"]))["type"], "enum");
 
     // Lower bounds and element types.
@@ -76,22 +88,41 @@ async fn validation_reports_all_errors_at_once() {
     let v: Value = r.json().await.unwrap();
     let d = v["detail"].as_array().unwrap();
     assert_eq!(find(d, &json!(["body", "prompt"]))["type"], "string_type");
-    assert_eq!(find(d, &json!(["body", "image_urls", 1]))["type"], "string_type");
-    assert_eq!(find(d, &json!(["body", "guidance_scale"]))["ctx"], json!({"ge": 1}));
-    assert_eq!(find(d, &json!(["body", "num_images"]))["type"], "greater_than_equal");
+    assert_eq!(
+        find(d, &json!(["body", "image_urls", 1]))["type"],
+        "string_type"
+    );
+    assert_eq!(
+        find(d, &json!(["body", "guidance_scale"]))["ctx"],
+        json!({"ge": 1})
+    );
+    assert_eq!(
+        find(d, &json!(["body", "num_images"]))["type"],
+        "greater_than_equal"
+    );
     emu.shutdown().await;
 }
 
 #[tokio::test]
 async fn queue_validation_error_surfaces_at_result() {
     let emu = start().await;
-    let (sub, r) = run_to_result(&emu, &json!({"prompt": "x", "image_urls": ["a"], "num_images": 9})).await;
+    let (sub, r) = run_to_result(
+        &emu,
+        &json!({"prompt": "x", "image_urls": ["a"], "num_images": 9}),
+    )
+    .await;
     assert_eq!(r.status(), 422);
-    assert_eq!(r.headers()["x-fal-request-id"], sub["request_id"].as_str().unwrap());
+    assert_eq!(
+        r.headers()["x-fal-request-id"],
+        sub["request_id"].as_str().unwrap()
+    );
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["detail"][0]["loc"], json!(["body", "num_images"]));
     let st = wait_completed(sub["status_url"].as_str().unwrap()).await;
-    assert!(st.get("error").is_none(), "model errors leave COMPLETED without error: {st}");
+    assert!(
+        st.get("error").is_none(),
+        "model errors leave COMPLETED without error: {st}"
+    );
     emu.shutdown().await;
 }
 
@@ -99,13 +130,21 @@ async fn queue_validation_error_surfaces_at_result() {
 async fn unfetchable_loopback_image_is_file_download_error() {
     let emu = start().await;
     let missing = format!("{}/files/tiger/nope_missing.png", emu.cdn_base_url());
-    let r = run_sync(&emu, &json!({"prompt": "x", "image_urls": [png_data_uri(8, 8), missing]})).await;
+    let r = run_sync(
+        &emu,
+        &json!({"prompt": "x", "image_urls": [png_data_uri(8, 8), missing]}),
+    )
+    .await;
     assert_eq!(r.status(), 422);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["detail"][0]["type"], "file_download_error");
     assert_eq!(v["detail"][0]["loc"], json!(["body", "image_urls", 1]));
     // Bytes that are not an image.
-    let r = run_sync(&emu, &json!({"prompt": "x", "image_urls": ["data:image/png;base64,aGVsbG8="]})).await;
+    let r = run_sync(
+        &emu,
+        &json!({"prompt": "x", "image_urls": ["data:image/png;base64,aGVsbG8="]}),
+    )
+    .await;
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["detail"][0]["type"], "image_load_error");
     emu.shutdown().await;
@@ -126,7 +165,13 @@ async fn run_returns_output_and_offline_placeholders() {
     assert_eq!(v["images"].as_array().unwrap().len(), 2);
     assert_eq!(v["has_nsfw_concepts"], json!([false, false]));
     // A square placeholder → 1:1 output, capped to 256 in the fast profile.
-    assert_eq!((v["images"][0]["width"].as_u64(), v["images"][0]["height"].as_u64()), (Some(256), Some(256)));
+    assert_eq!(
+        (
+            v["images"][0]["width"].as_u64(),
+            v["images"][0]["height"].as_u64()
+        ),
+        (Some(256), Some(256))
+    );
     assert_ne!(v["images"][0]["url"], v["images"][1]["url"]);
     // Nothing but loopback was contacted.
     assert!(emu.journal().iter().all(|j| j.route == Route::Run));
@@ -136,7 +181,10 @@ async fn run_returns_output_and_offline_placeholders() {
 #[tokio::test]
 async fn sync_mode_data_uris_and_formats() {
     let emu = start().await;
-    for (fmt, ct, want) in [("png", "image/png", image::ImageFormat::Png), ("jpeg", "image/jpeg", image::ImageFormat::Jpeg)] {
+    for (fmt, ct, want) in [
+        ("png", "image/png", image::ImageFormat::Png),
+        ("jpeg", "image/jpeg", image::ImageFormat::Jpeg),
+    ] {
         let (_, r) = run_to_result(
             &emu,
             &json!({"prompt": "p", "image_urls": [png_data_uri(30, 30)], "sync_mode": true, "output_format": fmt, "aspect_ratio": "16:9"}),
@@ -151,7 +199,10 @@ async fn sync_mode_data_uris_and_formats() {
         assert_eq!(image::guess_format(&bytes).unwrap(), want);
         let dec = image::load_from_memory(&bytes).unwrap();
         assert_eq!((dec.width(), dec.height()), (256, 138));
-        assert_eq!((img["width"].as_u64(), img["height"].as_u64()), (Some(256), Some(138)));
+        assert_eq!(
+            (img["width"].as_u64(), img["height"].as_u64()),
+            (Some(256), Some(138))
+        );
     }
     // Nothing was stored: no file route, and no /files URLs were produced.
     emu.shutdown().await;
@@ -177,7 +228,12 @@ async fn determinism_and_aspect_ratios() {
     let c = sync_bytes(&emu, 43, "1:1").await;
     assert_eq!(a.0, b.0, "same seed → same bytes");
     assert_ne!(a.0, c.0, "different seed → different bytes");
-    for (ar, w, h) in [("21:9", 256, 110), ("9:16", 138, 256), ("4:3", 256, 190), ("2:3", 171, 256)] {
+    for (ar, w, h) in [
+        ("21:9", 256, 110),
+        ("9:16", 138, 256),
+        ("4:3", 256, 190),
+        ("2:3", 171, 256),
+    ] {
         let (_, gw, gh) = sync_bytes(&emu, 1, ar).await;
         assert_eq!((gw, gh), (w, h), "{ar}");
     }
@@ -201,7 +257,10 @@ async fn storage_flow_a_initiate_put_get() {
         b
     };
     let r = c
-        .post(format!("{}/storage/upload/initiate?storage_type=fal-cdn-v3", emu.base_url()))
+        .post(format!(
+            "{}/storage/upload/initiate?storage_type=fal-cdn-v3",
+            emu.base_url()
+        ))
         .header("authorization", KEY)
         .json(&json!({"content_type": "image/png", "file_name": "my photo.png"}))
         .send()
@@ -213,9 +272,19 @@ async fn storage_flow_a_initiate_put_get() {
     let file_url = v["file_url"].as_str().unwrap();
     assert!(file_url.starts_with(&format!("{}/files/", emu.cdn_base_url())));
     assert!(file_url.ends_with("_my_photo.png"), "{file_url}");
-    assert_eq!(c.get(file_url).send().await.unwrap().status(), 404, "not yet uploaded");
+    assert_eq!(
+        c.get(file_url).send().await.unwrap().status(),
+        404,
+        "not yet uploaded"
+    );
     // No auth needed for the presigned PUT.
-    let r = c.put(upload_url).header("content-type", "image/png").body(png.clone()).send().await.unwrap();
+    let r = c
+        .put(upload_url)
+        .header("content-type", "image/png")
+        .body(png.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let g = c.get(file_url).send().await.unwrap();
     assert_eq!(g.status(), 200);
@@ -226,14 +295,21 @@ async fn storage_flow_a_initiate_put_get() {
     assert_eq!(r.status(), 200);
     // Initiate needs a key; gcs works too.
     let r = c
-        .post(format!("{}/storage/upload/initiate?storage_type=gcs", emu.base_url()))
+        .post(format!(
+            "{}/storage/upload/initiate?storage_type=gcs",
+            emu.base_url()
+        ))
         .json(&json!({"content_type": "image/png", "file_name": "a.png"}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
     let routes: Vec<Route> = emu.journal().iter().map(|j| j.route).collect();
-    assert!(routes.contains(&Route::StorageInitiate) && routes.contains(&Route::UploadPut) && routes.contains(&Route::FileGet));
+    assert!(
+        routes.contains(&Route::StorageInitiate)
+            && routes.contains(&Route::UploadPut)
+            && routes.contains(&Route::FileGet)
+    );
     emu.shutdown().await;
 }
 
@@ -242,7 +318,10 @@ async fn storage_flow_b_cdn_token() {
     let emu = start().await;
     let c = client();
     let r = c
-        .post(format!("{}/storage/auth/token?storage_type=fal-cdn-v3", emu.base_url()))
+        .post(format!(
+            "{}/storage/auth/token?storage_type=fal-cdn-v3",
+            emu.base_url()
+        ))
         .header("authorization", KEY)
         .json(&json!({}))
         .send()
@@ -256,7 +335,13 @@ async fn storage_flow_b_cdn_token() {
     let token = t["token"].as_str().unwrap();
     let upload = format!("{}/files/upload", emu.cdn_base_url());
     // Wrong token → 401.
-    let r = c.post(&upload).header("authorization", "Bearer nope").body("x").send().await.unwrap();
+    let r = c
+        .post(&upload)
+        .header("authorization", "Bearer nope")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = c
         .post(&upload)
@@ -282,7 +367,11 @@ async fn separate_cdn_host_builds_media_urls_on_127_0_0_2() {
     let mut cfg = EmulatorConfig::fast();
     cfg.separate_cdn_host = true;
     let emu = start_with(cfg).await;
-    assert!(emu.cdn_base_url().starts_with("http://127.0.0.2:"), "{}", emu.cdn_base_url());
+    assert!(
+        emu.cdn_base_url().starts_with("http://127.0.0.2:"),
+        "{}",
+        emu.cdn_base_url()
+    );
     assert!(emu.base_url().starts_with("http://127.0.0.1:"));
     let (_, r) = run_to_result(&emu, &input()).await;
     let v: Value = r.json().await.unwrap();
@@ -303,6 +392,11 @@ async fn separate_cdn_host_builds_media_urls_on_127_0_0_2() {
         .await
         .unwrap();
     let v: Value = r.json().await.unwrap();
-    assert!(v["upload_url"].as_str().unwrap().starts_with("http://127.0.0.2:"));
+    assert!(
+        v["upload_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://127.0.0.2:")
+    );
     emu.shutdown().await;
 }

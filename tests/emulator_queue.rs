@@ -45,7 +45,10 @@ async fn submit_status_result_lifecycle() {
     let img = &out["images"][0];
     assert_eq!(img["content_type"], "image/jpeg");
     let url = img["url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/files/", emu.cdn_base_url())), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/files/", emu.cdn_base_url())),
+        "{url}"
+    );
     // The output is served, without auth, and is the announced size.
     let f = client().get(url).send().await.unwrap();
     assert_eq!(f.status(), 200);
@@ -80,7 +83,9 @@ async fn full_id_paths_and_trailing_slash_and_log_forms() {
             if want_logs {
                 assert!(!v["logs"].as_array().unwrap().is_empty());
                 let l = &v["logs"][0];
-                assert!(l["message"].is_string() && l["timestamp"].as_str().unwrap().starts_with("20"));
+                assert!(
+                    l["message"].is_string() && l["timestamp"].as_str().unwrap().starts_with("20")
+                );
                 assert_eq!(l["labels"]["level"], "INFO");
             }
         }
@@ -106,7 +111,12 @@ async fn polling_logs_are_cumulative() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let messages: Vec<&str> = prev.iter().filter_map(|l| l["message"].as_str()).collect();
-    assert!(messages.iter().any(|m| m.starts_with("Fetched image 1/2 (40x30)")), "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("Fetched image 1/2 (40x30)")),
+        "{messages:?}"
+    );
     assert!(messages.iter().any(|m| m.starts_with("Step ")));
     assert!(messages.iter().any(|m| m.starts_with("Encoding output")));
     emu.shutdown().await;
@@ -121,7 +131,12 @@ async fn read_sse(url: &str) -> (String, Vec<Value>) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let text = tokio::time::timeout(Duration::from_secs(15), r.text())
         .await
         .expect("stream closes by itself")
@@ -141,14 +156,24 @@ async fn sse_logs_incremental_and_closes_after_completed() {
     let url = format!("{}/stream?logs=1", sub["status_url"].as_str().unwrap());
     let (text, events) = read_sse(&url).await;
     for chunk in text.split("\n\n").filter(|c| !c.is_empty()) {
-        assert!(chunk.starts_with("data: ") || chunk.starts_with(": ping"), "{chunk:?}");
+        assert!(
+            chunk.starts_with("data: ") || chunk.starts_with(": ping"),
+            "{chunk:?}"
+        );
         assert!(!chunk.contains("event:") && !chunk.contains("id:"));
     }
     assert!(events.len() >= 3, "{events:?}");
     assert_eq!(events.last().unwrap()["status"], "COMPLETED");
-    assert!(events[..events.len() - 1].iter().all(|e| e["status"] != "COMPLETED"));
+    assert!(
+        events[..events.len() - 1]
+            .iter()
+            .all(|e| e["status"] != "COMPLETED")
+    );
     // Incremental: no log line appears in two events.
-    let all: Vec<&Value> = events.iter().flat_map(|e| e["logs"].as_array().unwrap()).collect();
+    let all: Vec<&Value> = events
+        .iter()
+        .flat_map(|e| e["logs"].as_array().unwrap())
+        .collect();
     let polled: Value = get(&format!("{}?logs=1", sub["status_url"].as_str().unwrap()))
         .await
         .json()
@@ -235,20 +260,36 @@ async fn cancel_queued_in_progress_completed_unknown() {
     let queued = submit(&emu, &input()).await;
     // Wait until the first runs.
     for _ in 0..200 {
-        let v: Value = get(running["status_url"].as_str().unwrap()).await.json().await.unwrap();
+        let v: Value = get(running["status_url"].as_str().unwrap())
+            .await
+            .json()
+            .await
+            .unwrap();
         if v["status"] == "IN_PROGRESS" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let put = |url: String| async move {
-        client().put(url).header("authorization", KEY).send().await.unwrap()
+        client()
+            .put(url)
+            .header("authorization", KEY)
+            .send()
+            .await
+            .unwrap()
     };
     // Queued → leaves the queue at once.
     let r = put(queued["cancel_url"].as_str().unwrap().to_string()).await;
     assert_eq!(r.status(), 202);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "CANCELLATION_REQUESTED"}));
-    let v: Value = get(queued["status_url"].as_str().unwrap()).await.json().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "CANCELLATION_REQUESTED"})
+    );
+    let v: Value = get(queued["status_url"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["status"], "COMPLETED");
     assert_eq!(v["error_type"], "client_cancelled");
     let res = get(queued["response_url"].as_str().unwrap()).await;
@@ -269,7 +310,10 @@ async fn cancel_queued_in_progress_completed_unknown() {
     // Completed → 400; unknown → 404.
     let r = put(running["cancel_url"].as_str().unwrap().to_string()).await;
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "ALREADY_COMPLETED"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "ALREADY_COMPLETED"})
+    );
     let unknown = format!(
         "{}/fal-ai/flux-pro/requests/{}/cancel",
         emu.base_url(),
@@ -277,7 +321,10 @@ async fn cancel_queued_in_progress_completed_unknown() {
     );
     let r = put(unknown).await;
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "NOT_FOUND"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "NOT_FOUND"})
+    );
     emu.shutdown().await;
 }
 
@@ -291,7 +338,10 @@ async fn unknown_request_and_endpoint() {
     ))
     .await;
     assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"detail": "Request not found"}));
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"detail": "Request not found"})
+    );
     let r = client()
         .post(format!("{}/fal-ai/no-such-model", emu.base_url()))
         .header("authorization", KEY)
@@ -304,7 +354,10 @@ async fn unknown_request_and_endpoint() {
     assert!(v["detail"].as_str().unwrap().contains("not found"));
     // The max endpoint shares the schema.
     let r = client()
-        .post(format!("{}/fal-ai/flux-pro/kontext/max/multi", emu.base_url()))
+        .post(format!(
+            "{}/fal-ai/flux-pro/kontext/max/multi",
+            emu.base_url()
+        ))
         .header("authorization", KEY)
         .json(&input())
         .send()
@@ -320,7 +373,10 @@ async fn auth_required_and_journaled() {
     let c = client();
     for auth in [None, Some(""), Some("Key "), Some("Key    ")] {
         let mut rb = c
-            .post(format!("{}/{ENDPOINT}?fal_webhook=http%3A%2F%2Fexample.com%2Fhook", emu.base_url()))
+            .post(format!(
+                "{}/{ENDPOINT}?fal_webhook=http%3A%2F%2Fexample.com%2Fhook",
+                emu.base_url()
+            ))
             .json(&input());
         if let Some(a) = auth {
             rb = rb.header("authorization", a);
@@ -340,11 +396,18 @@ async fn auth_required_and_journaled() {
     assert!(j[1].has_authorization);
     assert_eq!(j[0].route, Route::Submit);
     assert_eq!(j[0].status, 401);
-    assert_eq!(j[0].query.as_deref(), Some("fal_webhook=http%3A%2F%2Fexample.com%2Fhook"));
+    assert_eq!(
+        j[0].query.as_deref(),
+        Some("fal_webhook=http%3A%2F%2Fexample.com%2Fhook")
+    );
     assert_eq!(j[4].status, 200);
     assert_eq!(j[4].path, format!("/{ENDPOINT}"));
     assert!(j[4].host.starts_with("127.0.0.1:"));
-    let r = client().get(sub["status_url"].as_str().unwrap()).send().await.unwrap();
+    let r = client()
+        .get(sub["status_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     assert_eq!(emu.journal().last().unwrap().route, Route::Status);
     emu.shutdown().await;

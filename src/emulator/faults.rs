@@ -151,7 +151,7 @@ fn route_name(r: FaultRoute) -> &'static str {
 
 fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 && ms > 0 {
+    if ms.is_multiple_of(1000) && ms > 0 {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")
@@ -284,9 +284,7 @@ impl FromStr for FaultSpec {
                 }
                 Amount::Probability(p)
             };
-            if kind == FaultKind::DropStream
-                && route.is_some_and(|r| r != FaultRoute::Stream)
-            {
+            if kind == FaultKind::DropStream && route.is_some_and(|r| r != FaultRoute::Stream) {
                 return Err(FaultSpecError(format!(
                     "\"drop-stream\" only applies to the stream route, not in \"{rule}\""
                 )));

@@ -23,8 +23,7 @@ pub(crate) enum Fetched {
 
 const DOWNLOAD_MSG: &str =
     "Failed to download the file. Please check if the URL is accessible and try again.";
-const LOAD_MSG: &str =
-    "Failed to load the image. Please ensure the image file is not corrupted and is in a supported format.";
+const LOAD_MSG: &str = "Failed to load the image. Please ensure the image file is not corrupted and is in a supported format.";
 
 fn download_error(i: usize, url: &str) -> Value {
     error_item(
@@ -39,7 +38,10 @@ fn download_error(i: usize, url: &str) -> Value {
 fn load_error(i: usize, url: &str) -> Value {
     // Avoid echoing megabytes of data URI back in the error.
     let shown = if url.len() > 200 {
-        format!("{}…", &url[..url.char_indices().nth(100).map(|(b, _)| b).unwrap_or(0)])
+        format!(
+            "{}…",
+            &url[..url.char_indices().nth(100).map(|(b, _)| b).unwrap_or(0)]
+        )
     } else {
         url.to_string()
     };
@@ -66,7 +68,10 @@ pub(crate) fn data_uri_bytes(uri: &str) -> Option<Vec<u8>> {
         let cleaned: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
         base64::engine::general_purpose::STANDARD
             .decode(cleaned.as_bytes())
-            .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
+            .or_else(|_| {
+                base64::engine::general_purpose::STANDARD_NO_PAD
+                    .decode(cleaned.trim_end_matches('='))
+            })
             .ok()
     } else {
         Some(data.as_bytes().to_vec())

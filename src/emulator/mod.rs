@@ -108,7 +108,7 @@ impl EmulatorConfig {
             log_interval: Duration::from_millis(25),
             separate_cdn_host: false,
             max_image_side: Some(256),
-            rng_seed: 0x5eed_fa1,
+            rng_seed: 0x05ee_dfa1,
             ping_interval: Duration::from_secs(1),
         }
     }
@@ -124,7 +124,7 @@ impl EmulatorConfig {
             log_interval: Duration::from_millis(500),
             separate_cdn_host: false,
             max_image_side: None,
-            rng_seed: 0x5eed_fa1,
+            rng_seed: 0x05ee_dfa1,
             ping_interval: Duration::from_secs(15),
         }
     }
@@ -203,7 +203,8 @@ pub struct Emulator {
 impl Emulator {
     /// Binds 127.0.0.1:`port` (0 = any free port) and starts serving.
     pub async fn start(config: EmulatorConfig, port: u16) -> io::Result<Emulator> {
-        let main = TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)).await?;
+        let main =
+            TcpListener::bind(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)).await?;
         let main_port = main.local_addr()?.port();
         let base_url = format!("http://127.0.0.1:{main_port}");
         let mut listeners = vec![main];
@@ -295,7 +296,10 @@ impl Emulator {
         self.shared.shutdown.cancel();
         for s in std::mem::take(&mut self.servers) {
             let abort = s.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(3), s).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(3), s)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -367,7 +371,10 @@ impl Connected<IncomingStream<'_, KillListener>> for ConnCtl {
 }
 
 fn killed_err() -> io::Error {
-    io::Error::new(io::ErrorKind::ConnectionReset, "connection reset by fault injection")
+    io::Error::new(
+        io::ErrorKind::ConnectionReset,
+        "connection reset by fault injection",
+    )
 }
 
 impl AsyncRead for KillIo {

@@ -28,15 +28,31 @@ const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// What a path means.
 enum Target {
-    Submit { app: String, endpoint: String },
-    Queue { app: String, id: String, op: QueueOp },
-    Run { endpoint: String },
+    Submit {
+        app: String,
+        endpoint: String,
+    },
+    Queue {
+        app: String,
+        id: String,
+        op: QueueOp,
+    },
+    Run {
+        endpoint: String,
+    },
     StorageInitiate,
     StorageToken,
     CdnUpload,
-    UploadPut { path: String },
-    FileGet { path: String },
-    Other { status: u16, msg: &'static str },
+    UploadPut {
+        path: String,
+    },
+    FileGet {
+        path: String,
+    },
+    Other {
+        status: u16,
+        msg: &'static str,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -120,7 +136,9 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> (Route, Target)
                     (Method::GET, ["status"]) => (Route::Status, QueueOp::Status),
                     (Method::GET, ["status", "stream"]) => (Route::StatusStream, QueueOp::Stream),
                     (Method::PUT, ["cancel"]) => (Route::Cancel, QueueOp::Cancel),
-                    (_, [] | ["status"] | ["status", "stream"] | ["cancel"]) => return wrong_method,
+                    (_, [] | ["status"] | ["status", "stream"] | ["cancel"]) => {
+                        return wrong_method;
+                    }
                     _ => return not_found,
                 };
                 return (route, Target::Queue { app, id, op });
@@ -174,7 +192,10 @@ pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 /// `logs=1|true` → true; `0|false`, absent or anything else → false.
 fn logs_param(query: Option<&str>) -> bool {
     query_param(query, "logs").is_some_and(|v| {
-        matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
     })
 }
 
@@ -215,7 +236,10 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     let path = parts.uri.path().to_string();
     let query = parts.uri.query().map(str::to_string);
     let headers = parts.headers;
-    let conn = parts.extensions.get::<ConnectInfo<ConnCtl>>().map(|c| c.0.clone());
+    let conn = parts
+        .extensions
+        .get::<ConnectInfo<ConnCtl>>()
+        .map(|c| c.0.clone());
     let (route, target) = classify(&method, &path, query.as_deref());
 
     let idx = {
@@ -264,18 +288,30 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                 "Could not connect to the runner",
                 "runner_connection_error",
             );
-            set_header(&mut r, "x-fal-request-id", &uuid::Uuid::new_v4().to_string());
+            set_header(
+                &mut r,
+                "x-fal-request-id",
+                &uuid::Uuid::new_v4().to_string(),
+            );
             Some(r)
         }
         Some(FaultKind::UserTimeout504) => {
             let mut r = flat_error(504, "Request timed out", "request_timeout");
             set_header(&mut r, "x-fal-request-timeout-type", "user");
-            set_header(&mut r, "x-fal-request-id", &uuid::Uuid::new_v4().to_string());
+            set_header(
+                &mut r,
+                "x-fal-request-id",
+                &uuid::Uuid::new_v4().to_string(),
+            );
             Some(r)
         }
         Some(FaultKind::Internal500) => {
             let mut r = flat_error(500, "Internal server error", "internal_error");
-            set_header(&mut r, "x-fal-request-id", &uuid::Uuid::new_v4().to_string());
+            set_header(
+                &mut r,
+                "x-fal-request-id",
+                &uuid::Uuid::new_v4().to_string(),
+            );
             Some(r)
         }
         Some(FaultKind::Reset) => {
@@ -376,7 +412,9 @@ struct Req {
 }
 
 impl Req {
-    async fn bytes(self) -> Result<(Arc<Shared>, HeaderMap, Option<String>, Flags, Bytes), Response<Body>> {
+    async fn bytes(
+        self,
+    ) -> Result<(Arc<Shared>, HeaderMap, Option<String>, Flags, Bytes), Response<Body>> {
         match axum::body::to_bytes(self.body, MAX_BODY).await {
             Ok(b) => Ok((self.shared, self.headers, self.query, self.flags, b)),
             Err(_) => Err(detail(413, "Request body too large")),
@@ -408,7 +446,11 @@ fn parse_body(b: &Bytes) -> Result<Value, String> {
 
 fn urls(shared: &Shared, app: &str, id: &str) -> (String, String, String) {
     let base = format!("{}/{app}/requests/{id}", shared.base_url);
-    (base.clone(), format!("{base}/status"), format!("{base}/cancel"))
+    (
+        base.clone(),
+        format!("{base}/status"),
+        format!("{base}/cancel"),
+    )
 }
 
 async fn submit(req: Req, app: String, endpoint: String) -> Response<Body> {
@@ -460,7 +502,12 @@ pub(crate) struct StatusView {
 
 /// The status JSON; `logs` is `null` unless asked for, else the entries from `logs_from` on
 /// (0 → cumulative, as polling returns).
-pub(crate) fn status_body(shared: &Shared, job: &Job, with_logs: bool, logs_from: usize) -> StatusView {
+pub(crate) fn status_body(
+    shared: &Shared,
+    job: &Job,
+    with_logs: bool,
+    logs_from: usize,
+) -> StatusView {
     let position = lock(&shared.queue).position(&job.id);
     let st = lock(&job.state);
     let (response_url, status_url, cancel_url) = urls(shared, &job.app, &job.id);
@@ -469,7 +516,11 @@ pub(crate) fn status_body(shared: &Shared, job: &Job, with_logs: bool, logs_from
     } else {
         Value::Null
     };
-    let position = if st.phase == Phase::InQueue { position } else { None };
+    let position = if st.phase == Phase::InQueue {
+        position
+    } else {
+        None
+    };
     let mut body = json!({
         "status": st.phase.as_str(),
         "request_id": job.id,
@@ -529,14 +580,20 @@ async fn queue_op(req: Req, app: String, id: String, op: QueueOp) -> Response<Bo
     match op {
         QueueOp::Status => {
             let view = status_body(&shared, &job, with_logs, 0);
-            let code = if view.phase == Phase::Completed { 200 } else { 202 };
+            let code = if view.phase == Phase::Completed {
+                200
+            } else {
+                202
+            };
             json(code, &view.body)
         }
         QueueOp::Stream => sse::stream(shared, job, with_logs, req.flags.drop_stream),
         QueueOp::Result => {
             let outcome = {
                 let st = lock(&job.state);
-                (st.phase == Phase::Completed).then(|| st.outcome.clone()).flatten()
+                (st.phase == Phase::Completed)
+                    .then(|| st.outcome.clone())
+                    .flatten()
             };
             let mut r = match outcome {
                 None => {
@@ -601,7 +658,11 @@ async fn run(req: Req, endpoint: String) -> Response<Body> {
     let cancel = tokio_util::sync::CancellationToken::new();
     let outcome = sim::run_model(&shared, &parse_body(&body), None, flags.fail, &cancel).await;
     let mut r = outcome_response(&outcome);
-    set_header(&mut r, "x-fal-request-id", &uuid::Uuid::new_v4().to_string());
+    set_header(
+        &mut r,
+        "x-fal-request-id",
+        &uuid::Uuid::new_v4().to_string(),
+    );
     r
 }
 

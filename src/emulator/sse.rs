@@ -21,9 +21,12 @@ pub(crate) fn stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     tokio::spawn(async move {
         let mut changed = job.changed.subscribe();
-        let mut ping = tokio::time::interval(shared.config.ping_interval.max(
-            std::time::Duration::from_millis(10),
-        ));
+        let mut ping = tokio::time::interval(
+            shared
+                .config
+                .ping_interval
+                .max(std::time::Duration::from_millis(10)),
+        );
         ping.tick().await; // the first tick is immediate
         let mut sent_logs = 0usize;
         let mut last: Option<(Phase, Option<usize>)> = None;

@@ -85,8 +85,12 @@ pub(crate) fn placeholder(index: usize, side: u32) -> RgbImage {
     let (a, b) = (colour(h, 0), colour(h, 29));
     let mut img = RgbImage::from_fn(side, side, |x, y| {
         let t = (x + y) as f32 / (2 * side) as f32;
-        let checker = ((x / (side / 8).max(1)) + (y / (side / 8).max(1))) % 2 == 0;
-        let base = Rgb([lerp(a[0], b[0], t), lerp(a[1], b[1], t), lerp(a[2], b[2], t)]);
+        let checker = ((x / (side / 8).max(1)) + (y / (side / 8).max(1))).is_multiple_of(2);
+        let base = Rgb([
+            lerp(a[0], b[0], t),
+            lerp(a[1], b[1], t),
+            lerp(a[2], b[2], t),
+        ]);
         if checker {
             base
         } else {
@@ -98,7 +102,14 @@ pub(crate) fn placeholder(index: usize, side: u32) -> RgbImage {
     let tw = 6 * scale * label.len() as u32;
     let x = side.saturating_sub(tw) / 2;
     let y = side.saturating_sub(7 * scale) / 2;
-    fill_rect(&mut img, x.saturating_sub(scale), y.saturating_sub(scale), tw + 2 * scale, 9 * scale, Rgb([0, 0, 0]));
+    fill_rect(
+        &mut img,
+        x.saturating_sub(scale),
+        y.saturating_sub(scale),
+        tw + 2 * scale,
+        9 * scale,
+        Rgb([0, 0, 0]),
+    );
     draw_text(&mut img, x, y, scale, &label, Rgb([255, 255, 255]));
     img
 }
@@ -124,7 +135,11 @@ pub(crate) fn synthesize(
     let norm = (w as f32).hypot(h as f32).max(1.0);
     let mut canvas = RgbImage::from_fn(w, h, |x, y| {
         let t = ((x as f32 * dx + y as f32 * dy) / norm + 1.0) / 2.0;
-        Rgb([lerp(c1[0], c2[0], t), lerp(c1[1], c2[1], t), lerp(c1[2], c2[2], t)])
+        Rgb([
+            lerp(c1[0], c2[0], t),
+            lerp(c1[1], c2[1], t),
+            lerp(c1[2], c2[2], t),
+        ])
     });
 
     // Inputs side by side, each fitted into its column with a margin.
@@ -163,14 +178,31 @@ pub(crate) fn synthesize(
     let scale = (w.min(h) / 160).max(1);
     let pad = 2 * scale;
     let ty = h.saturating_sub(7 * scale + 2 * pad);
-    fill_rect(&mut canvas, 0, ty, (6 * label.len() as u32 + 2) * scale, 7 * scale + 2 * pad, Rgb([0, 0, 0]));
-    draw_text(&mut canvas, pad, ty + pad, scale, &label, Rgb([255, 255, 255]));
+    fill_rect(
+        &mut canvas,
+        0,
+        ty,
+        (6 * label.len() as u32 + 2) * scale,
+        7 * scale + 2 * pad,
+        Rgb([0, 0, 0]),
+    );
+    draw_text(
+        &mut canvas,
+        pad,
+        ty + pad,
+        scale,
+        &label,
+        Rgb([255, 255, 255]),
+    );
 
     encode(&canvas, output_format)
 }
 
 /// Encodes as PNG or JPEG (quality 90); both encoders are deterministic.
-pub(crate) fn encode(img: &RgbImage, output_format: &str) -> Result<(Vec<u8>, &'static str), image::ImageError> {
+pub(crate) fn encode(
+    img: &RgbImage,
+    output_format: &str,
+) -> Result<(Vec<u8>, &'static str), image::ImageError> {
     let mut out = Vec::new();
     if output_format == "png" {
         image::codecs::png::PngEncoder::new(&mut out).write_image(

@@ -123,8 +123,9 @@ pub(crate) fn nano_id<R: Rng>(rng: &mut R, len: usize) -> String {
 }
 
 const ANIMALS: &[&str] = &[
-    "tiger", "penguin", "zebra", "koala", "lion", "elephant", "rabbit", "panda", "monkey", "kangaroo",
-    "gorilla", "owl", "whale", "lemur", "mouse", "rhino", "panther", "jaguar", "koala", "wolf",
+    "tiger", "penguin", "zebra", "koala", "lion", "elephant", "rabbit", "panda", "monkey",
+    "kangaroo", "gorilla", "owl", "whale", "lemur", "mouse", "rhino", "panther", "jaguar", "koala",
+    "wolf",
 ];
 
 pub(crate) fn animal<R: Rng>(rng: &mut R) -> &'static str {

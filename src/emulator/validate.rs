@@ -25,14 +25,23 @@ pub(crate) struct KontextInput {
 }
 
 /// One pydantic-style error item.
-pub(crate) fn error_item(loc: &[Value], msg: &str, ty: &str, ctx: Option<Value>, input: &Value) -> Value {
+pub(crate) fn error_item(
+    loc: &[Value],
+    msg: &str,
+    ty: &str,
+    ctx: Option<Value>,
+    input: &Value,
+) -> Value {
     let mut full_loc = vec![json!("body")];
     full_loc.extend(loc.iter().cloned());
     let mut m = Map::new();
     m.insert("loc".into(), Value::Array(full_loc));
     m.insert("msg".into(), json!(msg));
     m.insert("type".into(), json!(ty));
-    m.insert("url".into(), json!(format!("https://docs.fal.ai/errors/#{ty}")));
+    m.insert(
+        "url".into(),
+        json!(format!("https://docs.fal.ai/errors/#{ty}")),
+    );
     if let Some(c) = ctx {
         m.insert("ctx".into(), c);
     }
@@ -44,7 +53,8 @@ struct Errors(Vec<Value>);
 
 impl Errors {
     fn push(&mut self, field: &str, msg: &str, ty: &str, ctx: Option<Value>, input: &Value) {
-        self.0.push(error_item(&[json!(field)], msg, ty, ctx, input));
+        self.0
+            .push(error_item(&[json!(field)], msg, ty, ctx, input));
     }
 }
 
@@ -93,10 +103,15 @@ fn as_float(v: &Value) -> Result<f64, (&'static str, &'static str)> {
         Value::Number(n) => n
             .as_f64()
             .ok_or(("float_type", "Input should be a valid number")),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|f| f.is_finite()).ok_or((
-            "float_parsing",
-            "Input should be a valid number, unable to parse string as a number",
-        )),
+        Value::String(s) => s
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite())
+            .ok_or((
+                "float_parsing",
+                "Input should be a valid number, unable to parse string as a number",
+            )),
         _ => Err(("float_type", "Input should be a valid number")),
     }
 }
@@ -189,7 +204,13 @@ pub(crate) fn validate(body: &Value) -> Result<KontextInput, Vec<Value>> {
         }
         Some(Value::String(s)) => Some(s.clone()),
         Some(v) => {
-            errs.push("prompt", "Input should be a valid string", "string_type", None, v);
+            errs.push(
+                "prompt",
+                "Input should be a valid string",
+                "string_type",
+                None,
+                v,
+            );
             None
         }
     };
@@ -230,7 +251,13 @@ pub(crate) fn validate(body: &Value) -> Result<KontextInput, Vec<Value>> {
             ok.then_some(urls)
         }
         Some(v) => {
-            errs.push("image_urls", "Input should be a valid list", "list_type", None, v);
+            errs.push(
+                "image_urls",
+                "Input should be a valid list",
+                "list_type",
+                None,
+                v,
+            );
             None
         }
     };
@@ -326,7 +353,13 @@ pub(crate) fn validate(body: &Value) -> Result<KontextInput, Vec<Value>> {
             })
         }
         // Unreachable in practice: every `None` above pushed an error.
-        _ => Err(vec![error_item(&[], "Invalid input", "value_error", None, body)]),
+        _ => Err(vec![error_item(
+            &[],
+            "Invalid input",
+            "value_error",
+            None,
+            body,
+        )]),
     }
 }
 

@@ -32,7 +32,8 @@ pub fn client() -> reqwest::Client {
 pub fn png_data_uri(w: u32, h: u32) -> String {
     let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, 90]));
     let mut buf = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut buf, image::ImageFormat::Png).expect("png");
+    img.write_to(&mut buf, image::ImageFormat::Png)
+        .expect("png");
     format!(
         "data:image/png;base64,{}",
         base64::engine::general_purpose::STANDARD.encode(buf.into_inner())
@@ -76,7 +77,10 @@ pub async fn wait_completed(status_url: &str) -> Value {
             return v;
         }
         assert_eq!(code, 202, "running answers 202: {v}");
-        assert!(Instant::now() < deadline, "request did not complete in time");
+        assert!(
+            Instant::now() < deadline,
+            "request did not complete in time"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
