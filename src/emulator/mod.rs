@@ -106,7 +106,7 @@ impl EmulatorConfig {
             log_interval: Duration::from_millis(25),
             separate_cdn_host: false,
             max_image_side: Some(256),
-            rng_seed: 0x5eed_fa1,
+            rng_seed: 0x05ee_dfa1,
             ping_interval: Duration::from_secs(1),
         }
     }
@@ -122,7 +122,7 @@ impl EmulatorConfig {
             log_interval: Duration::from_millis(500),
             separate_cdn_host: false,
             max_image_side: None,
-            rng_seed: 0x5eed_fa1,
+            rng_seed: 0x05ee_dfa1,
             ping_interval: Duration::from_secs(15),
         }
     }

@@ -93,7 +93,9 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> (Route, Target)
                     (Method::GET, ["status"]) => (Route::Status, QueueOp::Status),
                     (Method::GET, ["status", "stream"]) => (Route::StatusStream, QueueOp::Stream),
                     (Method::PUT, ["cancel"]) => (Route::Cancel, QueueOp::Cancel),
-                    (_, [] | ["status"] | ["status", "stream"] | ["cancel"]) => return wrong_method,
+                    (_, [] | ["status"] | ["status", "stream"] | ["cancel"]) => {
+                        return wrong_method;
+                    }
                     _ => return not_found,
                 };
                 return (route, Target::Queue { app, id, op });

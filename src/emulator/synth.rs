@@ -74,7 +74,7 @@ pub(crate) fn placeholder(index: usize, side: u32) -> RgbImage {
     let (a, b) = (colour(h, 0), colour(h, 29));
     let mut img = RgbImage::from_fn(side, side, |x, y| {
         let t = (x + y) as f32 / (2 * side) as f32;
-        let checker = ((x / (side / 8).max(1)) + (y / (side / 8).max(1))) % 2 == 0;
+        let checker = ((x / (side / 8).max(1)) + (y / (side / 8).max(1))).is_multiple_of(2);
         let base = Rgb([lerp(a[0], b[0], t), lerp(a[1], b[1], t), lerp(a[2], b[2], t)]);
         if checker { base } else { Rgb([base[0] / 5 * 4, base[1] / 5 * 4, base[2] / 5 * 4]) }
     });

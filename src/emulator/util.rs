@@ -51,7 +51,7 @@ pub(crate) fn iso8601(t: SystemTime, micros: bool) -> String {
     let sod = secs.rem_euclid(86_400);
     let (y, m, dd) = civil_from_days(days);
     let base = format!("{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}", sod / 3600, (sod / 60) % 60, sod % 60);
-    if micros { format!("{base}.{:06}", d.subsec_micros()) } else { format!("{base}Z") }
+    if micros { format!("{base}.{:06}", d.subsec_micros()) } else { format!("{base}+00:00") }
 }
 
 /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
@@ -146,7 +146,7 @@ mod tests {
     #[test]
     fn iso_dates() {
         let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(iso8601(t, false), "2023-11-14T22:13:20Z");
+        assert_eq!(iso8601(t, false), "2023-11-14T22:13:20+00:00");
         let t = UNIX_EPOCH + Duration::from_micros(951_782_400_000_001);
         assert_eq!(iso8601(t, true), "2000-02-29T00:00:00.000001");
     }
