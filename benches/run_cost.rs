@@ -23,6 +23,8 @@ struct Usage {
 }
 
 /// Runs the command to completion and returns its own CPU time and peak RSS.
+// The child is reaped by wait4 (which also yields its rusage), not Child::wait.
+#[allow(clippy::zombie_processes)]
 fn measure(cmd: &mut Command) -> Usage {
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).stdin(Stdio::null()).spawn().expect("spawn");
     let pid = child.id() as libc::pid_t;

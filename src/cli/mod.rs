@@ -49,7 +49,7 @@ impl GlobalArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Submit one request, follow it, and write the images.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Serve a local emulator of fal's API (queue, run and storage routes) until stopped.
     Emulator(emulator::EmulatorArgs),
 }
@@ -67,7 +67,7 @@ pub fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
-            Some(Command::Run(args)) => run::run(args, &locations).await,
+            Some(Command::Run(args)) => run::run(*args, &locations).await,
             Some(Command::Emulator(args)) => emulator::serve(args).await,
             None => {
                 eprintln!(

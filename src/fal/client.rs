@@ -141,10 +141,8 @@ impl FalClient {
         if let Some(t) = timeout {
             req = req.timeout(t);
         }
-        if auth && self.config.is_fal_origin(url) {
-            if let Some(key) = &self.config.key {
-                req = req.header(AUTHORIZATION, key.header_value());
-            }
+        if auth {
+            req = self.authorize(req, url);
         }
         if let Some((bytes, content_type)) = body {
             req = req.header(CONTENT_TYPE, content_type).body(bytes);
@@ -154,6 +152,14 @@ impl FalClient {
         let headers = resp.headers().clone();
         let bytes = resp.bytes().await.map_err(|e| FalError::network(url, &e))?;
         Ok((status, headers, bytes))
+    }
+
+    /// Adds the key, but only for the configured fal hosts.
+    fn authorize(&self, req: reqwest::RequestBuilder, url: &Url) -> reqwest::RequestBuilder {
+        match &self.config.key {
+            Some(key) if self.config.is_fal_origin(url) => req.header(AUTHORIZATION, key.header_value()),
+            _ => req,
+        }
     }
 
     /// `exchange` that turns non-2xx answers into errors.
@@ -261,12 +267,7 @@ impl FalClient {
             .pop_if_empty()
             .push("stream");
         url.query_pairs_mut().append_pair("logs", "1");
-        let mut req = self.http.get(url.clone()).header(ACCEPT, "text/event-stream");
-        if self.config.is_fal_origin(&url) {
-            if let Some(key) = &self.config.key {
-                req = req.header(AUTHORIZATION, key.header_value());
-            }
-        }
+        let req = self.authorize(self.http.get(url.clone()).header(ACCEPT, "text/event-stream"), &url);
         let resp = req.send().await.map_err(|e| FalError::network(&url, &e))?;
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
@@ -459,10 +460,8 @@ impl Tracker {
         if self.last.as_ref() != Some(&key) {
             match &status.status {
                 StatusKind::InQueue => on_update(StatusUpdate::Queued { position: status.queue_position }),
-                StatusKind::InProgress => {
-                    if !matches!(self.last, Some((StatusKind::InProgress, _))) {
-                        on_update(StatusUpdate::InProgress)
-                    }
+                StatusKind::InProgress if !matches!(self.last, Some((StatusKind::InProgress, _))) => {
+                    on_update(StatusUpdate::InProgress)
                 }
                 _ => {}
             }

@@ -145,11 +145,11 @@ impl FalError {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let request_id = header("x-fal-request-id");
         let json: Option<Value> = serde_json::from_slice(body).ok();
-        if status == 422 {
-            if let Some(Value::Array(items)) = json.as_ref().and_then(|j| j.get("detail")) {
-                let errors = items.iter().map(parse_field_error).collect();
-                return FalError::Validation { errors, request_id };
-            }
+        if status == 422
+            && let Some(Value::Array(items)) = json.as_ref().and_then(|j| j.get("detail"))
+        {
+            let errors = items.iter().map(parse_field_error).collect();
+            return FalError::Validation { errors, request_id };
         }
         let text = String::from_utf8_lossy(body);
         let detail = match json.as_ref().and_then(|j| j.get("detail")) {
@@ -203,10 +203,10 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
 
 fn first_line_of_html_or_text(text: &str) -> String {
     // An nginx error page: its <title> says it all.
-    if let Some(start) = text.find("<title>") {
-        if let Some(end) = text[start..].find("</title>") {
-            return text[start + 7..start + end].trim().to_string();
-        }
+    if let Some(start) = text.find("<title>")
+        && let Some(end) = text[start..].find("</title>")
+    {
+        return text[start + 7..start + end].trim().to_string();
     }
     let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
     line.chars().take(200).collect()

@@ -135,15 +135,15 @@ pub(super) async fn save_outputs(
             .await
             .map_err(|e| output_err(format!("verification crashed: {e}")))?
             .map_err(output_err)?;
-        if let (Some(w), Some(h)) = (image.width, image.height) {
-            if (w, h) != (verified.width, verified.height) {
-                emit(JobEvent::Note(format!(
-                    "image {}: fal said {w}x{h}, the file is {}x{}",
-                    index + 1,
-                    verified.width,
-                    verified.height
-                )));
-            }
+        if let (Some(w), Some(h)) = (image.width, image.height)
+            && (w, h) != (verified.width, verified.height)
+        {
+            emit(JobEvent::Note(format!(
+                "image {}: fal said {w}x{h}, the file is {}x{}",
+                index + 1,
+                verified.width,
+                verified.height
+            )));
         }
         let path = out_dir.join(format!("{stem}-{index}.{}", verified.extension()));
         let write_path = path.clone();
