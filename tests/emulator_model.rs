@@ -305,3 +305,27 @@ async fn separate_cdn_host_builds_media_urls_on_127_0_0_2() {
     assert!(v["upload_url"].as_str().unwrap().starts_with("http://127.0.0.2:"));
     emu.shutdown().await;
 }
+
+#[tokio::test]
+async fn realistic_profile_preserves_input_ratio_at_kontext_size() {
+    let mut cfg = EmulatorConfig::realistic();
+    assert_eq!(cfg.concurrency, 2);
+    assert!(cfg.max_image_side.is_none());
+    // Keep the test quick; jitter and sizes stay realistic.
+    cfg.queue_delay = std::time::Duration::from_millis(20);
+    cfg.processing_time = std::time::Duration::from_millis(200);
+    cfg.log_interval = std::time::Duration::from_millis(40);
+    let emu = start_with(cfg).await;
+    let (_, r) = run_to_result(
+        &emu,
+        &json!({"prompt": "p", "image_urls": [png_data_uri(80, 60)]}),
+    )
+    .await;
+    let v: Value = r.json().await.unwrap();
+    let img = &v["images"][0];
+    assert_eq!(
+        (img["width"].as_u64(), img["height"].as_u64()),
+        (Some(1184), Some(880))
+    );
+    emu.shutdown().await;
+}
