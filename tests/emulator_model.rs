@@ -316,16 +316,9 @@ async fn realistic_profile_preserves_input_ratio_at_kontext_size() {
     cfg.processing_time = std::time::Duration::from_millis(200);
     cfg.log_interval = std::time::Duration::from_millis(40);
     let emu = start_with(cfg).await;
-    let (_, r) = run_to_result(
-        &emu,
-        &json!({"prompt": "p", "image_urls": [png_data_uri(80, 60)]}),
-    )
-    .await;
+    let (_, r) = run_to_result(&emu, &json!({"prompt": "p", "image_urls": [png_data_uri(80, 60)]})).await;
     let v: Value = r.json().await.unwrap();
     let img = &v["images"][0];
-    assert_eq!(
-        (img["width"].as_u64(), img["height"].as_u64()),
-        (Some(1184), Some(880))
-    );
+    assert_eq!((img["width"].as_u64(), img["height"].as_u64()), (Some(1184), Some(880)));
     emu.shutdown().await;
 }

@@ -110,44 +110,24 @@ async fn official_python_client_retries_transient_faults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_js_client_flow() {
     let Some(modules) = std::env::var_os("FAL_JS_NODE_MODULES") else {
-        eprintln!(
-            "SKIPPED JS client check: set FAL_JS_NODE_MODULES to a node_modules dir with @fal-ai/client"
-        );
+        eprintln!("SKIPPED JS client check: set FAL_JS_NODE_MODULES to a node_modules dir with @fal-ai/client");
         return;
     };
-    let emu = Emulator::start(EmulatorConfig::fast(), 0)
-        .await
-        .expect("emulator starts");
+    let emu = Emulator::start(EmulatorConfig::fast(), 0).await.expect("emulator starts");
     let mut cmd = Command::new("node");
-    cmd.arg(format!(
-        "{}/tests/official/fal_js_check.cjs",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .env("EMULATOR_URL", emu.base_url())
-    .env("NODE_PATH", modules)
-    .env("NO_PROXY", "127.0.0.1,127.0.0.2,localhost");
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::task::spawn_blocking(move || cmd.output()),
-    )
-    .await
-    .expect("JS check finishes within 120 s")
-    .expect("join")
-    .expect("node runs");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("ALL OK (js)"),
-        "JS client check failed:\n{text}"
-    );
+    cmd.arg(format!("{}/tests/official/fal_js_check.cjs", env!("CARGO_MANIFEST_DIR")))
+        .env("EMULATOR_URL", emu.base_url())
+        .env("NODE_PATH", modules)
+        .env("NO_PROXY", "127.0.0.1,127.0.0.2,localhost");
+    let out = tokio::time::timeout(Duration::from_secs(120), tokio::task::spawn_blocking(move || cmd.output()))
+        .await
+        .expect("JS check finishes within 120 s")
+        .expect("join")
+        .expect("node runs");
+    let text = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("ALL OK (js)"), "JS client check failed:\n{text}");
     let j = emu.journal();
     assert!(j.iter().any(|r| r.route == Route::StatusStream));
-    assert!(
-        j.iter()
-            .any(|r| r.route == Route::UploadPut && r.status == 200)
-    );
+    assert!(j.iter().any(|r| r.route == Route::UploadPut && r.status == 200));
     emu.shutdown().await;
 }
