@@ -272,6 +272,12 @@ impl Emulator {
         self.shared.submits.load(Ordering::SeqCst)
     }
 
+    /// When a status stream sent request `id`'s COMPLETED event (for latency measurements).
+    pub fn completion_streamed_at(&self, id: &str) -> Option<std::time::Instant> {
+        let job = lock(&self.shared.queue).jobs.get(id).cloned()?;
+        lock(&job.state).completed_streamed_at
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &EmulatorConfig {
         &self.shared.config

@@ -81,6 +81,9 @@ impl Phase {
 
 pub(crate) struct JobState {
     pub phase: Phase,
+    /// When a status stream first handed the COMPLETED event to the connection (benchmarks
+    /// measure client latency from here).
+    pub completed_streamed_at: Option<Instant>,
     pub logs: Vec<Value>,
     pub outcome: Option<Outcome>,
     pub inference_time: Option<f64>,
@@ -157,7 +160,13 @@ pub(crate) fn enqueue(shared: &Arc<Shared>, new: NewJob) -> (Arc<Job>, usize) {
         ready_at: Instant::now() + queue_delay,
         fail: new.fail,
         webhook: new.webhook,
-        state: Mutex::new(JobState { phase: Phase::InQueue, logs: Vec::new(), outcome: None, inference_time: None }),
+        state: Mutex::new(JobState {
+            phase: Phase::InQueue,
+            completed_streamed_at: None,
+            logs: Vec::new(),
+            outcome: None,
+            inference_time: None,
+        }),
         changed,
         cancel: CancellationToken::new(),
     });

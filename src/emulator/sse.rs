@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::Shared;
 use super::routes::status_body;
 use super::sim::{Job, Phase};
+use super::util::lock;
 
 pub(crate) fn stream(shared: Arc<Shared>, job: Arc<Job>, with_logs: bool, drop_after_first: bool) -> Response<Body> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
@@ -26,6 +27,9 @@ pub(crate) fn stream(shared: Arc<Shared>, job: Arc<Job>, with_logs: bool, drop_a
             let new_logs = with_logs && view.total_logs > sent_logs;
             if last != Some((view.phase, view.position)) || new_logs {
                 let line = format!("data: {}\n\n", serde_json::to_string(&view.body).unwrap_or_default());
+                if view.phase == Phase::Completed {
+                    lock(&job.state).completed_streamed_at.get_or_insert_with(std::time::Instant::now);
+                }
                 if tx.send(Bytes::from(line)).await.is_err() {
                     return;
                 }
