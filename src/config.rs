@@ -24,6 +24,11 @@ pub struct Config {
     pub data_uri_threshold: Option<u64>,
     /// Image protocol for the TUI: auto, kitty, sixel, iterm2, halfblocks, none.
     pub graphics: Option<String>,
+    /// Colours in the TUI (NO_COLOR in the environment also turns them off).
+    pub colors: Option<bool>,
+    /// Key bindings: action name → keys, e.g. `submit = ["f5", "ctrl-s"]`.
+    #[serde(default)]
+    pub keys: std::collections::HashMap<String, Vec<String>>,
     #[serde(default)]
     pub defaults: Defaults,
     #[serde(default)]

@@ -26,6 +26,8 @@ pub mod exit {
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
+    #[command(flatten)]
+    pub studio: StudioArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -44,6 +46,29 @@ impl GlobalArgs {
     pub fn locations(&self) -> Locations {
         Locations { data_dir: self.data_dir.clone(), config: self.config.clone() }
     }
+}
+
+/// Options of the interactive studio (`kontext` with no subcommand).
+#[derive(Debug, Args, Clone)]
+pub struct StudioArgs {
+    /// Use the built-in emulator even if a fal key is configured.
+    #[arg(long)]
+    pub offline: bool,
+    /// Image protocol: auto, kitty, sixel, iterm2, halfblocks or none.
+    #[arg(long, env = "KONTEXT_GRAPHICS", value_name = "PROTOCOL")]
+    pub graphics: Option<String>,
+    /// Queue host base URL.
+    #[arg(long, env = "FAL_QUEUE_URL", value_name = "URL")]
+    pub queue_url: Option<String>,
+    /// REST (storage) host base URL.
+    #[arg(long, env = "FAL_REST_URL", value_name = "URL")]
+    pub rest_url: Option<String>,
+    /// Synchronous-run host base URL.
+    #[arg(long, env = "FAL_RUN_URL", value_name = "URL")]
+    pub run_url: Option<String>,
+    /// Timing of the built-in emulator: fast or realistic.
+    #[arg(long, env = "KONTEXT_EMULATOR_PROFILE", value_name = "PROFILE")]
+    pub emulator_profile: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,10 +95,18 @@ pub fn main() -> ExitCode {
             Some(Command::Run(args)) => run::run(*args, &locations).await,
             Some(Command::Emulator(args)) => emulator::serve(args).await,
             None => {
-                eprintln!(
-                    "kontext: the interactive studio is not built yet; use `kontext run --help` for the headless command"
-                );
-                exit::INVALID_INPUT
+                let s = cli.studio;
+                let opts = crate::tui::TuiOptions {
+                    connect: crate::setup::ConnectOptions {
+                        offline: s.offline,
+                        queue_url: s.queue_url,
+                        run_url: s.run_url,
+                        rest_url: s.rest_url,
+                        emulator_profile: s.emulator_profile,
+                    },
+                    graphics: s.graphics,
+                };
+                crate::tui::main(opts, &locations).await
             }
         }
     });

@@ -1,0 +1,438 @@
+//! Named actions and the keymap that turns key presses into them. Bindings are data, so the
+//! config file can change them (`[keys]` in config.example.toml) and the help overlay lists them.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+/// Something the user can ask for, independent of the key that asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Quit,
+    ForceQuit,
+    Submit,
+    NextPane,
+    PrevPane,
+    FocusPrompt,
+    FocusImages,
+    FocusParams,
+    FocusJobs,
+    FocusHistory,
+    FocusResults,
+    Help,
+    Close,
+    OpenEditor,
+    RecallOlder,
+    RecallNewer,
+    RecallSearch,
+    Up,
+    Down,
+    Left,
+    Right,
+    BigLeft,
+    BigRight,
+    Confirm,
+    Add,
+    Delete,
+    MoveUp,
+    MoveDown,
+    Cancel,
+    Rerun,
+    Search,
+    CycleFilter,
+    ToggleSideBySide,
+    CopyPath,
+    CopyRequestId,
+    OpenFile,
+}
+
+impl Action {
+    /// Name used in the config file and the help overlay.
+    pub fn name(self) -> &'static str {
+        use Action::*;
+        match self {
+            Quit => "quit",
+            ForceQuit => "force_quit",
+            Submit => "submit",
+            NextPane => "next_pane",
+            PrevPane => "prev_pane",
+            FocusPrompt => "focus_prompt",
+            FocusImages => "focus_images",
+            FocusParams => "focus_params",
+            FocusJobs => "focus_jobs",
+            FocusHistory => "focus_history",
+            FocusResults => "focus_results",
+            Help => "help",
+            Close => "close",
+            OpenEditor => "open_editor",
+            RecallOlder => "recall_older",
+            RecallNewer => "recall_newer",
+            RecallSearch => "recall_search",
+            Up => "up",
+            Down => "down",
+            Left => "left",
+            Right => "right",
+            BigLeft => "big_left",
+            BigRight => "big_right",
+            Confirm => "confirm",
+            Add => "add",
+            Delete => "delete",
+            MoveUp => "move_up",
+            MoveDown => "move_down",
+            Cancel => "cancel_job",
+            Rerun => "rerun",
+            Search => "search",
+            CycleFilter => "cycle_filter",
+            ToggleSideBySide => "side_by_side",
+            CopyPath => "copy",
+            CopyRequestId => "copy_request_id",
+            OpenFile => "open",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        use Action::*;
+        match self {
+            Quit => "quit (where no text is being edited)",
+            ForceQuit => "quit from anywhere",
+            Submit => "submit the request",
+            NextPane => "next pane",
+            PrevPane => "previous pane",
+            FocusPrompt => "go to Prompt",
+            FocusImages => "go to Images",
+            FocusParams => "go to Parameters",
+            FocusJobs => "go to Jobs",
+            FocusHistory => "go to History",
+            FocusResults => "go to Results",
+            Help => "this help",
+            Close => "close overlay / cancel input",
+            OpenEditor => "edit the prompt in $VISUAL/$EDITOR",
+            RecallOlder => "recall an older prompt",
+            RecallNewer => "recall a newer prompt",
+            RecallSearch => "search earlier prompts",
+            Up => "up / previous",
+            Down => "down / next",
+            Left => "decrease / previous value",
+            Right => "increase / next value",
+            BigLeft => "decrease by a big step",
+            BigRight => "increase by a big step",
+            Confirm => "open / accept / load",
+            Add => "add an image (URL or path)",
+            Delete => "remove / delete",
+            MoveUp => "move image up",
+            MoveDown => "move image down",
+            Cancel => "cancel the selected job",
+            Rerun => "re-run the selected entry",
+            Search => "search history",
+            CycleFilter => "filter history by state",
+            ToggleSideBySide => "inputs and outputs side by side",
+            CopyPath => "copy image path or URL (OSC 52)",
+            CopyRequestId => "copy the request id (OSC 52)",
+            OpenFile => "open the image in the desktop viewer",
+        }
+    }
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Global,
+    Prompt,
+    Images,
+    Params,
+    Jobs,
+    History,
+    Results,
+}
+
+impl Scope {
+    pub fn title(self) -> &'static str {
+        match self {
+            Scope::Global => "Everywhere",
+            Scope::Prompt => "Prompt",
+            Scope::Images => "Images",
+            Scope::Params => "Parameters",
+            Scope::Jobs => "Jobs",
+            Scope::History => "History",
+            Scope::Results => "Results",
+        }
+    }
+}
+
+/// A key with modifiers, as written in the config ("ctrl-s", "alt-enter", "shift-up", "f5", "?").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyCombo {
+    pub code: KeyCode,
+    pub mods: KeyModifiers,
+}
+
+impl KeyCombo {
+    pub const fn new(code: KeyCode, mods: KeyModifiers) -> KeyCombo {
+        KeyCombo { code, mods }
+    }
+
+    pub fn from_event(e: &KeyEvent) -> KeyCombo {
+        let mut mods = e.modifiers & (KeyModifiers::CONTROL | KeyModifiers::ALT | KeyModifiers::SHIFT);
+        let code = match e.code {
+            // Shift is part of the character itself.
+            KeyCode::Char(c) => {
+                mods.remove(KeyModifiers::SHIFT);
+                KeyCode::Char(if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c })
+            }
+            KeyCode::BackTab => {
+                mods.remove(KeyModifiers::SHIFT);
+                KeyCode::BackTab
+            }
+            other => other,
+        };
+        KeyCombo { code, mods }
+    }
+
+    pub fn parse(text: &str) -> Result<KeyCombo, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("empty key".into());
+        }
+        let mut mods = KeyModifiers::NONE;
+        let mut rest = t;
+        loop {
+            let lower = rest.to_ascii_lowercase();
+            let (m, len) = if lower.starts_with("ctrl-") {
+                (KeyModifiers::CONTROL, 5)
+            } else if lower.starts_with("alt-") {
+                (KeyModifiers::ALT, 4)
+            } else if lower.starts_with("shift-") {
+                (KeyModifiers::SHIFT, 6)
+            } else {
+                break;
+            };
+            if rest.len() == len {
+                break;
+            }
+            mods |= m;
+            rest = &rest[len..];
+        }
+        let lower = rest.to_ascii_lowercase();
+        let code = match lower.as_str() {
+            "enter" | "return" => KeyCode::Enter,
+            "esc" | "escape" => KeyCode::Esc,
+            "tab" => KeyCode::Tab,
+            "backtab" => KeyCode::BackTab,
+            "space" => KeyCode::Char(' '),
+            "up" => KeyCode::Up,
+            "down" => KeyCode::Down,
+            "left" => KeyCode::Left,
+            "right" => KeyCode::Right,
+            "home" => KeyCode::Home,
+            "end" => KeyCode::End,
+            "pageup" | "pgup" => KeyCode::PageUp,
+            "pagedown" | "pgdn" => KeyCode::PageDown,
+            "delete" | "del" => KeyCode::Delete,
+            "backspace" => KeyCode::Backspace,
+            f if f.starts_with('f') && f.len() > 1 && f[1..].chars().all(|c| c.is_ascii_digit()) => {
+                KeyCode::F(f[1..].parse().map_err(|_| format!("bad function key {rest:?}"))?)
+            }
+            _ => {
+                let mut chars = rest.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => KeyCode::Char(if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c }),
+                    _ => return Err(format!("unknown key {rest:?} (examples: ctrl-s, alt-enter, f5, shift-up, q, ?)")),
+                }
+            }
+        };
+        Ok(KeyCombo { code, mods })
+    }
+}
+
+impl fmt::Display for KeyCombo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mods.contains(KeyModifiers::CONTROL) {
+            f.write_str("Ctrl-")?;
+        }
+        if self.mods.contains(KeyModifiers::ALT) {
+            f.write_str("Alt-")?;
+        }
+        if self.mods.contains(KeyModifiers::SHIFT) {
+            f.write_str("Shift-")?;
+        }
+        match self.code {
+            KeyCode::Char(' ') => f.write_str("Space"),
+            KeyCode::Char(c) => write!(f, "{c}"),
+            KeyCode::F(n) => write!(f, "F{n}"),
+            KeyCode::Enter => f.write_str("Enter"),
+            KeyCode::Esc => f.write_str("Esc"),
+            KeyCode::Tab => f.write_str("Tab"),
+            KeyCode::BackTab => f.write_str("Shift-Tab"),
+            KeyCode::Up => f.write_str("Up"),
+            KeyCode::Down => f.write_str("Down"),
+            KeyCode::Left => f.write_str("Left"),
+            KeyCode::Right => f.write_str("Right"),
+            KeyCode::Delete => f.write_str("Del"),
+            KeyCode::Backspace => f.write_str("Backspace"),
+            KeyCode::PageUp => f.write_str("PgUp"),
+            KeyCode::PageDown => f.write_str("PgDn"),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
+/// Bindings per scope; the first match in the focused scope wins, then Global.
+#[derive(Debug, Clone)]
+pub struct Keymap {
+    bindings: Vec<(Scope, KeyCombo, Action)>,
+}
+
+const fn k(code: KeyCode, mods: KeyModifiers) -> KeyCombo {
+    KeyCombo::new(code, mods)
+}
+const NONE: KeyModifiers = KeyModifiers::NONE;
+const CTRL: KeyModifiers = KeyModifiers::CONTROL;
+const ALT: KeyModifiers = KeyModifiers::ALT;
+const SHIFT: KeyModifiers = KeyModifiers::SHIFT;
+
+impl Default for Keymap {
+    fn default() -> Keymap {
+        use Action as A;
+        use KeyCode::*;
+        use Scope::*;
+        let mut b = vec![
+            (Global, k(Char('q'), CTRL), A::ForceQuit),
+            (Global, k(Char('q'), NONE), A::Quit),
+            (Global, k(F(5), NONE), A::Submit),
+            (Global, k(Char('s'), CTRL), A::Submit),
+            (Global, k(Enter, ALT), A::Submit),
+            (Global, k(Enter, CTRL), A::Submit),
+            (Global, k(Tab, NONE), A::NextPane),
+            (Global, k(BackTab, NONE), A::PrevPane),
+            (Global, k(Char('1'), ALT), A::FocusPrompt),
+            (Global, k(Char('2'), ALT), A::FocusImages),
+            (Global, k(Char('3'), ALT), A::FocusParams),
+            (Global, k(Char('4'), ALT), A::FocusJobs),
+            (Global, k(Char('5'), ALT), A::FocusHistory),
+            (Global, k(Char('6'), ALT), A::FocusResults),
+            (Global, k(Char('?'), NONE), A::Help),
+            (Global, k(F(1), NONE), A::Help),
+            (Global, k(Esc, NONE), A::Close),
+            (Global, k(Up, NONE), A::Up),
+            (Global, k(Down, NONE), A::Down),
+            (Global, k(Char('k'), NONE), A::Up),
+            (Global, k(Char('j'), NONE), A::Down),
+            (Global, k(Left, NONE), A::Left),
+            (Global, k(Right, NONE), A::Right),
+            (Global, k(Enter, NONE), A::Confirm),
+            (Prompt, k(Char('e'), CTRL), A::OpenEditor),
+            (Prompt, k(Up, CTRL), A::RecallOlder),
+            (Prompt, k(Down, CTRL), A::RecallNewer),
+            (Prompt, k(Char('r'), CTRL), A::RecallSearch),
+            (Images, k(Char('a'), NONE), A::Add),
+            (Images, k(Char('d'), NONE), A::Delete),
+            (Images, k(Delete, NONE), A::Delete),
+            (Images, k(Up, SHIFT), A::MoveUp),
+            (Images, k(Down, SHIFT), A::MoveDown),
+            (Params, k(Left, SHIFT), A::BigLeft),
+            (Params, k(Right, SHIFT), A::BigRight),
+            (Params, k(Char('h'), NONE), A::Left),
+            (Params, k(Char('l'), NONE), A::Right),
+            (Jobs, k(Char('c'), NONE), A::Cancel),
+            (Jobs, k(Char('r'), NONE), A::Rerun),
+            (History, k(Char('/'), NONE), A::Search),
+            (History, k(Char('f'), NONE), A::CycleFilter),
+            (History, k(Char('r'), NONE), A::Rerun),
+            (History, k(Char('d'), NONE), A::Delete),
+            (Results, k(Char('v'), NONE), A::ToggleSideBySide),
+            (Results, k(Char('y'), NONE), A::CopyPath),
+            (Results, k(Char('Y'), NONE), A::CopyRequestId),
+            (Results, k(Char('o'), NONE), A::OpenFile),
+        ];
+        // Results and Jobs navigate left/right between images too.
+        b.push((Results, k(Char('h'), NONE), A::Left));
+        b.push((Results, k(Char('l'), NONE), A::Right));
+        Keymap { bindings: b }
+    }
+}
+
+impl Keymap {
+    /// Applies `[keys]` overrides: action name → list of keys. Later bindings of an overridden
+    /// action are replaced entirely.
+    pub fn with_overrides(mut self, overrides: &HashMap<String, Vec<String>>) -> Result<Keymap, String> {
+        for (name, keys) in overrides {
+            let (scope, action) = self
+                .bindings
+                .iter()
+                .find(|(_, _, a)| a.name() == name)
+                .map(|(s, _, a)| (*s, *a))
+                .ok_or_else(|| format!("[keys] {name:?} is not an action; see the help overlay (?) for names"))?;
+            self.bindings.retain(|(_, _, a)| *a != action);
+            for key in keys {
+                let combo = KeyCombo::parse(key).map_err(|e| format!("[keys] {name}: {e}"))?;
+                self.bindings.insert(0, (scope, combo, action));
+            }
+        }
+        Ok(self)
+    }
+
+    pub fn lookup(&self, scope: Scope, key: &KeyEvent) -> Option<Action> {
+        let combo = KeyCombo::from_event(key);
+        let find = |s: Scope| self.bindings.iter().find(|(bs, c, _)| *bs == s && *c == combo).map(|(_, _, a)| *a);
+        find(scope).or_else(|| find(Scope::Global))
+    }
+
+    /// Keys bound to `action`, for display ("F5 / Ctrl-s / Alt-Enter").
+    pub fn keys_for(&self, action: Action) -> String {
+        let keys: Vec<String> =
+            self.bindings.iter().filter(|(_, _, a)| *a == action).map(|(_, c, _)| c.to_string()).collect();
+        keys.join(" / ")
+    }
+
+    /// (scope, keys, action) rows for the help overlay, each action once.
+    pub fn help_rows(&self) -> Vec<(Scope, String, Action)> {
+        let mut seen = Vec::new();
+        let mut rows = Vec::new();
+        for (scope, _, action) in &self.bindings {
+            if seen.contains(action) {
+                continue;
+            }
+            seen.push(*action);
+            rows.push((*scope, self.keys_for(*action), *action));
+        }
+        let order = [Scope::Global, Scope::Prompt, Scope::Images, Scope::Params, Scope::Jobs, Scope::History, Scope::Results];
+        rows.sort_by_key(|(s, _, _)| order.iter().position(|o| o == s));
+        rows
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_prints_keys() {
+        for (text, shown) in [("ctrl-s", "Ctrl-s"), ("alt-enter", "Alt-Enter"), ("f5", "F5"), ("shift-up", "Shift-Up"), ("?", "?")] {
+            assert_eq!(KeyCombo::parse(text).unwrap().to_string(), shown);
+        }
+        assert!(KeyCombo::parse("hyper-x").is_err());
+    }
+
+    #[test]
+    fn focused_scope_wins_then_global() {
+        let km = Keymap::default();
+        let key = |c, m| KeyEvent::new(c, m);
+        assert_eq!(km.lookup(Scope::Jobs, &key(KeyCode::Char('c'), NONE)), Some(Action::Cancel));
+        assert_eq!(km.lookup(Scope::Images, &key(KeyCode::Char('c'), NONE)), None);
+        assert_eq!(km.lookup(Scope::Images, &key(KeyCode::F(5), NONE)), Some(Action::Submit));
+        assert_eq!(km.lookup(Scope::Results, &key(KeyCode::Char('Y'), SHIFT)), Some(Action::CopyRequestId));
+        assert_eq!(km.lookup(Scope::Prompt, &key(KeyCode::Char('Q'), CTRL)), Some(Action::ForceQuit));
+    }
+
+    #[test]
+    fn overrides_replace_an_actions_keys() {
+        let mut o = HashMap::new();
+        o.insert("submit".to_string(), vec!["ctrl-g".to_string()]);
+        let km = Keymap::default().with_overrides(&o).unwrap();
+        assert_eq!(km.keys_for(Action::Submit), "Ctrl-g");
+        let mut bad = HashMap::new();
+        bad.insert("launch".to_string(), vec!["x".to_string()]);
+        assert!(Keymap::default().with_overrides(&bad).unwrap_err().contains("not an action"));
+    }
+}

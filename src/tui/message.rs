@@ -1,0 +1,94 @@
+//! What flows into `App::update` (messages) and out of it (effects). Effects are carried out by
+//! the runtime as tokio tasks that report back with messages, so `update` never waits on the
+//! network, the disk or an image decoder — and can be tested with no terminal at all.
+
+use std::path::PathBuf;
+
+use crossterm::event::Event;
+
+use crate::model::{Draft, FieldError, ValidInput};
+use crate::runner::{JobEvent, SavedImage};
+
+/// Identifies a job of this session.
+pub type JobId = u64;
+
+#[derive(Debug)]
+pub enum Message {
+    /// A terminal event (key, paste, resize).
+    Input(Event),
+    Job { id: JobId, event: JobEvent },
+    JobFinished { id: JobId, outcome: Box<JobFinish> },
+    History(Vec<HistoryRow>),
+    HistoryDetail(Box<HistoryDetailView>),
+    /// Earlier prompts, newest first, for recall.
+    Prompts(Vec<String>),
+    /// The external editor returned (new text, or why it failed).
+    EditorClosed(Result<String, String>),
+    /// A background task has something to tell the user.
+    Notice(String),
+    Error(String),
+    /// Redraw for a spinner / elapsed time while jobs run.
+    Tick,
+    /// Something the view layer (thumbnails) finished; just redraw.
+    Redraw,
+}
+
+/// How a job ended, as the app needs it.
+#[derive(Debug)]
+pub enum JobFinish {
+    Done { request_id: String, seed: u64, files: Vec<SavedImage>, urls: Vec<String>, prompt_used: String },
+    Failed { message: String, field_errors: Vec<FieldError>, request_id: Option<String>, ambiguous: bool },
+    Cancelled { request_id: Option<String> },
+}
+
+/// One line of the history list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryRow {
+    pub id: String,
+    pub request_id: Option<String>,
+    pub state: String,
+    pub created_at: i64,
+    pub prompt: String,
+    pub seed: Option<u64>,
+    pub outputs: usize,
+}
+
+/// A past request, loaded for the editor and the results pane.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryDetailView {
+    pub id: String,
+    pub request_id: Option<String>,
+    pub draft: Draft,
+    pub outputs: Vec<PathBuf>,
+    pub inputs: Vec<String>,
+    /// Load into the editor (Enter) or re-run at once (`r`).
+    pub purpose: DetailPurpose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetailPurpose {
+    Show,
+    Load,
+    Rerun,
+}
+
+/// Which history rows to show.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HistoryFilter {
+    pub search: String,
+    pub state: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum Effect {
+    Submit { id: JobId, input: Box<ValidInput> },
+    Cancel(JobId),
+    LoadHistory(HistoryFilter),
+    LoadHistoryDetail { id: String, purpose: DetailPurpose },
+    DeleteHistory(String),
+    LoadPrompts,
+    OpenEditor(String),
+    Copy(String),
+    OpenPath(PathBuf),
+    Quit,
+}

@@ -1,0 +1,162 @@
+//! The terminal studio. `App` holds the state and `update`s it from messages; `view` draws it;
+//! `runtime` runs the loop and the effects; this file owns the real terminal (raw mode, alternate
+//! screen, bracketed paste, restore on exit and on panic).
+
+pub mod action;
+pub mod app;
+pub mod form;
+pub mod message;
+pub mod runtime;
+pub mod view;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste, EventStream};
+use crossterm::terminal::{
+    BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode,
+    enable_raw_mode,
+};
+use crossterm::{execute, queue};
+use ratatui::Terminal;
+use ratatui::backend::CrosstermBackend;
+
+use crate::runner::DEFAULT_DATA_URI_THRESHOLD;
+use crate::setup::{ConnectOptions, Locations, connect};
+use action::Keymap;
+use app::{App, AppContext};
+use runtime::{Host, Runtime, Services};
+use view::theme::Theme;
+
+/// Options of the interactive command.
+#[derive(Debug, Clone, Default)]
+pub struct TuiOptions {
+    pub connect: ConnectOptions,
+    pub graphics: Option<String>,
+}
+
+fn enter_terminal() -> io::Result<()> {
+    enable_raw_mode()?;
+    execute!(io::stdout(), EnterAlternateScreen, EnableBracketedPaste)
+}
+
+fn leave_terminal() -> io::Result<()> {
+    let r1 = execute!(io::stdout(), DisableBracketedPaste, LeaveAlternateScreen, crossterm::cursor::Show);
+    let r2 = disable_raw_mode();
+    r1.and(r2)
+}
+
+/// Restores the terminal before the default panic message, so it is readable.
+fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = leave_terminal();
+        previous(info);
+    }));
+}
+
+/// The real terminal: OSC 52 clipboard, $VISUAL/$EDITOR, synchronized updates.
+struct RealTerminal;
+
+impl Host for RealTerminal {
+    fn copy(&mut self, text: &str) {
+        use crossterm::clipboard::CopyToClipboard;
+        let _ = execute!(io::stdout(), CopyToClipboard::to_clipboard_from(text));
+    }
+
+    fn edit(&mut self, text: &str) -> Result<String, String> {
+        let editor = std::env::var("VISUAL")
+            .or_else(|_| std::env::var("EDITOR"))
+            .map_err(|_| "set $VISUAL or $EDITOR to edit the prompt in an editor".to_string())?;
+        let mut file = tempfile::Builder::new()
+            .prefix("kontext-prompt-")
+            .suffix(".txt")
+            .tempfile()
+            .map_err(|e| format!("cannot create a temporary file: {e}"))?;
+        file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
+        let path = file.path().to_path_buf();
+        leave_terminal().map_err(|e| e.to_string())?;
+        // The editor command may carry arguments ("code -w").
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{editor} \"$1\""))
+            .arg("sh")
+            .arg(&path)
+            .status();
+        enter_terminal().map_err(|e| e.to_string())?;
+        match status {
+            Ok(s) if s.success() => std::fs::read_to_string(&path).map_err(|e| format!("cannot read the edited prompt: {e}")),
+            Ok(s) => Err(format!("the editor exited with {s}; prompt unchanged")),
+            Err(e) => Err(format!("cannot run {editor}: {e}")),
+        }
+    }
+
+    fn begin_frame(&mut self) {
+        let _ = queue!(io::stdout(), BeginSynchronizedUpdate);
+    }
+
+    fn end_frame(&mut self) {
+        let _ = execute!(io::stdout(), EndSynchronizedUpdate);
+    }
+}
+
+/// `kontext` with no subcommand: the interactive studio.
+pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
+    let (config, _) = match locations.load_config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            return crate::cli::exit::INVALID_INPUT;
+        }
+    };
+    let keymap = match Keymap::default().with_overrides(&config.keys) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("kontext: config: {e}");
+            return crate::cli::exit::INVALID_INPUT;
+        }
+    };
+    let connection = match connect(&config, &opts.connect).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            return crate::cli::exit::INVALID_INPUT;
+        }
+    };
+    let ctx = AppContext {
+        max_images: connection.endpoint.max_images(),
+        target: connection.target.describe(),
+        graphics: opts.graphics.clone().unwrap_or_else(|| "text previews".into()),
+        keymap,
+    };
+    let app = App::new(ctx, &config.default_draft());
+    let services = Services {
+        client: connection.client.clone(),
+        endpoint: connection.endpoint.clone(),
+        out_dir: config.output_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+        record_dir: Some(locations.data_dir().join("requests")),
+        data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
+    };
+    let theme = Theme::from_env(config.colors);
+
+    install_panic_hook();
+    if let Err(e) = enter_terminal() {
+        eprintln!("kontext: cannot use this terminal: {e}");
+        return crate::cli::exit::FAILURE;
+    }
+    let result = async {
+        let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
+        let mut runtime = Runtime::new(terminal, app, RealTerminal, Box::new(view::NoImages), theme, services);
+        runtime.run(|| EventStream::new()).await
+    }
+    .await;
+    let _ = leave_terminal();
+    connection.shutdown().await;
+    match result {
+        Ok(()) => crate::cli::exit::OK,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            crate::cli::exit::FAILURE
+        }
+    }
+}

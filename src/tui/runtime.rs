@@ -1,0 +1,235 @@
+//! The event loop: a `biased` select over background messages, terminal input and (only while a
+//! job runs) a tick; the latest state is drawn once per batch. Effects become tokio tasks that
+//! report back over the message channel. Generic over the backend and the input stream, so the
+//! whole app runs against `TestBackend` with injected keys.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::Event;
+use futures::{Stream, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio_util::sync::CancellationToken;
+
+use super::app::App;
+use super::message::{Effect, JobFinish, JobId, Message};
+use super::view::{self, ImageView, theme::Theme};
+use crate::fal::{FalClient, FollowMode};
+use crate::model::{Endpoint, ValidInput};
+use crate::runner::{JobError, JobRequest, run_job};
+
+/// What the effects need: the job runner's inputs. No HTTP or SQL lives here.
+pub struct Services {
+    pub client: FalClient,
+    pub endpoint: Endpoint,
+    pub out_dir: PathBuf,
+    pub record_dir: Option<PathBuf>,
+    pub data_uri_threshold: u64,
+}
+
+/// The terminal-facing side effects a runtime needs from its environment.
+pub trait Host {
+    /// Writes an OSC 52 clipboard request (real terminal) or records it (tests).
+    fn copy(&mut self, text: &str);
+    /// Leaves the screen, runs the editor on `text`, comes back; returns the new text.
+    fn edit(&mut self, text: &str) -> Result<String, String>;
+    /// Brackets a frame (synchronized update on a real terminal).
+    fn begin_frame(&mut self) {}
+    fn end_frame(&mut self) {}
+    /// Opens a file in the desktop viewer.
+    fn open(&mut self, path: &std::path::Path) -> Result<(), String> {
+        open::that_detached(path).map_err(|e| format!("cannot open {}: {e}", path.display()))
+    }
+}
+
+pub struct Runtime<B: Backend, H: Host> {
+    pub terminal: Terminal<B>,
+    pub app: App,
+    pub host: H,
+    pub images: Box<dyn ImageView>,
+    pub theme: Theme,
+    services: Arc<Services>,
+    tx: UnboundedSender<Message>,
+    rx: UnboundedReceiver<Message>,
+    cancels: HashMap<JobId, CancellationToken>,
+    /// Incremented on each draw (benchmarks and tests read it).
+    pub frames: u64,
+}
+
+/// How often the screen refreshes while a job runs (spinner, elapsed time); never when idle.
+const TICK: Duration = Duration::from_millis(250);
+
+impl<B: Backend, H: Host> Runtime<B, H>
+where
+    B::Error: Send + Sync + 'static,
+{
+    pub fn new(terminal: Terminal<B>, app: App, host: H, images: Box<dyn ImageView>, theme: Theme, services: Services) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Runtime { terminal, app, host, images, theme, services: Arc::new(services), tx, rx, cancels: HashMap::new(), frames: 0 }
+    }
+
+    /// A sender for messages from outside (thumbnail workers, tests).
+    pub fn sender(&self) -> UnboundedSender<Message> {
+        self.tx.clone()
+    }
+
+    pub fn draw(&mut self) -> io::Result<()> {
+        self.host.begin_frame();
+        let (app, images, theme) = (&mut self.app, &mut self.images, &self.theme);
+        let result = self.terminal.draw(|f| view::draw(f, app, images.as_mut(), theme)).map(|_| ()).map_err(io::Error::other);
+        self.host.end_frame();
+        self.frames += 1;
+        result
+    }
+
+    /// Runs until the user quits or the input ends. `input` is called again after the external
+    /// editor returns, so a real terminal's reader never competes with the editor for keys.
+    pub async fn run<S>(&mut self, mut input: impl FnMut() -> S) -> io::Result<()>
+    where
+        S: Stream<Item = io::Result<Event>> + Unpin,
+    {
+        let mut events = input();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let effects = self.app.start();
+        self.run_effects(effects);
+        // Every pass of the loop follows an event, so it draws once per batch of events and
+        // never while nothing happens.
+        loop {
+            self.draw()?;
+            if self.app.quit {
+                break;
+            }
+            let ticking = self.app.has_active_jobs();
+            let mut editor: Option<String> = None;
+            tokio::select! {
+                biased;
+                Some(msg) = self.rx.recv() => {
+                    editor = self.handle(msg);
+                    // Drain what else is queued, then draw once.
+                    while editor.is_none() && let Ok(m) = self.rx.try_recv() {
+                        editor = self.handle(m);
+                    }
+                }
+                ev = events.next() => match ev {
+                    Some(Ok(ev)) => {
+                        if let Event::Resize(..) = ev {
+                            self.terminal.autoresize().map_err(io::Error::other)?;
+                        }
+                        editor = self.handle(Message::Input(ev));
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => break,
+                },
+                _ = tick.tick(), if ticking => {}
+            }
+            if let Some(text) = editor {
+                drop(events);
+                let result = self.host.edit(&text);
+                self.terminal.clear().map_err(io::Error::other)?;
+                let effects = self.app.update(Message::EditorClosed(result));
+                self.run_effects(effects);
+                events = input();
+            }
+        }
+        for token in self.cancels.values() {
+            token.cancel();
+        }
+        Ok(())
+    }
+
+    /// Updates the state; returns the prompt text when the editor must be opened.
+    fn handle(&mut self, msg: Message) -> Option<String> {
+        if let Message::JobFinished { id, .. } = &msg {
+            self.cancels.remove(id);
+        }
+        let effects = self.app.update(msg);
+        let mut editor = None;
+        let mut rest = Vec::new();
+        for e in effects {
+            match e {
+                Effect::OpenEditor(text) => editor = Some(text),
+                other => rest.push(other),
+            }
+        }
+        self.run_effects(rest);
+        editor
+    }
+
+    fn run_effects(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Submit { id, input } => self.spawn_job(id, *input),
+                Effect::Cancel(id) => {
+                    if let Some(t) = self.cancels.get(&id) {
+                        t.cancel();
+                    }
+                }
+                Effect::LoadHistory(_) | Effect::LoadHistoryDetail { .. } | Effect::DeleteHistory(_) | Effect::LoadPrompts => {
+                    let _ = self.tx.send(Message::History(Vec::new()));
+                }
+                Effect::OpenEditor(_) => {}
+                Effect::Copy(text) => self.host.copy(&text),
+                Effect::OpenPath(path) => {
+                    if let Err(e) = self.host.open(&path) {
+                        let _ = self.tx.send(Message::Error(e));
+                    }
+                }
+                Effect::Quit => self.app.quit = true,
+            }
+        }
+    }
+
+    fn spawn_job(&mut self, id: JobId, input: ValidInput) {
+        let token = CancellationToken::new();
+        self.cancels.insert(id, token.clone());
+        let services = self.services.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let request = JobRequest {
+                endpoint: services.endpoint.clone(),
+                input,
+                out_dir: services.out_dir.clone(),
+                record_dir: services.record_dir.clone(),
+                data_uri_threshold: services.data_uri_threshold,
+                follow: FollowMode::Stream,
+            };
+            let (etx, mut erx) = mpsc::unbounded_channel();
+            let forward = {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(event) = erx.recv().await {
+                        let _ = tx.send(Message::Job { id, event });
+                    }
+                })
+            };
+            let result = run_job(&services.client, request, etx, token).await;
+            let _ = forward.await;
+            let outcome = match result {
+                Ok(o) => JobFinish::Done {
+                    request_id: o.handle.request_id.clone(),
+                    seed: o.output.seed,
+                    urls: o.output.images.iter().map(|i| i.url.clone()).collect(),
+                    files: o.files,
+                    prompt_used: o.output.prompt,
+                },
+                Err(JobError::Cancelled { handle, .. }) => JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) },
+                Err(e) => {
+                    let field_errors = e.fal_error().map(|f| f.field_errors()).unwrap_or_default();
+                    let request_id = match &e {
+                        JobError::Fal { handle, .. } | JobError::Output { handle, .. } => Some(handle.request_id.clone()),
+                        _ => None,
+                    };
+                    let ambiguous = matches!(e, JobError::Submit(crate::fal::SubmitError::Ambiguous(_)));
+                    JobFinish::Failed { message: e.to_string(), field_errors, request_id, ambiguous }
+                }
+            };
+            let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+        });
+    }
+}

@@ -1,0 +1,184 @@
+//! Drawing: a pure function of the app state (plus the thumbnail cache). One pane = one file.
+
+mod help;
+mod history;
+mod images;
+mod jobs;
+mod params;
+mod prompt;
+mod results;
+mod status;
+pub mod theme;
+
+use std::path::Path;
+
+use ratatui::Frame;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, BorderType, Paragraph, Widget, Wrap};
+
+use super::app::{App, Pane};
+use theme::Theme;
+
+/// Smallest size with a usable screen.
+pub const MIN_WIDTH: u16 = 40;
+pub const MIN_HEIGHT: u16 = 12;
+
+/// Draws images (or a text stand-in) into cells; the runtime provides the real one.
+pub trait ImageView {
+    /// Shows the image at `path` in `area`, or a placeholder while it is being prepared.
+    fn draw_file(&mut self, path: &Path, area: Rect, buf: &mut Buffer);
+}
+
+/// Text stand-ins only (tests, `--graphics none`).
+pub struct NoImages;
+
+impl ImageView for NoImages {
+    fn draw_file(&mut self, path: &Path, area: Rect, buf: &mut Buffer) {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        Paragraph::new(vec![Line::from("[image]"), Line::from(name)]).wrap(Wrap { trim: true }).render(area, buf);
+    }
+}
+
+/// Where each pane goes; `None` when the layout hides it (compact mode).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Areas {
+    pub tabs: Option<Rect>,
+    pub prompt: Option<Rect>,
+    pub images: Option<Rect>,
+    pub params: Option<Rect>,
+    pub jobs: Option<Rect>,
+    pub history: Option<Rect>,
+    pub results: Option<Rect>,
+    pub status: Rect,
+}
+
+impl Areas {
+    pub fn of(&self, pane: Pane) -> Option<Rect> {
+        match pane {
+            Pane::Prompt => self.prompt,
+            Pane::Images => self.images,
+            Pane::Params => self.params,
+            Pane::Jobs => self.jobs,
+            Pane::History => self.history,
+            Pane::Results => self.results,
+        }
+    }
+}
+
+/// All panes side by side when there is room; otherwise the focused pane alone with a tab strip.
+pub fn layout(area: Rect, focus: Pane) -> Areas {
+    let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    let mut a = Areas { status, ..Areas::default() };
+    if area.width < 100 || area.height < 26 {
+        let [tabs, body] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(main);
+        a.tabs = Some(tabs);
+        match focus {
+            Pane::Prompt => a.prompt = Some(body),
+            Pane::Images => a.images = Some(body),
+            Pane::Params => a.params = Some(body),
+            Pane::Jobs => a.jobs = Some(body),
+            Pane::History => a.history = Some(body),
+            Pane::Results => a.results = Some(body),
+        }
+        return a;
+    }
+    let left_w = (main.width * 2 / 5).clamp(44, 72);
+    let [left, right] = Layout::horizontal([Constraint::Length(left_w), Constraint::Min(1)]).areas(main);
+    let params_h = 10;
+    let rest = left.height.saturating_sub(params_h);
+    let [prompt, images, params] = Layout::vertical([
+        Constraint::Length((rest * 2 / 5).max(5)),
+        Constraint::Min(5),
+        Constraint::Length(params_h),
+    ])
+    .areas(left);
+    let [jobs, results, history] =
+        Layout::vertical([Constraint::Percentage(30), Constraint::Percentage(42), Constraint::Percentage(28)]).areas(right);
+    a.prompt = Some(prompt);
+    a.images = Some(images);
+    a.params = Some(params);
+    a.jobs = Some(jobs);
+    a.results = Some(results);
+    a.history = Some(history);
+    a
+}
+
+/// A pane's frame: numbered title, highlighted when focused.
+pub fn pane_block<'a>(app: &App, pane: Pane, extra: impl Into<Option<String>>, theme: &Theme) -> Block<'a> {
+    let focused = app.focus == pane;
+    let mut title = vec![Span::styled(
+        format!(" {} {} ", pane.number(), pane.title()),
+        if focused { theme.title_focused() } else { theme.title() },
+    )];
+    if let Some(extra) = extra.into() {
+        title.push(Span::styled(format!("{extra} "), theme.dim()));
+    }
+    Block::bordered()
+        .border_type(if focused { BorderType::Thick } else { BorderType::Rounded })
+        .border_style(if focused { theme.border_focused() } else { theme.border() })
+        .title(Line::from(title))
+}
+
+pub fn draw(frame: &mut Frame, app: &mut App, images: &mut dyn ImageView, theme: &Theme) {
+    let area = frame.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        let msg = format!("terminal too small: {}x{} (need at least {MIN_WIDTH}x{MIN_HEIGHT}) — Ctrl-Q quits", area.width, area.height);
+        frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
+        return;
+    }
+    let areas = layout(area, app.focus);
+    if let Some(tabs) = areas.tabs {
+        status::draw_tabs(frame.buffer_mut(), tabs, app, theme);
+    }
+    if app.results.fullscreen && app.focus == Pane::Results {
+        let full = Rect { height: area.height.saturating_sub(1), ..area };
+        results::draw_fullscreen(frame.buffer_mut(), full, app, images, theme);
+    } else {
+        if let Some(r) = areas.prompt {
+            prompt::draw(frame, r, app, theme);
+        }
+        if let Some(r) = areas.images {
+            images::draw(frame.buffer_mut(), r, app, images, theme);
+        }
+        if let Some(r) = areas.params {
+            params::draw(frame.buffer_mut(), r, app, theme);
+        }
+        if let Some(r) = areas.jobs {
+            jobs::draw(frame.buffer_mut(), r, app, theme);
+        }
+        if let Some(r) = areas.results {
+            results::draw(frame.buffer_mut(), r, app, images, theme);
+        }
+        if let Some(r) = areas.history {
+            history::draw(frame.buffer_mut(), r, app, theme);
+        }
+    }
+    status::draw(frame.buffer_mut(), areas.status, app, theme);
+    if let Some(overlay) = app.overlay.clone() {
+        help::draw_overlay(frame.buffer_mut(), area, app, &overlay, theme);
+    }
+}
+
+/// A centered rectangle of at most `w` x `h` inside `area`.
+pub fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect { x: area.x + (area.width - w) / 2, y: area.y + (area.height - h) / 2, width: w, height: h }
+}
+
+/// Clips text to `width` cells, ending in … when cut.
+pub fn clip(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut s: String = text.chars().take(width.saturating_sub(1)).collect();
+    s.push('…');
+    s
+}
+
+pub fn style_if(cond: bool, style: Style) -> Style {
+    if cond { style } else { Style::default() }
+}
