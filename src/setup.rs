@@ -59,6 +59,18 @@ pub enum Target {
 }
 
 impl Target {
+    /// A few words for a status bar.
+    pub fn short(&self) -> String {
+        match self {
+            Target::Fal { queue_url, .. } if queue_url == crate::fal::DEFAULT_QUEUE_URL => "fal.ai".into(),
+            Target::Fal { queue_url, .. } => {
+                queue_url.trim_start_matches("https://").trim_start_matches("http://").into()
+            }
+            Target::BuiltInEmulator { .. } => "emulator (no key)".into(),
+            Target::LocalHosts { base_url } => format!("emulator {}", base_url.trim_start_matches("http://")),
+        }
+    }
+
     /// One line for a status bar or stderr.
     pub fn describe(&self) -> String {
         match self {

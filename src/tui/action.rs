@@ -236,7 +236,9 @@ impl KeyCombo {
             _ => {
                 let mut chars = rest.chars();
                 match (chars.next(), chars.next()) {
-                    (Some(c), None) => KeyCode::Char(if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c }),
+                    (Some(c), None) => {
+                        KeyCode::Char(if mods.contains(KeyModifiers::CONTROL) { c.to_ascii_lowercase() } else { c })
+                    }
                     _ => return Err(format!("unknown key {rest:?} (examples: ctrl-s, alt-enter, f5, shift-up, q, ?)")),
                 }
             }
@@ -258,6 +260,7 @@ impl fmt::Display for KeyCombo {
         }
         match self.code {
             KeyCode::Char(' ') => f.write_str("Space"),
+            KeyCode::Char(c) if self.mods.contains(KeyModifiers::CONTROL) => write!(f, "{}", c.to_ascii_uppercase()),
             KeyCode::Char(c) => write!(f, "{c}"),
             KeyCode::F(n) => write!(f, "F{n}"),
             KeyCode::Enter => f.write_str("Enter"),
@@ -385,18 +388,22 @@ impl Keymap {
         keys.join(" / ")
     }
 
-    /// (scope, keys, action) rows for the help overlay, each action once.
+    /// (scope, keys, action) rows for the help overlay: each action once per scope it is bound in.
     pub fn help_rows(&self) -> Vec<(Scope, String, Action)> {
-        let mut seen = Vec::new();
-        let mut rows = Vec::new();
-        for (scope, _, action) in &self.bindings {
-            if seen.contains(action) {
-                continue;
+        let mut rows: Vec<(Scope, String, Action)> = Vec::new();
+        for (scope, combo, action) in &self.bindings {
+            let key = combo.to_string();
+            match rows.iter_mut().find(|(s, _, a)| s == scope && a == action) {
+                Some((_, keys, _)) if !keys.split(" / ").any(|k| k == key) => {
+                    keys.push_str(" / ");
+                    keys.push_str(&key);
+                }
+                Some(_) => {}
+                None => rows.push((*scope, key, *action)),
             }
-            seen.push(*action);
-            rows.push((*scope, self.keys_for(*action), *action));
         }
-        let order = [Scope::Global, Scope::Prompt, Scope::Images, Scope::Params, Scope::Jobs, Scope::History, Scope::Results];
+        let order =
+            [Scope::Global, Scope::Prompt, Scope::Images, Scope::Params, Scope::Jobs, Scope::History, Scope::Results];
         rows.sort_by_key(|(s, _, _)| order.iter().position(|o| o == s));
         rows
     }
@@ -408,7 +415,9 @@ mod tests {
 
     #[test]
     fn parses_and_prints_keys() {
-        for (text, shown) in [("ctrl-s", "Ctrl-s"), ("alt-enter", "Alt-Enter"), ("f5", "F5"), ("shift-up", "Shift-Up"), ("?", "?")] {
+        for (text, shown) in
+            [("ctrl-s", "Ctrl-S"), ("alt-enter", "Alt-Enter"), ("f5", "F5"), ("shift-up", "Shift-Up"), ("?", "?")]
+        {
             assert_eq!(KeyCombo::parse(text).unwrap().to_string(), shown);
         }
         assert!(KeyCombo::parse("hyper-x").is_err());
@@ -430,7 +439,7 @@ mod tests {
         let mut o = HashMap::new();
         o.insert("submit".to_string(), vec!["ctrl-g".to_string()]);
         let km = Keymap::default().with_overrides(&o).unwrap();
-        assert_eq!(km.keys_for(Action::Submit), "Ctrl-g");
+        assert_eq!(km.keys_for(Action::Submit), "Ctrl-G");
         let mut bad = HashMap::new();
         bad.insert("launch".to_string(), vec!["x".to_string()]);
         assert!(Keymap::default().with_overrides(&bad).unwrap_err().contains("not an action"));

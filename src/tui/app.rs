@@ -217,7 +217,12 @@ impl App {
             jobs: Vec::new(),
             job_selected: 0,
             history: HistoryPane::default(),
-            results: ResultsPane { source: ResultsSource::Nothing, selected: 0, fullscreen: false, side_by_side: false },
+            results: ResultsPane {
+                source: ResultsSource::Nothing,
+                selected: 0,
+                fullscreen: false,
+                side_by_side: false,
+            },
             overlay: None,
             notice: None,
             last_seed: None,
@@ -440,11 +445,7 @@ impl App {
                 KeyCode::Enter | KeyCode::Esc => self.form.typing = false,
                 KeyCode::Up => self.form.up(),
                 KeyCode::Down => self.form.down(),
-                KeyCode::Char(c) if !ctrl => {
-                    if self.form.type_char(c) {
-                        self.input_changed();
-                    }
-                }
+                KeyCode::Char(c) if !ctrl && self.form.type_char(c) => self.input_changed(),
                 _ => {}
             },
             Pane::History => match key.code {
@@ -482,10 +483,14 @@ impl App {
         match overlay {
             Overlay::Help { scroll } => match key.code {
                 KeyCode::Down | KeyCode::Char('j') | KeyCode::PageDown => {
-                    self.overlay = Some(Overlay::Help { scroll: scroll.saturating_add(if key.code == KeyCode::PageDown { 10 } else { 1 }) })
+                    self.overlay = Some(Overlay::Help {
+                        scroll: scroll.saturating_add(if key.code == KeyCode::PageDown { 10 } else { 1 }),
+                    })
                 }
                 KeyCode::Up | KeyCode::Char('k') | KeyCode::PageUp => {
-                    self.overlay = Some(Overlay::Help { scroll: scroll.saturating_sub(if key.code == KeyCode::PageUp { 10 } else { 1 }) })
+                    self.overlay = Some(Overlay::Help {
+                        scroll: scroll.saturating_sub(if key.code == KeyCode::PageUp { 10 } else { 1 }),
+                    })
                 }
                 _ => self.overlay = None,
             },
@@ -583,10 +588,11 @@ impl App {
     fn focus_pane(&mut self, pane: Pane) {
         self.form.typing = false;
         self.focus = pane;
-        if pane == Pane::Results && self.results.source == ResultsSource::Nothing {
-            if let Some(job) = self.jobs.get(self.job_selected) {
-                self.results.source = ResultsSource::Job(job.id);
-            }
+        if pane == Pane::Results
+            && self.results.source == ResultsSource::Nothing
+            && let Some(job) = self.jobs.get(self.job_selected)
+        {
+            self.results.source = ResultsSource::Job(job.id);
         }
     }
 
@@ -698,7 +704,8 @@ impl App {
                 Action::CycleFilter => {
                     const STATES: [Option<&str>; 5] =
                         [None, Some("completed"), Some("failed"), Some("cancelled"), Some("in_progress")];
-                    let pos = STATES.iter().position(|s| s.map(str::to_string) == self.history.filter.state).unwrap_or(0);
+                    let pos =
+                        STATES.iter().position(|s| s.map(str::to_string) == self.history.filter.state).unwrap_or(0);
                     self.history.filter.state = STATES[(pos + 1) % STATES.len()].map(str::to_string);
                     self.history.selected = 0;
                     return vec![Effect::LoadHistory(self.history.filter.clone())];
@@ -715,7 +722,8 @@ impl App {
                 }
                 Action::Delete => {
                     if let Some(row) = self.history.rows.get(self.history.selected) {
-                        self.overlay = Some(Overlay::ConfirmDelete { id: row.id.clone(), prompt: one_line(&row.prompt) });
+                        self.overlay =
+                            Some(Overlay::ConfirmDelete { id: row.id.clone(), prompt: one_line(&row.prompt) });
                     }
                 }
                 _ => {}
@@ -748,10 +756,12 @@ impl App {
                         }
                         None => self.notice = Some(("no request id for this entry".into(), false)),
                     },
-                    Action::OpenFile => match self.result_items().get(self.results.selected).and_then(|i| i.path.clone()) {
-                        Some(path) => return vec![Effect::OpenPath(path)],
-                        None => self.notice = Some(("no local file to open".into(), true)),
-                    },
+                    Action::OpenFile => {
+                        match self.result_items().get(self.results.selected).and_then(|i| i.path.clone()) {
+                            Some(path) => return vec![Effect::OpenPath(path)],
+                            None => self.notice = Some(("no local file to open".into(), true)),
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -795,10 +805,7 @@ impl App {
         }
         self.notice = match refused {
             0 => None,
-            n => Some((
-                format!("this endpoint takes at most {} images: {n} not added", self.ctx.max_images),
-                true,
-            )),
+            n => Some((format!("this endpoint takes at most {} images: {n} not added", self.ctx.max_images), true)),
         };
         self.input_changed();
     }
@@ -836,10 +843,7 @@ impl App {
             Ok(v) => v,
             Err(errors) => {
                 let first = errors.0[0].clone();
-                self.notice = Some((
-                    format!("not submitted: {} problem(s) — {first}", errors.0.len()),
-                    true,
-                ));
+                self.notice = Some((format!("not submitted: {} problem(s) — {first}", errors.0.len()), true));
                 self.focus = match first.field {
                     Field::Prompt => Pane::Prompt,
                     Field::ImageUrls(_) => Pane::Images,
@@ -940,7 +944,11 @@ impl App {
                 job.logs.push(format!("[kontext] {message}"));
                 job.phase = JobPhase::Failed(message.clone());
                 notice = (
-                    if ambiguous { format!("job #{id}: submit uncertain — {message}") } else { format!("job #{id} failed: {message}") },
+                    if ambiguous {
+                        format!("job #{id}: submit uncertain — {message}")
+                    } else {
+                        format!("job #{id} failed: {message}")
+                    },
                     true,
                 );
                 field_errors = fe;
@@ -1020,7 +1028,9 @@ impl App {
     pub fn result_inputs(&self) -> Vec<String> {
         match &self.results.source {
             ResultsSource::Nothing => Vec::new(),
-            ResultsSource::Job(id) => self.jobs.iter().find(|j| j.id == *id).map(|j| j.inputs.clone()).unwrap_or_default(),
+            ResultsSource::Job(id) => {
+                self.jobs.iter().find(|j| j.id == *id).map(|j| j.inputs.clone()).unwrap_or_default()
+            }
             ResultsSource::History(d) => d.inputs.clone(),
         }
     }

@@ -212,7 +212,8 @@ impl ParamForm {
             ParamRow::SyncMode => self.sync_mode = !self.sync_mode,
             ParamRow::AspectRatio => {
                 // auto, then the nine ratios, wrapping.
-                let pos = self.aspect_ratio.and_then(|a| AspectRatio::ALL.iter().position(|x| *x == a)).map_or(0, |p| p + 1);
+                let pos =
+                    self.aspect_ratio.and_then(|a| AspectRatio::ALL.iter().position(|x| *x == a)).map_or(0, |p| p + 1);
                 let next = (pos as i32 + dir).rem_euclid(AspectRatio::ALL.len() as i32 + 1) as usize;
                 self.aspect_ratio = if next == 0 { None } else { Some(AspectRatio::ALL[next - 1]) };
             }
@@ -222,7 +223,9 @@ impl ParamForm {
     /// Enter/Space: toggles switches, cycles choices.
     pub fn activate(&mut self) {
         match self.row() {
-            ParamRow::EnhancePrompt | ParamRow::SyncMode | ParamRow::Format | ParamRow::AspectRatio => self.step(1, false),
+            ParamRow::EnhancePrompt | ParamRow::SyncMode | ParamRow::Format | ParamRow::AspectRatio => {
+                self.step(1, false)
+            }
             _ => self.typing = false,
         }
     }
@@ -308,8 +311,7 @@ mod tests {
 
     #[test]
     fn stepping_and_cycling_stay_in_range() {
-        let mut f = ParamForm::default();
-        f.selected = 1;
+        let mut f = ParamForm { selected: 1, ..ParamForm::default() };
         for _ in 0..50 {
             f.step(1, true);
         }
@@ -333,8 +335,7 @@ mod tests {
 
     #[test]
     fn typing_replaces_then_appends_and_keeps_what_was_typed() {
-        let mut f = ParamForm::default();
-        f.selected = 1;
+        let mut f = ParamForm { selected: 1, ..ParamForm::default() };
         assert!(f.type_char('2'));
         assert!(f.type_char('5'));
         assert_eq!(f.guidance, "25", "out of range values stay visible to be flagged");

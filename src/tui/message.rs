@@ -16,8 +16,14 @@ pub type JobId = u64;
 pub enum Message {
     /// A terminal event (key, paste, resize).
     Input(Event),
-    Job { id: JobId, event: JobEvent },
-    JobFinished { id: JobId, outcome: Box<JobFinish> },
+    Job {
+        id: JobId,
+        event: JobEvent,
+    },
+    JobFinished {
+        id: JobId,
+        outcome: Box<JobFinish>,
+    },
     History(Vec<HistoryRow>),
     HistoryDetail(Box<HistoryDetailView>),
     /// Earlier prompts, newest first, for recall.

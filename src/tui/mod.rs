@@ -77,15 +77,13 @@ impl Host for RealTerminal {
         let path = file.path().to_path_buf();
         leave_terminal().map_err(|e| e.to_string())?;
         // The editor command may carry arguments ("code -w").
-        let status = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("{editor} \"$1\""))
-            .arg("sh")
-            .arg(&path)
-            .status();
+        let status =
+            std::process::Command::new("sh").arg("-c").arg(format!("{editor} \"$1\"")).arg("sh").arg(&path).status();
         enter_terminal().map_err(|e| e.to_string())?;
         match status {
-            Ok(s) if s.success() => std::fs::read_to_string(&path).map_err(|e| format!("cannot read the edited prompt: {e}")),
+            Ok(s) if s.success() => {
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read the edited prompt: {e}"))
+            }
             Ok(s) => Err(format!("the editor exited with {s}; prompt unchanged")),
             Err(e) => Err(format!("cannot run {editor}: {e}")),
         }
@@ -125,7 +123,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     };
     let ctx = AppContext {
         max_images: connection.endpoint.max_images(),
-        target: connection.target.describe(),
+        target: connection.target.short(),
         graphics: opts.graphics.clone().unwrap_or_else(|| "text previews".into()),
         keymap,
     };
@@ -147,7 +145,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     let result = async {
         let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         let mut runtime = Runtime::new(terminal, app, RealTerminal, Box::new(view::NoImages), theme, services);
-        runtime.run(|| EventStream::new()).await
+        runtime.run(EventStream::new).await
     }
     .await;
     let _ = leave_terminal();

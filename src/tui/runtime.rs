@@ -68,9 +68,27 @@ impl<B: Backend, H: Host> Runtime<B, H>
 where
     B::Error: Send + Sync + 'static,
 {
-    pub fn new(terminal: Terminal<B>, app: App, host: H, images: Box<dyn ImageView>, theme: Theme, services: Services) -> Self {
+    pub fn new(
+        terminal: Terminal<B>,
+        app: App,
+        host: H,
+        images: Box<dyn ImageView>,
+        theme: Theme,
+        services: Services,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        Runtime { terminal, app, host, images, theme, services: Arc::new(services), tx, rx, cancels: HashMap::new(), frames: 0 }
+        Runtime {
+            terminal,
+            app,
+            host,
+            images,
+            theme,
+            services: Arc::new(services),
+            tx,
+            rx,
+            cancels: HashMap::new(),
+            frames: 0,
+        }
     }
 
     /// A sender for messages from outside (thumbnail workers, tests).
@@ -81,7 +99,8 @@ where
     pub fn draw(&mut self) -> io::Result<()> {
         self.host.begin_frame();
         let (app, images, theme) = (&mut self.app, &mut self.images, &self.theme);
-        let result = self.terminal.draw(|f| view::draw(f, app, images.as_mut(), theme)).map(|_| ()).map_err(io::Error::other);
+        let result =
+            self.terminal.draw(|f| view::draw(f, app, images.as_mut(), theme)).map(|_| ()).map_err(io::Error::other);
         self.host.end_frame();
         self.frames += 1;
         result
@@ -170,7 +189,10 @@ where
                         t.cancel();
                     }
                 }
-                Effect::LoadHistory(_) | Effect::LoadHistoryDetail { .. } | Effect::DeleteHistory(_) | Effect::LoadPrompts => {
+                Effect::LoadHistory(_)
+                | Effect::LoadHistoryDetail { .. }
+                | Effect::DeleteHistory(_)
+                | Effect::LoadPrompts => {
                     let _ = self.tx.send(Message::History(Vec::new()));
                 }
                 Effect::OpenEditor(_) => {}
@@ -218,11 +240,15 @@ where
                     files: o.files,
                     prompt_used: o.output.prompt,
                 },
-                Err(JobError::Cancelled { handle, .. }) => JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) },
+                Err(JobError::Cancelled { handle, .. }) => {
+                    JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) }
+                }
                 Err(e) => {
                     let field_errors = e.fal_error().map(|f| f.field_errors()).unwrap_or_default();
                     let request_id = match &e {
-                        JobError::Fal { handle, .. } | JobError::Output { handle, .. } => Some(handle.request_id.clone()),
+                        JobError::Fal { handle, .. } | JobError::Output { handle, .. } => {
+                            Some(handle.request_id.clone())
+                        }
                         _ => None,
                     };
                     let ambiguous = matches!(e, JobError::Submit(crate::fal::SubmitError::Ambiguous(_)));

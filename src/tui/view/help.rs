@@ -3,6 +3,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
+
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
@@ -27,7 +28,7 @@ pub fn help_lines(app: &App, theme: &Theme) -> Vec<Line<'static>> {
             scope = Some(s);
         }
         lines.push(Line::from(vec![
-            Span::styled(format!("  {keys:<28}"), theme.key()),
+            Span::styled(format!("  {keys:<34} "), theme.key()),
             Span::raw(action.describe().to_string()),
         ]));
     }
@@ -47,12 +48,26 @@ pub fn draw_overlay(buf: &mut Buffer, area: Rect, app: &App, overlay: &Overlay, 
     match overlay {
         Overlay::Help { scroll } => {
             let lines = help_lines(app, theme);
-            let rect = centered(area, 84, area.height.saturating_sub(2));
+            let two_columns = area.width >= 150;
+            let rect = centered(area, if two_columns { 150 } else { 84 }, area.height.saturating_sub(2));
             Clear.render(rect, buf);
-            Paragraph::new(lines)
-                .block(Block::bordered().title(" Help ").border_style(theme.border_focused()))
-                .scroll((*scroll, 0))
-                .render(rect, buf);
+            let block = Block::bordered().title(" Help ").border_style(theme.border_focused());
+            let inner = block.inner(rect);
+            block.render(rect, buf);
+            if two_columns {
+                // Split at the blank line nearest the middle, so no group is cut in two.
+                let mid = lines.len() / 2;
+                let split = (mid..lines.len()).find(|&i| lines[i].width() == 0).unwrap_or(mid);
+                let right = lines[split..].to_vec();
+                let left = lines[..split].to_vec();
+                let half = inner.width / 2;
+                Paragraph::new(left).scroll((*scroll, 0)).render(Rect { width: half, ..inner }, buf);
+                Paragraph::new(right)
+                    .scroll((*scroll, 0))
+                    .render(Rect { x: inner.x + half, width: inner.width - half, ..inner }, buf);
+            } else {
+                Paragraph::new(lines).scroll((*scroll, 0)).render(inner, buf);
+            }
         }
         Overlay::ConfirmDelete { prompt, id } => {
             let rect = centered(area, 60, 6);
@@ -60,7 +75,12 @@ pub fn draw_overlay(buf: &mut Buffer, area: Rect, app: &App, overlay: &Overlay, 
             Paragraph::new(vec![
                 Line::raw(format!("Delete history entry {}?", id.get(..8).unwrap_or(id))),
                 Line::styled(clip(prompt, 56), theme.dim()),
-                Line::from(vec![Span::styled("y", theme.key()), Span::raw(" delete   "), Span::styled("any other key", theme.key()), Span::raw(" keep")]),
+                Line::from(vec![
+                    Span::styled("y", theme.key()),
+                    Span::raw(" delete   "),
+                    Span::styled("any other key", theme.key()),
+                    Span::raw(" keep"),
+                ]),
             ])
             .block(Block::bordered().title(" Confirm ").border_style(theme.error()))
             .wrap(Wrap { trim: true })
@@ -70,7 +90,11 @@ pub fn draw_overlay(buf: &mut Buffer, area: Rect, app: &App, overlay: &Overlay, 
             let rect = centered(area, 80, 14);
             Clear.render(rect, buf);
             let matches = app.recall_matches(query);
-            let mut lines = vec![Line::from(vec![Span::styled("search: ", theme.key()), Span::raw(query.clone()), Span::styled("█", theme.key())])];
+            let mut lines = vec![Line::from(vec![
+                Span::styled("search: ", theme.key()),
+                Span::raw(query.clone()),
+                Span::styled("█", theme.key()),
+            ])];
             if matches.is_empty() {
                 lines.push(Line::styled("no earlier prompt matches", theme.dim()));
             }
@@ -81,7 +105,11 @@ pub fn draw_overlay(buf: &mut Buffer, area: Rect, app: &App, overlay: &Overlay, 
                 lines.push(if i == *selected { Line::styled(text, theme.selected()) } else { Line::raw(text) });
             }
             Paragraph::new(lines)
-                .block(Block::bordered().title(" Recall a prompt (Enter takes it, Esc closes) ").border_style(theme.border_focused()))
+                .block(
+                    Block::bordered()
+                        .title(" Recall a prompt (Enter takes it, Esc closes) ")
+                        .border_style(theme.border_focused()),
+                )
                 .render(rect, buf);
         }
     }

@@ -34,7 +34,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     block.render(area, buf);
     let [search_area, list_area] = Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(inner);
     let search = if h.searching {
-        Line::from(vec![Span::styled("/", theme.key()), Span::raw(h.filter.search.clone()), Span::styled("█", theme.key())])
+        Line::from(vec![
+            Span::styled("/", theme.key()),
+            Span::raw(h.filter.search.clone()),
+            Span::styled("█", theme.key()),
+        ])
     } else if h.filter.search.is_empty() {
         Line::styled("/ search · f filter · Enter load · r re-run · d delete", theme.dim())
     } else {
@@ -43,7 +47,13 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     Paragraph::new(search).render(search_area, buf);
 
     if h.rows.is_empty() {
-        let text = if !h.loaded { "loading…" } else if h.filter.search.is_empty() { "nothing yet" } else { "no match" };
+        let text = if !h.loaded {
+            "loading…"
+        } else if h.filter.search.is_empty() {
+            "nothing yet"
+        } else {
+            "no match"
+        };
         Paragraph::new(Line::styled(text, theme.dim())).render(list_area, buf);
         return;
     }
@@ -52,7 +62,8 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let width = list_area.width as usize;
     let mut lines = Vec::new();
     for (i, row) in h.rows.iter().enumerate().skip(first).take(height) {
-        let head = format!("{} {:<10} {:<9} ", format_time(row.created_at), row.state, row.id.get(..8).unwrap_or(&row.id));
+        let head =
+            format!("{} {:<10} {:<9} ", format_time(row.created_at), row.state, row.id.get(..8).unwrap_or(&row.id));
         let prompt = clip(&crate::sanitize::one_line(&row.prompt), width.saturating_sub(head.chars().count()));
         let state_style = match row.state.as_str() {
             "completed" => theme.ok(),

@@ -35,7 +35,8 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let inner = block.inner(area);
     block.render(area, buf);
     if app.jobs.is_empty() {
-        Paragraph::new(Line::styled("no jobs yet — write a prompt, add images, press F5", theme.dim())).render(inner, buf);
+        Paragraph::new(Line::styled("no jobs yet — write a prompt, add images, press F5", theme.dim()))
+            .render(inner, buf);
         return;
     }
     let list_h = (app.jobs.len() as u16).min(inner.height / 2).max(1);
@@ -54,7 +55,8 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
             _ => theme.busy(),
         };
         let rid = job.request_id.as_deref().map(|r| r.get(..8).unwrap_or(r)).unwrap_or("--------");
-        let head = format!("{} #{:<3} {:<17} {:>7} {rid} ", icon(job, now), job.id, job.phase.label(), elapsed(job, now));
+        let head =
+            format!("{} #{:<3} {:<17} {:>7} {rid} ", icon(job, now), job.id, job.phase.label(), elapsed(job, now));
         let rest = clip(&crate::sanitize::one_line(&job.prompt), width.saturating_sub(head.chars().count()));
         let line = Line::from(vec![Span::styled(head, style), Span::raw(rest)]);
         lines.push(if selected && app.focus == Pane::Jobs { line.style(theme.selected()) } else { line });
@@ -65,10 +67,8 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
         return;
     }
     let Some(job) = app.jobs.get(app.job_selected) else { return };
-    let mut log: Vec<Line> = vec![Line::styled(
-        format!("── log of #{} {}", job.id, job.request_id.as_deref().unwrap_or("")),
-        theme.dim(),
-    )];
+    let mut log: Vec<Line> =
+        vec![Line::styled(format!("── log of #{} {}", job.id, job.request_id.as_deref().unwrap_or("")), theme.dim())];
     if let JobPhase::Failed(msg) = &job.phase {
         log.push(Line::styled(msg.clone(), theme.error()));
     }

@@ -69,7 +69,7 @@ impl Areas {
 }
 
 /// All panes side by side when there is room; otherwise the focused pane alone with a tab strip.
-pub fn layout(area: Rect, focus: Pane) -> Areas {
+pub fn layout(area: Rect, focus: Pane, param_errors: u16) -> Areas {
     let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
     let mut a = Areas { status, ..Areas::default() };
     if area.width < 100 || area.height < 26 {
@@ -87,16 +87,14 @@ pub fn layout(area: Rect, focus: Pane) -> Areas {
     }
     let left_w = (main.width * 2 / 5).clamp(44, 72);
     let [left, right] = Layout::horizontal([Constraint::Length(left_w), Constraint::Min(1)]).areas(main);
-    let params_h = 10;
+    let params_h = 10 + param_errors.min(4);
     let rest = left.height.saturating_sub(params_h);
-    let [prompt, images, params] = Layout::vertical([
-        Constraint::Length((rest * 2 / 5).max(5)),
-        Constraint::Min(5),
-        Constraint::Length(params_h),
-    ])
-    .areas(left);
+    let [prompt, images, params] =
+        Layout::vertical([Constraint::Length((rest * 2 / 5).max(5)), Constraint::Min(5), Constraint::Length(params_h)])
+            .areas(left);
     let [jobs, results, history] =
-        Layout::vertical([Constraint::Percentage(30), Constraint::Percentage(42), Constraint::Percentage(28)]).areas(right);
+        Layout::vertical([Constraint::Percentage(30), Constraint::Percentage(42), Constraint::Percentage(28)])
+            .areas(right);
     a.prompt = Some(prompt);
     a.images = Some(images);
     a.params = Some(params);
@@ -125,11 +123,15 @@ pub fn pane_block<'a>(app: &App, pane: Pane, extra: impl Into<Option<String>>, t
 pub fn draw(frame: &mut Frame, app: &mut App, images: &mut dyn ImageView, theme: &Theme) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
-        let msg = format!("terminal too small: {}x{} (need at least {MIN_WIDTH}x{MIN_HEIGHT}) — Ctrl-Q quits", area.width, area.height);
+        let msg = format!(
+            "terminal too small: {}x{} (need at least {MIN_WIDTH}x{MIN_HEIGHT}) — Ctrl-Q quits",
+            area.width, area.height
+        );
         frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
         return;
     }
-    let areas = layout(area, app.focus);
+    let param_errors = super::form::ParamRow::ALL.iter().map(|r| app.errors_for(r.field()).count() as u16).sum();
+    let areas = layout(area, app.focus, param_errors);
     if let Some(tabs) = areas.tabs {
         status::draw_tabs(frame.buffer_mut(), tabs, app, theme);
     }

@@ -35,17 +35,23 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
         let mut spans = vec![
             Span::styled(format!("{:<17}", row.label()), if selected { theme.key() } else { theme.dim() }),
             Span::raw(arrows.0),
-            Span::styled(value, value_style),
+            Span::styled(format!("{value:<10}"), value_style),
             Span::raw(arrows.1),
         ];
         let used: usize = spans.iter().map(|s| s.content.chars().count()).sum();
         let hint = match error {
-            Some(e) => Span::styled(clip(&e.message, width.saturating_sub(used + 1)), theme.error()),
+            Some(_) => Span::styled("✗ see below", theme.error()),
             None => Span::styled(clip(row.hint(), width.saturating_sub(used + 1)), theme.dim()),
         };
         spans.push(Span::raw(" "));
         spans.push(hint);
         lines.push(Line::from(spans));
+    }
+    // Full messages under the rows: the layout makes room for them.
+    for row in ParamRow::ALL {
+        for e in app.errors_for(row.field()) {
+            lines.push(Line::styled(clip(&format!("✗ {}", e.message), width), theme.error()));
+        }
     }
     Paragraph::new(lines).render(inner, buf);
 }

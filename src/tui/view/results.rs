@@ -19,15 +19,28 @@ pub fn grid(area: Rect, n: usize) -> Vec<Rect> {
         2 => Layout::horizontal([Constraint::Ratio(1, 2); 2]).split(area).to_vec(),
         _ => {
             let rows = Layout::vertical([Constraint::Ratio(1, 2); 2]).split(area);
-            rows.iter().flat_map(|r| Layout::horizontal([Constraint::Ratio(1, 2); 2]).split(*r).to_vec()).take(n).collect()
+            rows.iter()
+                .flat_map(|r| Layout::horizontal([Constraint::Ratio(1, 2); 2]).split(*r).to_vec())
+                .take(n)
+                .collect()
         }
     }
 }
 
-fn draw_cell(buf: &mut Buffer, cell: Rect, item: &OutputItem, selected: bool, images: &mut dyn ImageView, theme: &Theme) {
+fn draw_cell(
+    buf: &mut Buffer,
+    cell: Rect,
+    item: &OutputItem,
+    selected: bool,
+    images: &mut dyn ImageView,
+    theme: &Theme,
+) {
     let block = Block::bordered()
         .border_style(if selected { theme.border_focused() } else { theme.border() })
-        .title_bottom(Line::styled(clip(&item.caption, cell.width.saturating_sub(2) as usize), if selected { theme.key() } else { theme.dim() }));
+        .title_bottom(Line::styled(
+            clip(&item.caption, cell.width.saturating_sub(2) as usize),
+            if selected { theme.key() } else { theme.dim() },
+        ));
     let inner = block.inner(cell);
     block.render(cell, buf);
     match &item.path {

@@ -55,13 +55,8 @@ fn hints(app: &App) -> Vec<(String, &'static str)> {
 }
 
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
-    let right = format!(" {} · {} ", app.ctx.target, app.ctx.graphics);
-    let right_w = (right.chars().count() as u16).min(area.width / 2);
-    let left_w = area.width.saturating_sub(right_w) as usize;
     let left: Line = match &app.notice {
-        Some((text, is_error)) => {
-            Line::styled(clip(text, left_w), if *is_error { theme.error() } else { theme.ok() })
-        }
+        Some((text, is_error)) => Line::styled(text.clone(), if *is_error { theme.error() } else { theme.ok() }),
         None => {
             let mut spans = Vec::new();
             for (k, what) in hints(app) {
@@ -71,15 +66,32 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
             Line::from(spans)
         }
     };
-    Paragraph::new(left).render(Rect { width: left_w as u16, ..area }, buf);
-    Paragraph::new(Line::styled(clip(&right, right_w as usize), theme.dim()))
-        .render(Rect { x: area.x + left_w as u16, width: right_w, ..area }, buf);
+    // What we talk to goes on the right when there is room; the help overlay always shows it.
+    let right = format!(" {} · {} ", app.ctx.target, app.ctx.graphics);
+    let left_w = left.width() as u16;
+    let right_w = right.chars().count() as u16;
+    if left_w + right_w <= area.width {
+        Paragraph::new(Line::styled(right, theme.dim()))
+            .render(Rect { x: area.x + area.width - right_w, width: right_w, ..area }, buf);
+        Paragraph::new(left).render(Rect { width: area.width - right_w, ..area }, buf);
+    } else {
+        let text: String = left.spans.iter().map(|s| s.content.as_ref()).collect();
+        let style = left.spans.first().map(|s| s.style).unwrap_or_default();
+        let clipped = if app.notice.is_some() { Line::styled(clip(&text, area.width as usize), style) } else { left };
+        Paragraph::new(clipped).render(area, buf);
+    }
 }
 
 pub fn draw_tabs(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
+    let full: usize = Pane::ORDER.iter().map(|p| p.title().len() + 4).sum();
     let mut spans = Vec::new();
     for pane in Pane::ORDER {
-        let label = format!(" {} {} ", pane.number(), pane.title());
+        // Names for all when they fit, else only for the focused pane.
+        let label = if pane == app.focus || full <= area.width as usize {
+            format!(" {} {} ", pane.number(), pane.title())
+        } else {
+            format!(" {} ", pane.number())
+        };
         spans.push(Span::styled(label, if pane == app.focus { theme.title_focused() } else { theme.dim() }));
     }
     Paragraph::new(Line::from(spans)).render(area, buf);
