@@ -1,0 +1,228 @@
+//! State and update without a terminal: key presses and messages in, state and effects out.
+
+use std::path::PathBuf;
+
+use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use kontext::model::{Draft, Field};
+use kontext::runner::SavedImage;
+use kontext::tui::action::Keymap;
+use kontext::tui::app::{App, AppContext, JobPhase, Pane};
+use kontext::tui::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, Message};
+
+fn app() -> App {
+    let ctx = AppContext { max_images: 4, target: "t".into(), graphics: "g".into(), keymap: Keymap::default() };
+    App::new(ctx, &Draft::default())
+}
+
+fn press(app: &mut App, code: KeyCode, mods: KeyModifiers) -> Vec<Effect> {
+    app.update(Message::Input(Event::Key(KeyEvent::new(code, mods))))
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    press(app, code, KeyModifiers::NONE)
+}
+
+fn typ(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn ready(app: &mut App) {
+    typ(app, "make it blue");
+    press(app, KeyCode::Char('2'), KeyModifiers::ALT);
+    app.update(Message::Input(Event::Paste("https://a.example/x.png\n".into())));
+}
+
+#[test]
+fn starts_in_the_prompt_and_tab_cycles_the_panes_in_order() {
+    let mut a = app();
+    assert_eq!(a.focus, Pane::Prompt);
+    let mut seen = vec![a.focus];
+    for _ in 0..6 {
+        key(&mut a, KeyCode::Tab);
+        seen.push(a.focus);
+    }
+    assert_eq!(
+        seen,
+        [Pane::Prompt, Pane::Images, Pane::Params, Pane::Jobs, Pane::History, Pane::Results, Pane::Prompt]
+    );
+    key(&mut a, KeyCode::BackTab);
+    assert_eq!(a.focus, Pane::Results);
+    press(&mut a, KeyCode::Char('3'), KeyModifiers::ALT);
+    assert_eq!(a.focus, Pane::Params);
+}
+
+#[test]
+fn q_is_text_in_the_prompt_but_quits_elsewhere_and_ctrl_q_always_quits() {
+    let mut a = app();
+    assert!(key(&mut a, KeyCode::Char('q')).is_empty());
+    assert_eq!(a.prompt_text(), "q");
+    assert!(!a.quit);
+    press(&mut a, KeyCode::Char('4'), KeyModifiers::ALT);
+    assert!(matches!(key(&mut a, KeyCode::Char('q')).as_slice(), [Effect::Quit]));
+    let mut b = app();
+    assert!(matches!(press(&mut b, KeyCode::Char('q'), KeyModifiers::CONTROL).as_slice(), [Effect::Quit]));
+}
+
+#[test]
+fn submit_sends_validated_input_from_any_key_the_issue_names() {
+    for (code, mods) in [
+        (KeyCode::F(5), KeyModifiers::NONE),
+        (KeyCode::Char('s'), KeyModifiers::CONTROL),
+        (KeyCode::Enter, KeyModifiers::ALT),
+    ] {
+        let mut a = app();
+        ready(&mut a);
+        let effects = press(&mut a, code, mods);
+        let [Effect::Submit { id, input }] = effects.as_slice() else { panic!("{code:?}: {effects:?}") };
+        assert_eq!(*id, 1);
+        assert_eq!(input.prompt, "make it blue");
+        assert_eq!(a.jobs[0].phase, JobPhase::Preparing);
+    }
+}
+
+#[test]
+fn invalid_input_blocks_submit_and_focuses_the_problem() {
+    let mut a = app();
+    let effects = key(&mut a, KeyCode::F(5));
+    assert!(effects.is_empty());
+    assert!(a.errors.iter().any(|e| e.field == Field::Prompt));
+    assert!(a.errors.iter().any(|e| e.field == Field::ImageUrls(None)));
+    assert_eq!(a.focus, Pane::Prompt);
+    assert!(a.notice.as_ref().unwrap().1, "an error notice");
+}
+
+#[test]
+fn pasting_lines_adds_images_up_to_the_limit() {
+    let mut a = app();
+    press(&mut a, KeyCode::Char('2'), KeyModifiers::ALT);
+    a.update(Message::Input(Event::Paste("a.png\n'b c.png'\n\nhttps://x/y.png\nd.png\ne.png\n".into())));
+    assert_eq!(a.images.items, ["a.png", "b c.png", "https://x/y.png", "d.png"]);
+    assert!(a.notice.as_ref().unwrap().0.contains("at most 4"));
+    key(&mut a, KeyCode::Char('a'));
+    assert!(a.images.input.is_none(), "no add line when full");
+    key(&mut a, KeyCode::Char('d'));
+    assert_eq!(a.images.items.len(), 3);
+    key(&mut a, KeyCode::Up);
+    press(&mut a, KeyCode::Up, KeyModifiers::SHIFT);
+    assert_eq!(a.images.items, ["b c.png", "a.png", "https://x/y.png"]);
+    assert_eq!(a.images.selected, 0, "the moved image stays selected");
+}
+
+#[test]
+fn parameters_step_type_and_flag_errors_inline() {
+    let mut a = app();
+    press(&mut a, KeyCode::Char('3'), KeyModifiers::ALT);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Right);
+    assert_eq!(a.form.guidance, "4");
+    press(&mut a, KeyCode::Right, KeyModifiers::SHIFT);
+    assert_eq!(a.form.guidance, "6.5");
+    typ(&mut a, "30");
+    assert!(a.errors.iter().any(|e| e.field == Field::GuidanceScale), "{:?}", a.errors);
+    key(&mut a, KeyCode::Backspace);
+    assert!(!a.errors.iter().any(|e| e.field == Field::GuidanceScale), "3 is fine: {:?}", a.errors);
+}
+
+#[test]
+fn jobs_follow_events_and_can_be_cancelled() {
+    let mut a = app();
+    ready(&mut a);
+    key(&mut a, KeyCode::F(5));
+    press(&mut a, KeyCode::Char('4'), KeyModifiers::ALT);
+    let effects = key(&mut a, KeyCode::Char('c'));
+    assert!(matches!(effects.as_slice(), [Effect::Cancel(1)]));
+    assert_eq!(a.jobs[0].phase, JobPhase::CancelRequested);
+    a.update(Message::JobFinished { id: 1, outcome: Box::new(JobFinish::Cancelled { request_id: Some("r".into()) }) });
+    assert_eq!(a.jobs[0].phase, JobPhase::Cancelled);
+    assert!(key(&mut a, KeyCode::Char('c')).is_empty(), "nothing to cancel any more");
+}
+
+#[test]
+fn results_copy_paths_and_ids_with_osc52_effects() {
+    let mut a = app();
+    ready(&mut a);
+    key(&mut a, KeyCode::F(5));
+    let file = SavedImage {
+        index: 0,
+        path: PathBuf::from("/out/r-0.png"),
+        width: 2,
+        height: 2,
+        content_type: "image/png".into(),
+        nsfw: false,
+    };
+    a.update(Message::JobFinished {
+        id: 1,
+        outcome: Box::new(JobFinish::Done {
+            request_id: "req-1".into(),
+            seed: 9,
+            files: vec![file],
+            urls: vec!["https://cdn/x.png".into()],
+            prompt_used: "p".into(),
+        }),
+    });
+    assert_eq!(a.last_seed, Some(9));
+    press(&mut a, KeyCode::Char('6'), KeyModifiers::ALT);
+    assert!(matches!(key(&mut a, KeyCode::Char('y')).as_slice(), [Effect::Copy(t)] if t == "/out/r-0.png"));
+    assert!(matches!(key(&mut a, KeyCode::Char('Y')).as_slice(), [Effect::Copy(t)] if t == "req-1"));
+    key(&mut a, KeyCode::Enter);
+    assert!(a.results.fullscreen);
+    key(&mut a, KeyCode::Esc);
+    assert!(!a.results.fullscreen);
+}
+
+#[test]
+fn a_history_entry_loads_into_the_editor_and_reruns() {
+    let mut a = app();
+    let detail = HistoryDetailView {
+        id: "abc".into(),
+        request_id: Some("req".into()),
+        draft: Draft {
+            prompt: "old prompt".into(),
+            images: vec!["https://a/b.png".into()],
+            seed: Some("5".into()),
+            output_format: Some("png".into()),
+            ..Draft::default()
+        },
+        outputs: vec![],
+        inputs: vec![],
+        purpose: DetailPurpose::Load,
+    };
+    a.update(Message::HistoryDetail(Box::new(detail.clone())));
+    assert_eq!(a.prompt_text(), "old prompt");
+    assert_eq!(a.images.items, ["https://a/b.png"]);
+    assert_eq!(a.form.value(kontext::tui::form::ParamRow::Seed), "5");
+    let effects =
+        a.update(Message::HistoryDetail(Box::new(HistoryDetailView { purpose: DetailPurpose::Rerun, ..detail })));
+    let [Effect::Submit { input, .. }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!((input.seed, input.output_format.as_str()), (Some(5), "png"));
+}
+
+#[test]
+fn prompt_recall_walks_earlier_prompts_and_restores_the_draft() {
+    let mut a = app();
+    a.update(Message::Prompts(vec!["newest".into(), "older".into()]));
+    typ(&mut a, "draft");
+    press(&mut a, KeyCode::Up, KeyModifiers::CONTROL);
+    assert_eq!(a.prompt_text(), "newest");
+    press(&mut a, KeyCode::Up, KeyModifiers::CONTROL);
+    assert_eq!(a.prompt_text(), "older");
+    press(&mut a, KeyCode::Down, KeyModifiers::CONTROL);
+    press(&mut a, KeyCode::Down, KeyModifiers::CONTROL);
+    assert_eq!(a.prompt_text(), "draft");
+    press(&mut a, KeyCode::Char('r'), KeyModifiers::CONTROL);
+    typ(&mut a, "old");
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.prompt_text(), "older");
+}
+
+#[test]
+fn ctrl_e_asks_for_the_editor_and_its_text_comes_back() {
+    let mut a = app();
+    typ(&mut a, "abc");
+    let effects = press(&mut a, KeyCode::Char('e'), KeyModifiers::CONTROL);
+    assert!(matches!(effects.as_slice(), [Effect::OpenEditor(t)] if t == "abc"));
+    a.update(Message::EditorClosed(Ok("from the editor\nline two\n".into())));
+    assert_eq!(a.prompt_text(), "from the editor\nline two");
+}

@@ -1,0 +1,126 @@
+//! End to end: the real `kontext` binary in a pseudo-terminal (portable-pty + vt100), on the
+//! built-in emulator, typed at as a person would: prompt, an image path, F5, wait for the job,
+//! see the outputs and the history entry, Ctrl-Q — and the terminal is restored.
+
+use std::io::{Read, Write};
+use std::num::NonZeroU16;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kontext");
+
+struct Screen {
+    parser: Arc<Mutex<vt100::Parser>>,
+    writer: Box<dyn Write + Send>,
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+}
+
+impl Screen {
+    fn spawn(dir: &Path, rows: u16, cols: u16) -> Screen {
+        let pty = native_pty_system().openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }).unwrap();
+        let mut cmd = CommandBuilder::new(BIN);
+        cmd.cwd(dir);
+        for var in
+            ["FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_QUEUE_URL", "FAL_REST_URL", "FAL_RUN_URL", "NO_COLOR"]
+        {
+            cmd.env_remove(var);
+        }
+        cmd.env("TERM", "xterm-256color");
+        cmd.env("KONTEXT_DATA_DIR", dir.join("data"));
+        cmd.env("KONTEXT_CONFIG", dir.join("config.toml"));
+        cmd.env("KONTEXT_EMULATOR_PROFILE", "fast");
+        cmd.env("KONTEXT_GRAPHICS", "halfblocks");
+        let child = pty.slave.spawn_command(cmd).unwrap();
+        drop(pty.slave);
+        let parser =
+            Arc::new(Mutex::new(vt100::Parser::new(NonZeroU16::new(rows).unwrap(), NonZeroU16::new(cols).unwrap(), 0)));
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let sink = parser.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().process(&buf[..n]);
+            }
+        });
+        let writer = pty.master.take_writer().unwrap();
+        // Keep the master alive for the child's lifetime.
+        std::mem::forget(pty.master);
+        Screen { parser, writer, child }
+    }
+
+    fn text(&self) -> String {
+        self.parser.lock().unwrap().screen().contents()
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.text();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {needle:?}; screen:\n{text}");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    fn send(&mut self, bytes: &str) {
+        self.writer.write_all(bytes.as_bytes()).unwrap();
+        self.writer.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+    }
+}
+
+#[test]
+fn the_whole_loop_in_a_real_pseudo_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
+    image::RgbImage::from_fn(96, 64, |x, y| image::Rgb([x as u8 * 2, y as u8 * 3, 90]))
+        .save(dir.path().join("in.png"))
+        .unwrap();
+
+    let mut s = Screen::spawn(dir.path(), 40, 140);
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    assert!(s.parser.lock().unwrap().screen().alternate_screen(), "the studio uses the alternate screen");
+
+    s.send("Put a small red hat on it");
+    s.send("\t"); // Images
+    s.send("a");
+    s.send("in.png");
+    s.send("\r");
+    s.wait_for("local", Duration::from_secs(5));
+    s.send("\x1b[15~"); // F5
+    let screen = s.wait_for("done", Duration::from_secs(20));
+    assert!(screen.contains("job #1 done"), "{screen}");
+    let files: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(image::open(&files[0]).is_ok());
+
+    // Results pane shows the output; the Jobs log shows the run.
+    s.send("\x1b6"); // Alt-6
+    s.wait_for("6 Results job #1", Duration::from_secs(5));
+    s.send("\x1b4"); // Alt-4
+    s.wait_for("Done in", Duration::from_secs(5));
+
+    s.send("\x11"); // Ctrl-Q
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "kontext did not exit on Ctrl-Q");
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    assert!(status.success(), "{status:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    let parser = s.parser.lock().unwrap();
+    assert!(!parser.screen().alternate_screen(), "the alternate screen was left");
+    assert!(!parser.screen().hide_cursor(), "the cursor is visible again");
+}
