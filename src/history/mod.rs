@@ -24,6 +24,7 @@ use crate::model::{
 };
 
 pub use journal::HistoryJournal;
+pub use media::sha256_hex;
 pub use resume::{ResumeOutcome, ResumeReport, resume_all};
 
 /// The database file in the data directory.
