@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod fal;
+pub mod history;
 pub mod model;
 pub mod runner;
 pub mod sanitize;

@@ -107,9 +107,11 @@ fn run_against_a_separate_emulator_writes_verified_images_and_json() {
     }
     let leftovers: Vec<_> = std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(leftovers.len(), 2, "no temporary files left behind: {leftovers:?}");
-    // The record of the request is kept in the data directory.
-    let record = std::fs::read_to_string(home.path().join("data/requests").join(format!("{id}.json"))).unwrap();
-    assert!(record.contains("\"stage\": \"completed\""), "{record}");
+    // The request is kept in the history in the data directory.
+    let history = kontext::history::History::open(&home.path().join("data")).unwrap();
+    let detail = history.get(id).unwrap();
+    assert_eq!(detail.entry.state, kontext::history::JobState::Completed);
+    assert_eq!(detail.entry.id, json["id"].as_str().unwrap());
 }
 
 #[test]

@@ -31,9 +31,9 @@ fn job(images: Vec<String>, out: &Path, threshold: u64) -> JobRequest {
         endpoint: Endpoint::default(),
         input: draft.validate(MAX_INPUT_IMAGES).unwrap(),
         out_dir: out.to_path_buf(),
-        record_dir: Some(out.join("records")),
         data_uri_threshold: threshold,
         follow: FollowMode::Stream,
+        journal: None,
     }
 }
 
@@ -90,8 +90,11 @@ async fn small_files_go_inline_large_ones_are_uploaded_and_outputs_are_verified(
     assert!(pos("in-progress") < pos("completed"));
     assert!(pos("completed") < pos("saved"));
 
-    let record = std::fs::read_to_string(dir.path().join("records").join(format!("{id}.json"))).unwrap();
-    assert!(record.contains("\"stage\": \"completed\"") && record.contains("\"seed\""), "{record}");
+    // Each file carries the request's parameters.
+    let bytes = std::fs::read(&outcome.files[1].path).unwrap();
+    let meta = kontext::runner::metadata::read(&bytes).unwrap().expect("embedded parameters");
+    assert_eq!((meta.request_id.as_str(), meta.index, meta.prompt.as_str()), (id.as_str(), 1, "swap the colours"));
+    assert_eq!(meta.seed, Some(outcome.output.seed));
 }
 
 #[tokio::test]

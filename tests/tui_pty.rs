@@ -109,6 +109,11 @@ fn the_whole_loop_in_a_real_pseudo_terminal() {
     s.send("\x1b4"); // Alt-4
     s.wait_for("Done in", Duration::from_secs(5));
 
+    // The durable history has the new entry.
+    s.send("\x1b5"); // Alt-5
+    let screen = s.wait_for("1 shown", Duration::from_secs(5));
+    assert!(screen.contains("completed") && screen.contains("Put a small red hat on it"), "{screen}");
+
     s.send("\x11"); // Ctrl-Q
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

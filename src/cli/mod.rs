@@ -1,6 +1,8 @@
 //! Command-line front end: `kontext run` (one request, headless) and `kontext emulator`.
 
 mod emulator;
+mod history;
+mod inspect;
 mod progress;
 mod run;
 
@@ -77,6 +79,12 @@ pub enum Command {
     Run(Box<run::RunArgs>),
     /// Serve a local emulator of fal's API (queue, run and storage routes) until stopped.
     Emulator(emulator::EmulatorArgs),
+    /// Past requests: list, search, show, re-run, export, remove.
+    History(history::HistoryArgs),
+    /// Finish every request a stopped kontext left unfinished (never resubmits).
+    Resume(history::ResumeArgs),
+    /// Print the request parameters embedded in an image kontext wrote.
+    Inspect(inspect::InspectArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -94,6 +102,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Some(Command::Run(args)) => run::run(*args, &locations).await,
             Some(Command::Emulator(args)) => emulator::serve(args).await,
+            Some(Command::History(args)) => history::history(args, &locations).await,
+            Some(Command::Resume(args)) => history::resume(args, &locations).await,
+            Some(Command::Inspect(args)) => inspect::inspect(args),
             None => {
                 let s = cli.studio;
                 let opts = crate::tui::TuiOptions {

@@ -17,9 +17,13 @@ use crate::setup::{ConnectOptions, Locations, connect};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// What to do with the images.
+    /// What to do with the images (required unless --from gives it).
     #[arg(long, short)]
-    pub prompt: String,
+    pub prompt: Option<String>,
+    /// Re-run the request an image written by kontext was made with (its embedded parameters,
+    /// or its history entry); the other flags override them.
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
     /// An input image: http(s) URL, data: URI or local file (repeat for up to 4).
     #[arg(long = "image", short = 'i', value_name = "URL_OR_PATH")]
     pub images: Vec<String>,
@@ -77,6 +81,27 @@ pub struct RunArgs {
 }
 
 pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
+    let base = match &args.from {
+        None => None,
+        Some(file) => match super::inspect::draft_from_file(file, locations) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                eprintln!("kontext: --from {}: {e}", file.display());
+                return exit::INVALID_INPUT;
+            }
+        },
+    };
+    run_with_base(args, base, locations).await
+}
+
+/// A request to start from (a history entry or an image's parameters) and its endpoint.
+pub struct BaseRequest {
+    pub draft: Draft,
+    pub endpoint: Option<String>,
+}
+
+/// `kontext run` over a base request: each flag given replaces the base's value.
+pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: &Locations) -> u8 {
     let (mut config, _) = match locations.load_config() {
         Ok(c) => c,
         Err(e) => {
@@ -84,15 +109,31 @@ pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
             return exit::INVALID_INPUT;
         }
     };
-    if let Some(e) = &args.endpoint {
-        config.endpoint = Some(e.clone());
+    let (base, base_endpoint) = match base {
+        Some(b) => (b.draft, b.endpoint),
+        None => (Draft::default(), None),
+    };
+    if let Some(e) = args.endpoint.clone().or(base_endpoint) {
+        config.endpoint = Some(e);
     }
 
-    // Flags over config defaults; every problem is reported at once.
-    let defaults = config.default_draft();
+    // Flags over the base request over config defaults; every problem is reported at once.
+    let config_defaults = config.default_draft();
+    let defaults = Draft {
+        prompt: base.prompt,
+        images: base.images,
+        seed: base.seed.or(config_defaults.seed),
+        guidance_scale: base.guidance_scale.or(config_defaults.guidance_scale),
+        sync_mode: base.sync_mode || config_defaults.sync_mode,
+        num_images: base.num_images.or(config_defaults.num_images),
+        output_format: base.output_format.or(config_defaults.output_format),
+        safety_tolerance: base.safety_tolerance.or(config_defaults.safety_tolerance),
+        enhance_prompt: base.enhance_prompt || config_defaults.enhance_prompt,
+        aspect_ratio: base.aspect_ratio.or(config_defaults.aspect_ratio),
+    };
     let draft = Draft {
-        prompt: args.prompt.clone(),
-        images: args.images.clone(),
+        prompt: args.prompt.clone().unwrap_or(defaults.prompt),
+        images: if args.images.is_empty() { defaults.images } else { args.images.clone() },
         seed: args.seed.clone().or(defaults.seed),
         guidance_scale: args.guidance.clone().or(defaults.guidance_scale),
         sync_mode: args.sync || defaults.sync_mode,
@@ -122,6 +163,19 @@ pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
     }
     let Ok(input) = validated else { return exit::INVALID_INPUT };
 
+    // Nothing is sent unless it can be recorded first.
+    let history = match crate::history::History::open(&locations.data_dir()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!(
+                "kontext: {e}
+kontext: nothing was sent; fix the history (or give another --data-dir) and retry"
+            );
+            return exit::FAILURE;
+        }
+    };
+    let journal = history.journal();
+
     let opts = ConnectOptions {
         offline: args.offline,
         queue_url: args.queue_url.clone(),
@@ -143,10 +197,11 @@ pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
         endpoint: connection.endpoint.clone(),
         input,
         out_dir,
-        record_dir: Some(locations.data_dir().join("requests")),
         data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
         follow: if args.poll { FollowMode::Poll } else { FollowMode::Stream },
+        journal: Some(journal.clone()),
     };
+    eprintln!("kontext: history id {}", journal.short_id());
 
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
@@ -158,7 +213,7 @@ pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
 
     let code = match result {
         Ok(outcome) => {
-            print_outcome(&outcome, args.json);
+            print_outcome(&outcome, &journal.short_id(), args.json);
             exit::OK
         }
         Err(e) => report_failure(&e),
@@ -179,9 +234,10 @@ async fn watch_interrupts(cancel: CancellationToken) {
     }
 }
 
-fn print_outcome(outcome: &JobOutcome, as_json: bool) {
+fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     if as_json {
         let value = json!({
+            "id": id,
             "request_id": outcome.handle.request_id,
             "endpoint": outcome.handle.endpoint,
             "result": outcome.raw_result,
@@ -192,6 +248,7 @@ fn print_outcome(outcome: &JobOutcome, as_json: bool) {
     }
     let o = &outcome.output;
     println!("request  {}", outcome.handle.request_id);
+    println!("history  {id}");
     println!("seed     {}", o.seed);
     if let Some(secs) = o.inference_seconds() {
         println!("timing   {secs:.2}s inference, {:.2}s in all", outcome.elapsed.as_secs_f64());
@@ -210,7 +267,7 @@ fn report_failure(e: &JobError) -> u8 {
     match e {
         JobError::Cancelled { .. } => exit::INTERRUPTED,
         JobError::Input { .. } => exit::INVALID_INPUT,
-        JobError::Write { .. } => exit::FAILURE,
+        JobError::Write { .. } | JobError::Journal(_) => exit::FAILURE,
         JobError::Output { .. } => exit::FAL_ERROR,
         JobError::Submit(SubmitError::Ambiguous(_)) => exit::NETWORK,
         _ => match e.fal_error() {

@@ -7,9 +7,10 @@ use base64::Engine;
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::{JobError, JobEvent, write_atomically};
+use super::metadata::{self, ImageMetadata};
+use super::{JobError, JobEvent, JournalEntry, Recorder, write_atomically};
 use crate::fal::{FalClient, RequestHandle};
-use crate::model::{ImageSource, KontextOutput};
+use crate::model::{ImageSource, KontextInput, KontextOutput};
 
 /// Turns every input into a URL fal can read: URLs and data: URIs pass through; local files go
 /// inline when small, otherwise through fal storage.
@@ -17,8 +18,9 @@ pub(super) async fn resolve_inputs(
     client: &FalClient,
     images: &[ImageSource],
     data_uri_threshold: u64,
-    emit: &impl Fn(JobEvent),
+    rec: &Recorder<'_>,
 ) -> Result<Vec<String>, JobError> {
+    let emit = |e| rec.emit(e);
     let mut urls = Vec::with_capacity(images.len());
     for (index, source) in images.iter().enumerate() {
         let path = match source {
@@ -40,6 +42,7 @@ pub(super) async fn resolve_inputs(
                 return Err(JobError::Input { index, name, message: "the file is not a recognised image".into() });
             }
         };
+        rec.note(JournalEntry::InputFile { index, path, bytes: &bytes });
         if bytes.len() as u64 <= data_uri_threshold {
             let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
             urls.push(format!("data:{content_type};base64,{encoded}"));
@@ -118,16 +121,26 @@ pub fn verify_image(bytes: &[u8], claimed: Option<&str>) -> Result<VerifiedImage
 pub(super) async fn save_outputs(
     client: &FalClient,
     handle: &RequestHandle,
+    sent: &KontextInput,
     output: &KontextOutput,
     out_dir: &Path,
-    emit: &impl Fn(JobEvent),
+    rec: &Recorder<'_>,
 ) -> Result<Vec<SavedImage>, JobError> {
+    let emit = |e| rec.emit(e);
     let stem = safe_stem(&handle.request_id);
     let mut saved = Vec::with_capacity(output.images.len());
     for (index, image) in output.images.iter().enumerate() {
+        rec.note(JournalEntry::Downloading { index });
         emit(JobEvent::Downloading { index });
         let output_err = |message: String| JobError::Output { handle: Box::new(handle.clone()), index, message };
-        let media = client.download(&image.url).await.map_err(|e| output_err(e.to_string()))?;
+        let media = client.download(&image.url).await.map_err(|error| {
+            // A network failure is not the image's fault: the request can be resumed later.
+            if error.is_retryable() {
+                JobError::Fal { handle: Box::new(handle.clone()), error }
+            } else {
+                output_err(error.to_string())
+            }
+        })?;
         let claimed = image.content_type.clone().or(media.content_type.clone());
         let bytes = media.bytes;
         let check_bytes = bytes.clone();
@@ -145,12 +158,24 @@ pub(super) async fn save_outputs(
                 verified.height
             )));
         }
+        // The bytes as fal served them go to the media store; the user's copy carries the
+        // request's parameters.
+        rec.note(JournalEntry::Output { index, url: &image.url, bytes: &bytes, image: &verified });
+        let meta = ImageMetadata::new(&handle.endpoint, &handle.request_id, sent, Some(output.seed), index);
+        let tagged = match metadata::embed(&bytes, &meta) {
+            Ok(b) => b,
+            Err(e) => {
+                emit(JobEvent::Note(format!("image {}: parameters not embedded ({e})", index + 1)));
+                bytes.to_vec()
+            }
+        };
         let path = out_dir.join(format!("{stem}-{index}.{}", verified.extension()));
         let write_path = path.clone();
-        tokio::task::spawn_blocking(move || write_atomically(&write_path, &bytes))
+        tokio::task::spawn_blocking(move || write_atomically(&write_path, &tagged))
             .await
             .map_err(|e| JobError::Write { path: path.clone(), error: std::io::Error::other(e) })?
             .map_err(|error| JobError::Write { path: path.clone(), error })?;
+        rec.note(JournalEntry::Saved { index, path: &path });
         emit(JobEvent::Saved { index, path: path.clone() });
         saved.push(SavedImage {
             index,

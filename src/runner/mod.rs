@@ -4,10 +4,12 @@
 //! it knows nothing about terminals.
 
 mod images;
-mod record;
+mod journal;
+pub mod metadata;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -18,7 +20,7 @@ use crate::fal::{CancelOutcome, FalClient, FalError, FollowMode, RequestHandle, 
 use crate::model::{Endpoint, KontextInput, KontextOutput, LogEntry, ValidInput};
 
 pub use images::{SavedImage, VerifiedImage, verify_image};
-pub use record::{JobRecord, RecordStage};
+pub use journal::{JobJournal, JournalEntry};
 
 /// Local files up to this size go inline as `data:` URIs unless configured otherwise.
 pub const DEFAULT_DATA_URI_THRESHOLD: u64 = 256 * 1024;
@@ -29,11 +31,25 @@ pub struct JobRequest {
     pub input: ValidInput,
     /// Where the output images are written.
     pub out_dir: PathBuf,
-    /// Where the job's record (input, ids, result) is kept; `None` keeps none.
-    pub record_dir: Option<PathBuf>,
     /// Local files up to this many bytes are sent inline; larger ones are uploaded.
     pub data_uri_threshold: u64,
     pub follow: FollowMode,
+    /// Where every step is made durable (`history::History::journal`); `None` keeps nothing.
+    pub journal: Option<Arc<dyn JobJournal>>,
+}
+
+/// A request fal already has (found in the history after a crash), to be finished: followed,
+/// its result fetched and its images downloaded. Nothing is ever submitted again.
+#[derive(Debug, Clone)]
+pub struct ResumeRequest {
+    pub handle: RequestHandle,
+    /// The input as it was sent.
+    pub sent: KontextInput,
+    pub out_dir: PathBuf,
+    pub follow: FollowMode,
+    /// fal's result when it was already received (then only the images are fetched).
+    pub known_result: Option<Value>,
+    pub journal: Option<Arc<dyn JobJournal>>,
 }
 
 /// What a job is doing, for progress displays.
@@ -83,6 +99,10 @@ pub enum JobError {
     Output { handle: Box<RequestHandle>, index: usize, message: String },
     #[error("could not write {}: {error}", .path.display())]
     Write { path: PathBuf, error: std::io::Error },
+    /// The history could not record a step that must be durable before the job goes on; nothing
+    /// was submitted.
+    #[error("the request was not sent because the history could not record it: {0}")]
+    Journal(String),
     #[error("cancelled{}", .handle.as_ref().map(|h| format!(" (request {})", h.request_id)).unwrap_or_default())]
     Cancelled { handle: Option<Box<RequestHandle>>, outcome: Option<CancelOutcome> },
 }
@@ -101,72 +121,140 @@ impl JobError {
 /// How long to keep following after a cancel was requested, to learn how it ended.
 const CANCEL_CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
+/// The runner's side of the journal: entries that must be durable, and entries that are
+/// reported as notes when they cannot be written.
+pub(crate) struct Recorder<'a> {
+    journal: Option<&'a dyn JobJournal>,
+    events: &'a UnboundedSender<JobEvent>,
+}
+
+impl Recorder<'_> {
+    pub(crate) fn emit(&self, e: JobEvent) {
+        let _ = self.events.send(e);
+    }
+
+    fn must(&self, entry: JournalEntry<'_>) -> Result<(), JobError> {
+        match self.journal {
+            Some(j) => j.record(entry).map_err(JobError::Journal),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn note(&self, entry: JournalEntry<'_>) {
+        if let Some(j) = self.journal
+            && let Err(e) = j.record(entry)
+        {
+            tracing::warn!("history: {e}");
+            self.emit(JobEvent::Note(format!("history: {e}")));
+        }
+    }
+
+    /// Records how a failed job ended, and passes the error on.
+    fn fail(&self, e: JobError) -> JobError {
+        match &e {
+            JobError::Cancelled { .. } => self.note(JournalEntry::Cancelled),
+            JobError::Submit(error) => self.note(JournalEntry::SubmitFailed { error }),
+            // fal still has the request: a later resume can finish it.
+            JobError::Fal { error, .. } if error.is_retryable() => {
+                self.note(JournalEntry::Interrupted { error: &e.to_string() })
+            }
+            JobError::Write { .. } => self.note(JournalEntry::Interrupted { error: &e.to_string() }),
+            other => self.note(JournalEntry::Failed { error: &other.to_string() }),
+        }
+        e
+    }
+}
+
 /// Runs one job. Events go to `events` (a closed receiver is fine); `cancel` stops it: before the
-/// submit nothing is sent, after it fal is asked to cancel.
+/// submit nothing is sent, after it fal is asked to cancel. With a journal, the job is recorded
+/// as `pending` before anything is sent, and no submit happens unless that record is durable.
 pub async fn run_job(
     client: &FalClient,
     job: JobRequest,
     events: UnboundedSender<JobEvent>,
     cancel: CancellationToken,
 ) -> Result<JobOutcome, JobError> {
-    let started = std::time::Instant::now();
-    let emit = |e: JobEvent| {
-        let _ = events.send(e);
-    };
+    let started = Instant::now();
+    let rec = Recorder { journal: job.journal.as_deref(), events: &events };
+    rec.must(JournalEntry::Pending { endpoint: &job.endpoint, input: &job.input, out_dir: &job.out_dir })?;
 
     let image_urls = tokio::select! {
         biased;
-        _ = cancel.cancelled() => return Err(JobError::Cancelled { handle: None, outcome: None }),
-        urls = images::resolve_inputs(client, &job.input.images, job.data_uri_threshold, &emit) => urls?,
+        _ = cancel.cancelled() => return Err(rec.fail(JobError::Cancelled { handle: None, outcome: None })),
+        urls = images::resolve_inputs(client, &job.input.images, job.data_uri_threshold, &rec) => {
+            urls.map_err(|e| rec.fail(e))?
+        }
     };
     let sent = job.input.to_wire(image_urls);
 
     if cancel.is_cancelled() {
-        return Err(JobError::Cancelled { handle: None, outcome: None });
+        return Err(rec.fail(JobError::Cancelled { handle: None, outcome: None }));
     }
-    let handle = client.submit(&job.endpoint, &sent).await.map_err(JobError::Submit)?;
-    emit(JobEvent::Submitted { handle: handle.clone() });
-    let mut record = JobRecord::new(&job.endpoint, &handle, &sent, SystemTime::now());
-    record.save(job.record_dir.as_deref());
+    if let Err(e) = rec.must(JournalEntry::Submitting { sent: &sent }) {
+        return Err(rec.fail(e));
+    }
+    let handle = client.submit(&job.endpoint, &sent).await.map_err(|e| rec.fail(JobError::Submit(e)))?;
+    rec.note(JournalEntry::Submitted { handle: &handle });
+    rec.emit(JobEvent::Submitted { handle: handle.clone() });
 
+    finish(client, &rec, handle, sent, &job.out_dir, job.follow, None, cancel, started).await.map_err(|e| rec.fail(e))
+}
+
+/// Finishes a request fal already has: follows it (unless its result is known), fetches the
+/// result and saves the images, journaling as `run_job` does. Never submits.
+pub async fn resume_job(
+    client: &FalClient,
+    job: ResumeRequest,
+    events: UnboundedSender<JobEvent>,
+    cancel: CancellationToken,
+) -> Result<JobOutcome, JobError> {
+    let started = Instant::now();
+    let rec = Recorder { journal: job.journal.as_deref(), events: &events };
+    rec.emit(JobEvent::Submitted { handle: job.handle.clone() });
+    finish(client, &rec, job.handle, job.sent, &job.out_dir, job.follow, job.known_result, cancel, started)
+        .await
+        .map_err(|e| rec.fail(e))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish(
+    client: &FalClient,
+    rec: &Recorder<'_>,
+    handle: RequestHandle,
+    sent: KontextInput,
+    out_dir: &Path,
+    follow_mode: FollowMode,
+    known_result: Option<Value>,
+    cancel: CancellationToken,
+    started: Instant,
+) -> Result<JobOutcome, JobError> {
     let fal_err = |error: FalError| JobError::Fal { handle: Box::new(handle.clone()), error };
-    let follow = client.follow(&handle, job.follow, |u| emit(status_event(u)));
-    let final_status = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => {
-            let outcome = client.cancel(&handle).await.ok();
-            emit(JobEvent::CancelRequested { outcome });
-            // Wait briefly for fal to confirm, so the caller can say how it ended.
-            let _ = tokio::time::timeout(CANCEL_CONFIRM_WAIT, client.follow(&handle, FollowMode::Poll, |_| {})).await;
-            record.stage = RecordStage::Cancelled;
-            record.save(job.record_dir.as_deref());
-            return Err(JobError::Cancelled { handle: Some(Box::new(handle)), outcome });
-        }
-        s = follow => s,
-    };
-    let final_status = match final_status {
-        Ok(s) => s,
-        Err(e) => {
-            record.stage = RecordStage::Failed;
-            record.error = Some(e.to_string());
-            record.save(job.record_dir.as_deref());
-            return Err(fal_err(e));
-        }
-    };
-
-    let raw_result = match client.result(&handle).await {
-        Ok(v) => v,
-        Err(e) => {
-            record.stage = RecordStage::Failed;
-            record.error = Some(e.to_string());
-            record.save(job.record_dir.as_deref());
-            return Err(fal_err(e));
+    let (raw_result, logs, metrics) = match known_result {
+        Some(raw) => (raw, Vec::new(), None),
+        None => {
+            let follow = client.follow(&handle, follow_mode, |u| {
+                rec.note(JournalEntry::Status(&u));
+                rec.emit(status_event(u));
+            });
+            let final_status = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    let outcome = client.cancel(&handle).await.ok();
+                    rec.note(JournalEntry::CancelRequested { outcome });
+                    rec.emit(JobEvent::CancelRequested { outcome });
+                    // Wait briefly for fal to confirm, so the caller can say how it ended.
+                    let _ = tokio::time::timeout(CANCEL_CONFIRM_WAIT, client.follow(&handle, FollowMode::Poll, |_| {})).await;
+                    return Err(JobError::Cancelled { handle: Some(Box::new(handle)), outcome });
+                }
+                s = follow => s,
+            };
+            let final_status = final_status.map_err(fal_err)?;
+            let raw = client.result(&handle).await.map_err(fal_err)?;
+            // Kept before parsing, so even an answer this client cannot read is not lost.
+            rec.note(JournalEntry::Result { raw: &raw, metrics: final_status.metrics.as_ref() });
+            (raw, final_status.logs.unwrap_or_default(), final_status.metrics)
         }
     };
-    // Kept before parsing, so even an answer this client cannot read is not lost.
-    record.stage = RecordStage::Completed;
-    record.result = Some(raw_result.clone());
-    record.save(job.record_dir.as_deref());
 
     let output: KontextOutput = serde_json::from_value(raw_result.clone())
         .map_err(|e| fal_err(FalError::Protocol(format!("the result does not match the endpoint's schema: {e}"))))?;
@@ -174,20 +262,11 @@ pub async fn run_job(
         return Err(JobError::Output { handle: Box::new(handle), index: 0, message: "fal returned no images".into() });
     }
 
-    let files = images::save_outputs(client, &handle, &output, &job.out_dir, &emit).await?;
-    record.files = files.iter().map(|f| f.path.clone()).collect();
-    record.save(job.record_dir.as_deref());
+    let files = images::save_outputs(client, &handle, &sent, &output, out_dir, rec).await?;
+    let elapsed = started.elapsed();
+    rec.note(JournalEntry::Completed { elapsed });
 
-    Ok(JobOutcome {
-        handle,
-        sent,
-        output,
-        raw_result,
-        files,
-        logs: final_status.logs.unwrap_or_default(),
-        metrics: final_status.metrics,
-        elapsed: started.elapsed(),
-    })
+    Ok(JobOutcome { handle, sent, output, raw_result, files, logs, metrics, elapsed })
 }
 
 fn status_event(u: StatusUpdate) -> JobEvent {

@@ -128,11 +128,18 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         keymap,
     };
     let app = App::new(ctx, &config.default_draft());
+    let history = match crate::history::History::open(&locations.data_dir()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            return crate::cli::exit::FAILURE;
+        }
+    };
     let services = Services {
         client: connection.client.clone(),
         endpoint: connection.endpoint.clone(),
         out_dir: config.output_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
-        record_dir: Some(locations.data_dir().join("requests")),
+        history,
         data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
     };
     let theme = Theme::from_env(config.colors);
@@ -145,6 +152,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     let result = async {
         let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         let mut runtime = Runtime::new(terminal, app, RealTerminal, Box::new(view::NoImages), theme, services);
+        runtime.spawn_resume();
         runtime.run(EventStream::new).await
     }
     .await;

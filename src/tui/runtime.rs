@@ -17,20 +17,24 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
 use super::app::App;
-use super::message::{Effect, JobFinish, JobId, Message};
+use super::message::{Effect, HistoryDetailView, HistoryRow, JobFinish, JobId, Message};
 use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
+use crate::history::{History, HistoryEntry, HistoryError, HistoryQuery, JobState, resume_all};
 use crate::model::{Endpoint, ValidInput};
 use crate::runner::{JobError, JobRequest, run_job};
 
-/// What the effects need: the job runner's inputs. No HTTP or SQL lives here.
+/// What the effects need: the job runner and the history store. No HTTP or SQL lives here.
 pub struct Services {
     pub client: FalClient,
     pub endpoint: Endpoint,
     pub out_dir: PathBuf,
-    pub record_dir: Option<PathBuf>,
+    pub history: History,
     pub data_uri_threshold: u64,
 }
+
+/// How many history rows the pane loads at a time.
+const HISTORY_PAGE: usize = 500;
 
 /// The terminal-facing side effects a runtime needs from its environment.
 pub trait Host {
@@ -189,12 +193,38 @@ where
                         t.cancel();
                     }
                 }
-                Effect::LoadHistory(_)
-                | Effect::LoadHistoryDetail { .. }
-                | Effect::DeleteHistory(_)
-                | Effect::LoadPrompts => {
-                    let _ = self.tx.send(Message::History(Vec::new()));
-                }
+                Effect::LoadHistory(filter) => self.spawn_store(move |h| {
+                    let query = HistoryQuery {
+                        search: Some(filter.search.trim().to_string()).filter(|s| !s.is_empty()),
+                        state: filter.state.as_deref().and_then(JobState::parse),
+                        limit: HISTORY_PAGE,
+                        ..HistoryQuery::default()
+                    };
+                    let rows = h.list(&query)?.into_iter().map(history_row).collect();
+                    Ok(Message::History(rows))
+                }),
+                Effect::LoadHistoryDetail { id, purpose } => self.spawn_store(move |h| {
+                    let d = h.get(&id)?;
+                    let draft = d.to_draft();
+                    let outputs = d
+                        .outputs
+                        .iter()
+                        .map(|m| m.saved_path.clone().filter(|p| p.is_file()).unwrap_or_else(|| m.path.clone()))
+                        .collect();
+                    Ok(Message::HistoryDetail(Box::new(HistoryDetailView {
+                        id: d.entry.id.clone(),
+                        request_id: d.entry.request_id.clone(),
+                        inputs: draft.images.clone(),
+                        draft,
+                        outputs,
+                        purpose,
+                    })))
+                }),
+                Effect::DeleteHistory(id) => self.spawn_store(move |h| {
+                    h.delete(&id)?;
+                    Ok(Message::Notice(format!("deleted history entry {id}")))
+                }),
+                Effect::LoadPrompts => self.spawn_store(|h| Ok(Message::Prompts(h.recent_prompts(500)?))),
                 Effect::OpenEditor(_) => {}
                 Effect::Copy(text) => self.host.copy(&text),
                 Effect::OpenPath(path) => {
@@ -207,6 +237,56 @@ where
         }
     }
 
+    /// Runs a history call off the async threads and reports its answer (or error).
+    fn spawn_store(&self, f: impl FnOnce(&History) -> Result<Message, HistoryError> + Send + 'static) {
+        let history = self.services.history.clone();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let msg = f(&history).unwrap_or_else(|e| Message::Error(format!("history: {e}")));
+            // A deletion changes the list: reload it.
+            let reload = matches!(&msg, Message::Notice(n) if n.starts_with("deleted"));
+            let _ = tx.send(msg);
+            if reload {
+                let rows = history.list(&HistoryQuery { limit: HISTORY_PAGE, ..HistoryQuery::default() });
+                if let Ok(rows) = rows {
+                    let _ = tx.send(Message::History(rows.into_iter().map(history_row).collect()));
+                }
+            }
+        });
+    }
+
+    /// Re-attaches requests an earlier process left unfinished (resume after a crash).
+    pub fn spawn_resume(&self) {
+        let services = self.services.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let (etx, mut erx) = mpsc::unbounded_channel();
+            let drain = tokio::spawn(async move { while erx.recv().await.is_some() {} });
+            let report = resume_all(&services.client, &services.history, None, etx, CancellationToken::new()).await;
+            let _ = drain.await;
+            match report {
+                Ok(r) if r.resumed.is_empty() && r.ambiguous.is_empty() => {}
+                Ok(r) => {
+                    let mut text = format!("resumed {} unfinished request(s) from an earlier session", r.resumed.len());
+                    if !r.ambiguous.is_empty() {
+                        text.push_str(&format!(
+                            "; {} submit(s) of uncertain fate were not resent (see History)",
+                            r.ambiguous.len()
+                        ));
+                    }
+                    let _ = tx.send(Message::Notice(text));
+                    let rows = services.history.list(&HistoryQuery { limit: HISTORY_PAGE, ..HistoryQuery::default() });
+                    if let Ok(rows) = rows {
+                        let _ = tx.send(Message::History(rows.into_iter().map(history_row).collect()));
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Message::Error(format!("resuming unfinished requests failed: {e}")));
+                }
+            }
+        });
+    }
+
     fn spawn_job(&mut self, id: JobId, input: ValidInput) {
         let token = CancellationToken::new();
         self.cancels.insert(id, token.clone());
@@ -217,9 +297,9 @@ where
                 endpoint: services.endpoint.clone(),
                 input,
                 out_dir: services.out_dir.clone(),
-                record_dir: services.record_dir.clone(),
                 data_uri_threshold: services.data_uri_threshold,
                 follow: FollowMode::Stream,
+                journal: Some(services.history.journal()),
             };
             let (etx, mut erx) = mpsc::unbounded_channel();
             let forward = {
@@ -257,5 +337,17 @@ where
             };
             let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
         });
+    }
+}
+
+fn history_row(e: HistoryEntry) -> HistoryRow {
+    HistoryRow {
+        id: e.id,
+        request_id: e.request_id,
+        state: e.state.as_str().to_string(),
+        created_at: e.created_at,
+        prompt: e.prompt,
+        seed: e.seed,
+        outputs: e.num_outputs,
     }
 }

@@ -1,0 +1,441 @@
+//! `kontext history …` (list, show, rerun, export, rm) and `kontext resume`.
+
+use std::io::Write;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::exit;
+use super::run::{BaseRequest, RunArgs};
+use crate::history::{History, HistoryDetail, HistoryEntry, HistoryError, HistoryQuery, JobState};
+use crate::sanitize::{one_line, strip_controls};
+use crate::setup::{ConnectOptions, Locations, connect};
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: HistoryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Requests, newest first.
+    List(ListArgs),
+    /// Everything recorded about one request.
+    Show {
+        /// The short id (or a unique prefix of it, or of fal's request id).
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Submit a past request again (with the seed it was made with); flags override.
+    Rerun {
+        id: String,
+        #[command(flatten)]
+        run: Box<RunArgs>,
+    },
+    /// Every request, oldest first, as JSON or CSV on stdout.
+    Export {
+        #[arg(long, default_value = "json", value_name = "json|csv")]
+        format: String,
+    },
+    /// Delete a request and its media (media another request uses are kept).
+    Rm { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[arg(long)]
+    pub json: bool,
+    /// Words of the prompt.
+    #[arg(long, short)]
+    pub search: Option<String>,
+    /// pending, queued, in_progress, completed, failed, cancel_requested, cancelled, submit_ambiguous.
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub endpoint: Option<String>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Only requests made on or after this day (YYYY-MM-DD, UTC) or unix time.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only requests made before this day (YYYY-MM-DD, UTC) or unix time.
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: usize,
+    /// Continue a listing: only requests older than this cursor (printed with --json).
+    #[arg(long)]
+    pub before: Option<i64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// Write images here instead of the folder each request was started with.
+    #[arg(long, short, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Queue host base URL (as given to `kontext run`).
+    #[arg(long, env = "FAL_QUEUE_URL", value_name = "URL")]
+    pub queue_url: Option<String>,
+    #[arg(long, env = "FAL_REST_URL", value_name = "URL")]
+    pub rest_url: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn open(locations: &Locations) -> Result<History, u8> {
+    History::open(&locations.data_dir()).map_err(|e| {
+        eprintln!("kontext: {e}");
+        exit::FAILURE
+    })
+}
+
+fn fail(e: HistoryError) -> u8 {
+    eprintln!("kontext: {e}");
+    match e {
+        HistoryError::NotFound(_) | HistoryError::Ambiguous { .. } | HistoryError::Invalid(_) => exit::INVALID_INPUT,
+        _ => exit::FAILURE,
+    }
+}
+
+pub async fn history(args: HistoryArgs, locations: &Locations) -> u8 {
+    let h = match open(locations) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    match args.command {
+        HistoryCommand::List(a) => list(&h, a),
+        HistoryCommand::Show { id, json } => match h.get(&id) {
+            Ok(d) => {
+                show(&d, json);
+                exit::OK
+            }
+            Err(e) => fail(e),
+        },
+        HistoryCommand::Rerun { id, run } => {
+            let detail = match h.get(&id) {
+                Ok(d) => d,
+                Err(e) => return fail(e),
+            };
+            let mut draft = detail.to_draft();
+            // The seed it was made with, so the same request gives the same image.
+            if let Some(seed) = detail.entry.seed {
+                draft.seed = Some(seed.to_string());
+            }
+            drop(h);
+            let base = BaseRequest { draft, endpoint: Some(detail.entry.endpoint.clone()) };
+            super::run::run_with_base(*run, Some(base), locations).await
+        }
+        HistoryCommand::Export { format } => export(&h, &format),
+        HistoryCommand::Rm { id } => match h.delete(&id) {
+            Ok(()) => {
+                eprintln!("kontext: removed {id}");
+                exit::OK
+            }
+            Err(e) => fail(e),
+        },
+    }
+}
+
+fn parse_time(flag: &str, text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if let Ok(n) = t.parse::<i64>() {
+        return Ok(n);
+    }
+    let parts: Vec<&str> = t.split('-').collect();
+    if let [y, m, d] = parts.as_slice()
+        && let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<u32>(), d.parse::<u32>())
+        && (1..=12).contains(&m)
+        && (1..=31).contains(&d)
+    {
+        return Ok(days_from_civil(y, m, d) * 86_400);
+    }
+    Err(format!("--{flag} {text:?}: give a day as YYYY-MM-DD (UTC) or a unix time in seconds"))
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC).
+pub fn format_time(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
+
+fn list(h: &History, a: ListArgs) -> u8 {
+    let state = match a.state.as_deref().map(|s| (s, JobState::parse(s))) {
+        None => None,
+        Some((_, Some(s))) => Some(s),
+        Some((s, None)) => {
+            let all: Vec<_> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+            eprintln!("kontext: --state {s:?} is not a state; use one of {}", all.join(", "));
+            return exit::INVALID_INPUT;
+        }
+    };
+    let since = a.since.as_deref().map(|t| parse_time("since", t)).transpose();
+    let until = a.until.as_deref().map(|t| parse_time("until", t)).transpose();
+    let (since, until) = match (since, until) {
+        (Ok(s), Ok(u)) => (s, u),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("kontext: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let q = HistoryQuery {
+        search: a.search,
+        state,
+        endpoint: a.endpoint,
+        seed: a.seed,
+        since,
+        until,
+        limit: a.limit,
+        before: a.before.map(crate::history::Cursor),
+    };
+    let entries = match h.list(&q) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let _ = writeln!(out, "{}", serde_json::to_string(&entries).unwrap_or_default());
+        return exit::OK;
+    }
+    for e in &entries {
+        let _ = writeln!(out, "{}", entry_line(e));
+    }
+    exit::OK
+}
+
+fn entry_line(e: &HistoryEntry) -> String {
+    let seed = e.seed.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    let prompt: String = one_line(&e.prompt).chars().take(70).collect();
+    format!(
+        "{}  {}  {:<16}  {:>10}  {}  {}",
+        e.id,
+        format_time(e.created_at),
+        e.state.as_str(),
+        seed,
+        e.num_outputs,
+        prompt
+    )
+}
+
+fn show(d: &HistoryDetail, as_json: bool) {
+    if as_json {
+        println!("{}", serde_json::to_string(d).unwrap_or_default());
+        return;
+    }
+    let e = &d.entry;
+    println!("id         {}", e.id);
+    println!("request    {}", e.request_id.as_deref().unwrap_or("(not accepted by fal)"));
+    println!("endpoint   {}", e.endpoint);
+    println!("state      {}", e.state);
+    println!("created    {} UTC", format_time(e.created_at));
+    println!("prompt     {}", one_line(&e.prompt));
+    if let Some(s) = e.seed {
+        println!("seed       {s}");
+    }
+    if let Some(err) = &d.error {
+        println!("error      {}", one_line(err));
+    }
+    for (i, img) in d.input.images.iter().enumerate() {
+        println!("input {}    {}", i + 1, strip_controls(&img.display()));
+    }
+    for m in &d.inputs {
+        println!("  stored   {} ({}x{} {})", m.path.display(), m.width, m.height, m.content_type);
+    }
+    for m in &d.outputs {
+        println!("output {}   {} ({}x{} {})", m.index + 1, m.path.display(), m.width, m.height, m.content_type);
+        if let Some(p) = &m.saved_path {
+            println!("  saved    {}", p.display());
+        }
+    }
+    for (at, ev) in &d.events {
+        println!("  {}  {}", format_time(at / 1000), one_line(ev));
+    }
+    if !d.logs.is_empty() {
+        println!("logs");
+        for l in &d.logs {
+            println!("  {}", one_line(&l.message));
+        }
+    }
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+}
+
+fn export(h: &History, format: &str) -> u8 {
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let result = match format.trim().to_ascii_lowercase().as_str() {
+        "json" => {
+            let mut first = true;
+            let _ = write!(out, "[");
+            let r = h.for_each(|d| {
+                let sep = if first { "" } else { "," };
+                first = false;
+                write!(out, "{sep}\n{}", serde_json::to_string(&d).unwrap_or_default())
+                    .map_err(|e| HistoryError::Io(e.to_string()))
+            });
+            let _ = writeln!(out, "\n]");
+            r
+        }
+        "csv" => {
+            let _ = writeln!(out, "id,request_id,state,created_at,endpoint,seed,prompt,outputs,saved_paths,error");
+            h.for_each(|d| {
+                let e = &d.entry;
+                let saved: Vec<String> =
+                    d.outputs.iter().filter_map(|m| m.saved_path.as_ref().map(|p| p.display().to_string())).collect();
+                let fields = [
+                    e.id.clone(),
+                    e.request_id.clone().unwrap_or_default(),
+                    e.state.to_string(),
+                    e.created_at.to_string(),
+                    e.endpoint.clone(),
+                    e.seed.map(|s| s.to_string()).unwrap_or_default(),
+                    e.prompt.clone(),
+                    e.num_outputs.to_string(),
+                    saved.join(";"),
+                    d.error.clone().unwrap_or_default(),
+                ];
+                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
+                writeln!(out, "{}", line.join(",")).map_err(|e| HistoryError::Io(e.to_string()))
+            })
+        }
+        other => {
+            eprintln!("kontext: --format {other:?} is not known; use json or csv");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let _ = out.flush();
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => fail(e),
+    }
+}
+
+pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
+    let h = match open(locations) {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let config = match locations.load_config() {
+        Ok((c, _)) => c,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let opts = ConnectOptions {
+        queue_url: args.queue_url.clone(),
+        rest_url: args.rest_url.clone(),
+        ..ConnectOptions::default()
+    };
+    let connection = match connect(&config, &opts).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            return exit::INVALID_INPUT;
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let printer = tokio::spawn(async move {
+        while let Some((id, event)) = rx.recv().await {
+            if let Some(text) = describe(&event) {
+                eprintln!("kontext: {id}: {}", one_line(&text));
+            }
+        }
+    });
+    let report =
+        crate::history::resume_all(&connection.client, &h, args.out.as_deref(), tx, CancellationToken::new()).await;
+    let _ = printer.await;
+    connection.shutdown().await;
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let mut code = exit::OK;
+    let mut finished = Vec::new();
+    for r in &report.resumed {
+        match &r.result {
+            Ok(o) => {
+                let files: Vec<String> = o.files.iter().map(|f| f.path.display().to_string()).collect();
+                if !args.json {
+                    println!("{}  completed  {}", r.id, files.join("  "));
+                }
+                finished.push(json!({"id": r.id, "request_id": r.request_id, "state": "completed", "files": files}));
+            }
+            Err(e) => {
+                code = exit::FAL_ERROR;
+                if !args.json {
+                    println!("{}  failed     {}", r.id, one_line(&e.to_string()));
+                }
+                finished
+                    .push(json!({"id": r.id, "request_id": r.request_id, "state": "failed", "error": e.to_string()}));
+            }
+        }
+    }
+    if !args.json {
+        for e in &report.never_sent {
+            println!(
+                "{}  not sent   the process stopped before submitting; re-run it with `kontext history rerun {}`",
+                e.id, e.id
+            );
+        }
+        for e in &report.ambiguous {
+            println!(
+                "{}  ambiguous  the submit may or may not have reached fal; NOT resubmitted. Check fal's dashboard, then `kontext history rerun {}` if needed",
+                e.id, e.id
+            );
+        }
+        for e in &report.running_elsewhere {
+            println!("{}  running    still being run by another kontext process", e.id);
+        }
+        if report.resumed.is_empty() && report.ambiguous.is_empty() && report.never_sent.is_empty() {
+            println!("nothing to resume");
+        }
+    } else {
+        let v = json!({
+            "resumed": finished,
+            "never_sent": report.never_sent,
+            "ambiguous": report.ambiguous,
+            "running_elsewhere": report.running_elsewhere,
+        });
+        println!("{v}");
+    }
+    code
+}
+
+fn describe(e: &crate::runner::JobEvent) -> Option<String> {
+    use crate::runner::JobEvent as E;
+    Some(match e {
+        E::Submitted { handle } => format!("re-attached to request {}", handle.request_id),
+        E::Queued { position: Some(p) } => format!("queued (position {p})"),
+        E::InProgress => "in progress".into(),
+        E::Completed => "completed at fal".into(),
+        E::Downloading { index } => format!("downloading image {}", index + 1),
+        E::Saved { index, path } => format!("image {} saved to {}", index + 1, path.display()),
+        E::Note(n) => n.clone(),
+        _ => return None,
+    })
+}

@@ -1,0 +1,143 @@
+//! The store's schema and its forward migrations, versioned with `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] takes the database from version `i` to `i + 1`. They run in one
+//! `BEGIN IMMEDIATE` transaction, so several processes opening an old database at once migrate it
+//! exactly once (the others wait, then see the new version). A database written by a newer
+//! kontext (a version above [`LATEST`]) is refused rather than guessed at.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+/// v1: requests, their events and log lines, content-addressed media and the links to them.
+const V1: &str = "
+CREATE TABLE requests (
+    id              INTEGER PRIMARY KEY,
+    local_id        TEXT NOT NULL UNIQUE,
+    request_id      TEXT UNIQUE,
+    endpoint        TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    prompt          TEXT NOT NULL,
+    seed            INTEGER,
+    num_images      INTEGER NOT NULL,
+    input_json      TEXT NOT NULL,
+    sent_json       TEXT,
+    out_dir         TEXT,
+    response_url    TEXT,
+    status_url      TEXT,
+    cancel_url      TEXT,
+    queue_position  INTEGER,
+    result_json     TEXT,
+    metrics_json    TEXT,
+    error           TEXT,
+    submitting_at   INTEGER,
+    submitted_at    INTEGER,
+    started_at      INTEGER,
+    fal_completed_at INTEGER,
+    finished_at     INTEGER,
+    owner_pid       INTEGER,
+    owner_start     TEXT
+);
+CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    request INTEGER NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
+    at      INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    detail  TEXT
+);
+CREATE INDEX events_request ON events(request);
+CREATE TABLE logs (
+    id        INTEGER PRIMARY KEY,
+    request   INTEGER NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
+    message   TEXT NOT NULL,
+    timestamp TEXT,
+    level     TEXT,
+    source    TEXT
+);
+CREATE INDEX logs_request ON logs(request);
+CREATE TABLE media (
+    sha256       TEXT PRIMARY KEY,
+    path         TEXT NOT NULL,
+    bytes        INTEGER NOT NULL,
+    width        INTEGER NOT NULL,
+    height       INTEGER NOT NULL,
+    content_type TEXT NOT NULL,
+    created_at   INTEGER NOT NULL
+);
+CREATE TABLE request_media (
+    request    INTEGER NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
+    role       TEXT NOT NULL CHECK (role IN ('input', 'output')),
+    idx        INTEGER NOT NULL,
+    sha256     TEXT NOT NULL REFERENCES media(sha256),
+    source     TEXT,
+    saved_path TEXT,
+    PRIMARY KEY (request, role, idx)
+);
+CREATE INDEX request_media_sha ON request_media(sha256);
+";
+
+/// v2: full-text search over prompts (FTS5, external content, kept by triggers) and the indexes
+/// the filters use. Existing rows are indexed by `rebuild`.
+const V2: &str = "
+CREATE VIRTUAL TABLE requests_fts USING fts5(
+    prompt, content = 'requests', content_rowid = 'id', tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER requests_fts_insert AFTER INSERT ON requests BEGIN
+    INSERT INTO requests_fts(rowid, prompt) VALUES (new.id, new.prompt);
+END;
+CREATE TRIGGER requests_fts_delete AFTER DELETE ON requests BEGIN
+    INSERT INTO requests_fts(requests_fts, rowid, prompt) VALUES ('delete', old.id, old.prompt);
+END;
+CREATE TRIGGER requests_fts_update AFTER UPDATE OF prompt ON requests BEGIN
+    INSERT INTO requests_fts(requests_fts, rowid, prompt) VALUES ('delete', old.id, old.prompt);
+    INSERT INTO requests_fts(rowid, prompt) VALUES (new.id, new.prompt);
+END;
+INSERT INTO requests_fts(requests_fts) VALUES ('rebuild');
+CREATE INDEX requests_state ON requests(state, id);
+CREATE INDEX requests_created ON requests(created_at);
+CREATE INDEX requests_endpoint ON requests(endpoint, id);
+CREATE INDEX requests_seed ON requests(seed);
+";
+
+/// `MIGRATIONS[i]` takes version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const LATEST: i64 = MIGRATIONS.len() as i64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "the history database is at schema version {found}, newer than this kontext knows ({LATEST}); update kontext, or use another --data-dir"
+    )]
+    TooNew { found: i64 },
+    #[error("migrating the history database from version {from} failed: {error}")]
+    Failed { from: i64, error: rusqlite::Error },
+}
+
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the database to `target` (normally [`LATEST`]); returns the version it started at.
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<i64, MigrationError> {
+    let before = version(conn).map_err(|error| MigrationError::Failed { from: 0, error })?;
+    if before > LATEST {
+        return Err(MigrationError::TooNew { found: before });
+    }
+    if before >= target {
+        return Ok(before);
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|error| MigrationError::Failed { from: before, error })?;
+    // Another process may have migrated while this one waited for the lock.
+    let mut current = version(&tx).map_err(|error| MigrationError::Failed { from: before, error })?;
+    while current < target {
+        let step = MIGRATIONS[current as usize];
+        tx.execute_batch(step).map_err(|error| MigrationError::Failed { from: current, error })?;
+        current += 1;
+        tx.pragma_update(None, "user_version", current)
+            .map_err(|error| MigrationError::Failed { from: current, error })?;
+    }
+    tx.commit().map_err(|error| MigrationError::Failed { from: before, error })?;
+    Ok(before)
+}
