@@ -46,10 +46,27 @@ async fn history_commands_inspect_and_run_from() {
     image::RgbImage::from_pixel(30, 20, image::Rgb([9, 9, 9])).save(&input).unwrap();
     let input_s = input.display().to_string();
 
-    let (o, stdout, stderr) = run(h, &[
-        "run", "-p", "a fox, in snow", "-i", &input_s, "--seed", "11", "--format", "png", "--guidance", "5",
-        "--queue-url", &url, "--out", &out_s, "--json",
-    ])
+    let (o, stdout, stderr) = run(
+        h,
+        &[
+            "run",
+            "-p",
+            "a fox, in snow",
+            "-i",
+            &input_s,
+            "--seed",
+            "11",
+            "--format",
+            "png",
+            "--guidance",
+            "5",
+            "--queue-url",
+            &url,
+            "--out",
+            &out_s,
+            "--json",
+        ],
+    )
     .await;
     assert!(o.status.success(), "{stderr}");
     let first: Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -84,7 +101,10 @@ async fn history_commands_inspect_and_run_from() {
     // inspect: text and JSON.
     let (o, text, _) = run(h, &["inspect", &png_file]).await;
     assert!(o.status.success());
-    assert!(text.contains("a fox, in snow") && text.contains(request_id) && text.contains("guidance_scale   5"), "{text}");
+    assert!(
+        text.contains("a fox, in snow") && text.contains(request_id) && text.contains("guidance_scale   5"),
+        "{text}"
+    );
     let (_, json, _) = run(h, &["inspect", &png_file, "--json"]).await;
     let meta: Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(meta["seed"], 11);
@@ -93,7 +113,8 @@ async fn history_commands_inspect_and_run_from() {
     assert!(err.contains("no kontext parameters"), "{err}");
 
     // rerun with an override: a new request, the same prompt and input, the new seed.
-    let (o, stdout, stderr) = run(h, &["history", "rerun", &id, "--seed", "99", "--queue-url", &url, "--out", &out_s, "--json"]).await;
+    let (o, stdout, stderr) =
+        run(h, &["history", "rerun", &id, "--seed", "99", "--queue-url", &url, "--out", &out_s, "--json"]).await;
     assert!(o.status.success(), "{stderr}");
     let rerun: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(rerun["result"]["seed"], 99);
@@ -101,7 +122,8 @@ async fn history_commands_inspect_and_run_from() {
     assert_ne!(rerun["id"], first["id"]);
 
     // run --from the first image: same parameters (seed 11), the local input from the history.
-    let (o, stdout, stderr) = run(h, &["run", "--from", &png_file, "--queue-url", &url, "--out", &out_s, "--json"]).await;
+    let (o, stdout, stderr) =
+        run(h, &["run", "--from", &png_file, "--queue-url", &url, "--out", &out_s, "--json"]).await;
     assert!(o.status.success(), "{stderr}");
     let again: Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(again["result"]["seed"], 11);
