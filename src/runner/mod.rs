@@ -133,6 +133,8 @@ impl Recorder<'_> {
         let _ = self.events.send(e);
     }
 
+    // The same error type as the job's, so `?` carries it; the size is no cost on this path.
+    #[allow(clippy::result_large_err)]
     fn must(&self, entry: JournalEntry<'_>) -> Result<(), JobError> {
         match self.journal {
             Some(j) => j.record(entry).map_err(JobError::Journal),

@@ -1,0 +1,156 @@
+//! The history commands end to end: `history list/show/rerun/export/rm`, `inspect` and
+//! `run --from`, against an emulator in this process.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use kontext::emulator::{Emulator, EmulatorConfig};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kontext");
+
+fn kontext(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in ["FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_QUEUE_URL", "FAL_RUN_URL", "FAL_REST_URL", "KONTEXT_ENDPOINT"] {
+        cmd.env_remove(var);
+    }
+    let config = home.join("config.toml");
+    if !config.exists() {
+        std::fs::write(&config, "").unwrap();
+    }
+    cmd.env("KONTEXT_DATA_DIR", home.join("data"))
+        .env("KONTEXT_CONFIG", &config)
+        .env("FAL_KEY", "test-key")
+        .args(args)
+        .stdin(Stdio::null());
+    cmd
+}
+
+async fn run(home: &Path, args: &[&str]) -> (Output, String, String) {
+    let mut cmd = kontext(home, args);
+    let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    (o, out, err)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_commands_inspect_and_run_from() {
+    let emu = Emulator::start(EmulatorConfig::fast(), 0).await.unwrap();
+    let url = emu.base_url().to_string();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let out = h.join("out");
+    let out_s = out.display().to_string();
+    let input = h.join("in.png");
+    image::RgbImage::from_pixel(30, 20, image::Rgb([9, 9, 9])).save(&input).unwrap();
+    let input_s = input.display().to_string();
+
+    let (o, stdout, stderr) = run(
+        h,
+        &[
+            "run",
+            "-p",
+            "a fox, in snow",
+            "-i",
+            &input_s,
+            "--seed",
+            "11",
+            "--format",
+            "png",
+            "--guidance",
+            "5",
+            "--queue-url",
+            &url,
+            "--out",
+            &out_s,
+            "--json",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{stderr}");
+    let first: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let id = first["id"].as_str().unwrap().to_string();
+    let png_file = first["files"][0].as_str().unwrap().to_string();
+
+    // list: text and JSON, search and state filters, bad state named.
+    let (_, listed, _) = run(h, &["history", "list"]).await;
+    assert!(listed.contains(&id) && listed.contains("completed") && listed.contains("a fox, in snow"), "{listed}");
+    let (_, json, _) = run(h, &["history", "list", "--json", "--search", "fox", "--state", "completed"]).await;
+    let entries: Vec<Value> = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0]["seed"], 11);
+    let (_, json, _) = run(h, &["history", "list", "--json", "--search", "whale"]).await;
+    assert_eq!(json.trim(), "[]");
+    let (o, _, err) = run(h, &["history", "list", "--state", "done"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("not a state") && err.contains("completed"), "{err}");
+
+    // show, by short id and by a prefix of fal's request id.
+    let (_, shown, _) = run(h, &["history", "show", &id]).await;
+    assert!(shown.contains("state      completed") && shown.contains("seed       11"), "{shown}");
+    let request_id = first["request_id"].as_str().unwrap();
+    let (_, json, _) = run(h, &["history", "show", &request_id[..8], "--json"]).await;
+    let detail: Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(detail["entry"]["id"], id.as_str());
+    assert_eq!(detail["input"]["guidance_scale"], "5");
+    let (o, _, err) = run(h, &["history", "show", "zzzzzzzz"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("no request in the history matches"), "{err}");
+
+    // inspect: text and JSON.
+    let (o, text, _) = run(h, &["inspect", &png_file]).await;
+    assert!(o.status.success());
+    assert!(
+        text.contains("a fox, in snow") && text.contains(request_id) && text.contains("guidance_scale   5"),
+        "{text}"
+    );
+    let (_, json, _) = run(h, &["inspect", &png_file, "--json"]).await;
+    let meta: Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(meta["seed"], 11);
+    let (o, _, err) = run(h, &["inspect", &input_s]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("no kontext parameters"), "{err}");
+
+    // rerun with an override: a new request, the same prompt and input, the new seed.
+    let (o, stdout, stderr) =
+        run(h, &["history", "rerun", &id, "--seed", "99", "--queue-url", &url, "--out", &out_s, "--json"]).await;
+    assert!(o.status.success(), "{stderr}");
+    let rerun: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(rerun["result"]["seed"], 99);
+    assert_eq!(rerun["result"]["prompt"], "a fox, in snow");
+    assert_ne!(rerun["id"], first["id"]);
+
+    // run --from the first image: same parameters (seed 11), the local input from the history.
+    let (o, stdout, stderr) =
+        run(h, &["run", "--from", &png_file, "--queue-url", &url, "--out", &out_s, "--json"]).await;
+    assert!(o.status.success(), "{stderr}");
+    let again: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(again["result"]["seed"], 11);
+    let again_file = again["files"][0].as_str().unwrap();
+    assert_eq!(
+        image::open(again_file).unwrap().to_rgb8().into_raw(),
+        image::open(&png_file).unwrap().to_rgb8().into_raw(),
+        "the same request gives the same image"
+    );
+    assert_eq!(emu.submit_count(), 3);
+
+    // export: JSON and CSV hold all three.
+    let (_, json, _) = run(h, &["history", "export"]).await;
+    let all: Vec<Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(all.len(), 3);
+    let (_, csv, _) = run(h, &["history", "export", "--format", "csv"]).await;
+    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().contains("\"a fox, in snow\""), "{csv}");
+    let (o, _, err) = run(h, &["history", "export", "--format", "xml"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(err.contains("use json or csv"), "{err}");
+
+    // rm.
+    let (o, _, _) = run(h, &["history", "rm", &id]).await;
+    assert!(o.status.success());
+    let (_, json, _) = run(h, &["history", "list", "--json"]).await;
+    let entries: Vec<Value> = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(entries.iter().all(|e| e["id"] != id.as_str()));
+}

@@ -1,0 +1,168 @@
+//! Crash tests: a real `kontext run` process is killed with SIGKILL while its request is queued,
+//! in progress, and while an image downloads; `kontext resume` then finishes it. The emulator runs
+//! in this test process (it outlives the killed client), so it can say how many submits it saw.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use kontext::emulator::{Emulator, EmulatorConfig};
+use kontext::history::{History, HistoryDetail, HistoryQuery, JobState};
+
+const BIN: &str = env!("CARGO_BIN_EXE_kontext");
+
+fn kontext(home: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in ["FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_QUEUE_URL", "FAL_RUN_URL", "FAL_REST_URL", "KONTEXT_ENDPOINT"] {
+        cmd.env_remove(var);
+    }
+    let config = home.join("config.toml");
+    if !config.exists() {
+        std::fs::write(&config, "[network]\npoll_interval_ms = 50\n").unwrap();
+    }
+    cmd.env("KONTEXT_DATA_DIR", home.join("data"))
+        .env("KONTEXT_CONFIG", &config)
+        .env("FAL_KEY", "test-key")
+        .stdin(Stdio::null());
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+}
+
+/// Waits (bounded) until the request's history says `ready`.
+async fn wait_for(data: &Path, what: &str, ready: impl Fn(&HistoryDetail) -> bool) -> HistoryDetail {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(h) = History::open(data)
+            && let Ok(page) = h.list(&HistoryQuery { limit: 1, ..HistoryQuery::default() })
+            && let Some(e) = page.first()
+        {
+            let d = h.get(&e.id).unwrap();
+            if ready(&d) {
+                return d;
+            }
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(r) => r.map(|e| e.unwrap().path()).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.sort();
+    v
+}
+
+/// Runs a request, kills the process when `kill_when` holds, resumes, and checks that nothing
+/// was lost or duplicated and that fal saw one submit.
+async fn crash_and_resume(cfg: EmulatorConfig, what: &str, kill_when: impl Fn(&HistoryDetail) -> bool) {
+    let emu = Emulator::start(cfg, 0).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let out = home.path().join("out");
+    let mut run = kontext(home.path());
+    run.args(["run", "-p", "a lighthouse in a storm", "-i", "https://example.test/a.png", "-n", "2"])
+        .args(["--format", "png", "--queue-url", emu.base_url(), "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = run.spawn().unwrap();
+
+    let before = wait_for(&data, what, &kill_when).await;
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the run was killed, not finished ({what})");
+    let h = History::open(&data).unwrap();
+    let id = before.entry.id.clone();
+    let after_kill = h.get(&id).unwrap();
+    assert!(!after_kill.entry.state.is_final(), "{what}: left unfinished, got {}", after_kill.entry.state);
+    assert!(after_kill.entry.request_id.is_some(), "{what}: the request id was committed");
+
+    let mut resume = kontext(home.path());
+    resume.args(["resume", "--queue-url", emu.base_url()]);
+    let o = output(resume).await;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{what}: resume failed\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("{id}  completed")), "{what}: {stdout}");
+
+    let d = h.get(&id).unwrap();
+    assert_eq!(d.entry.state, JobState::Completed, "{what}");
+    assert_eq!(d.outputs.len(), 2, "{what}");
+    for m in &d.outputs {
+        assert!(m.path.exists(), "{what}: media {}", m.path.display());
+        let saved = m.saved_path.as_ref().expect("saved");
+        let meta = kontext::runner::metadata::read(&std::fs::read(saved).unwrap()).unwrap().unwrap();
+        assert_eq!(Some(meta.request_id), d.entry.request_id, "{what}");
+    }
+    let written = files_in(&out);
+    assert_eq!(written.len(), 2, "{what}: exactly the two images, no temporary files: {written:?}");
+    assert_eq!(h.count().unwrap(), 1, "{what}: one request in the history");
+    assert_eq!(emu.submit_count(), 1, "{what}: fal saw exactly one submit");
+
+    // A second resume finds nothing and sends nothing.
+    let mut again = kontext(home.path());
+    again.args(["resume", "--queue-url", emu.base_url()]);
+    let o = output(again).await;
+    assert!(String::from_utf8_lossy(&o.stdout).contains("nothing to resume"), "{what}");
+    assert_eq!(emu.submit_count(), 1, "{what}");
+    assert_eq!(files_in(&out), written, "{what}");
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_queued_is_resumed() {
+    let mut cfg = EmulatorConfig::fast();
+    cfg.queue_delay = Duration::from_secs(3);
+    crash_and_resume(cfg, "queued", |d| d.entry.state == JobState::Queued).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_in_progress_is_resumed() {
+    let mut cfg = EmulatorConfig::fast();
+    cfg.processing_time = Duration::from_secs(3);
+    crash_and_resume(cfg, "in progress", |d| d.entry.state == JobState::InProgress).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_while_downloading_is_resumed() {
+    let mut cfg = EmulatorConfig::fast();
+    cfg.faults = "slow@files:2s".parse().unwrap();
+    crash_and_resume(cfg, "downloading", |d| d.events.iter().any(|(_, e)| e.starts_with("downloading"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_processes_write_the_same_history_at_once() {
+    let emu = Emulator::start(EmulatorConfig::fast(), 0).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let children: Vec<_> = (0..4)
+        .map(|i| {
+            let mut cmd = kontext(home.path());
+            cmd.args(["run", "-p", &format!("process {i}"), "-i", "https://example.test/a.png", "--seed"])
+                .arg(i.to_string())
+                .args(["--queue-url", emu.base_url(), "--out"])
+                .arg(home.path().join("out"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    for child in children {
+        let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let h = History::open(&home.path().join("data")).unwrap();
+    let all = h.list(&HistoryQuery::default()).unwrap();
+    assert_eq!(all.len(), 4);
+    assert!(all.iter().all(|e| e.state == JobState::Completed && e.num_outputs == 1), "{all:?}");
+    let mut seeds: Vec<u64> = all.iter().map(|e| e.seed.unwrap()).collect();
+    seeds.sort();
+    assert_eq!(seeds, [0, 1, 2, 3]);
+    assert_eq!(emu.submit_count(), 4);
+    assert_eq!(files_in(&home.path().join("out")).len(), 4);
+}
