@@ -1,0 +1,225 @@
+//! The studio's budgets (issue 4):
+//! - a frame renders in under 2 ms at 200x50 with 10,000 history entries and 16 jobs in flight;
+//! - the first frame appears within 150 ms of start with that history;
+//! - idle CPU over 10 s with no job running is under 1 %.
+//!
+//! Frames are rendered into ratatui's `TestBackend` (the same `view::draw` the terminal uses,
+//! including the buffer diff). Start-up and idle CPU are measured on the real binary in a
+//! pseudo-terminal, on a data directory holding 10,000 finished requests; CPU time is read from
+//! /proc, so other load on the machine does not count.
+//!
+//! Run: `cargo bench --bench tui` (prints a table; exits non-zero if a budget is missed).
+
+use std::io::Read;
+use std::num::NonZeroU16;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kontext::fal::RequestHandle;
+use kontext::model::{Draft, LogEntry};
+use kontext::runner::JobEvent;
+use kontext::tui::action::Keymap;
+use kontext::tui::app::{App, AppContext};
+use kontext::tui::message::{HistoryRow, Message};
+use kontext::tui::view::{self, NoImages, theme::Theme};
+use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+mod support;
+
+const HISTORY: usize = 10_000;
+const JOBS: u64 = 16;
+const FRAMES: usize = 400;
+const FRAME_BUDGET: Duration = Duration::from_millis(2);
+const START_BUDGET: Duration = Duration::from_millis(150);
+const IDLE_BUDGET: f64 = 0.01;
+
+fn busy_app() -> App {
+    let ctx = AppContext { max_images: 4, target: "bench".into(), graphics: "none".into(), keymap: Keymap::default() };
+    let mut app = App::new(ctx, &Draft::default());
+    let rows = (0..HISTORY)
+        .map(|i| HistoryRow {
+            id: format!("{i:08x}"),
+            request_id: Some(format!("{i:08x}-0000-4000-8000-000000000000")),
+            state: "completed".into(),
+            created_at: 1_795_564_800 + i as i64,
+            prompt: format!("prompt {i}: put the little duckling on top of the woman's t-shirt"),
+            seed: Some(i as u64),
+            outputs: 1,
+        })
+        .collect();
+    app.update(Message::History(rows));
+    app.update(Message::Input(crossterm::event::Event::Paste("make it night".into())));
+    for id in 1..=JOBS {
+        // Jobs enter through the same path a submit takes.
+        app.jobs.insert(
+            0,
+            kontext::tui::app::JobView {
+                id,
+                prompt: format!("job {id}"),
+                inputs: vec!["https://v3.fal.media/files/a.png".into()],
+                phase: kontext::tui::app::JobPhase::Preparing,
+                request_id: None,
+                started: Instant::now(),
+                ended: None,
+                logs: Vec::new(),
+                files: Vec::new(),
+                urls: Vec::new(),
+                seed: None,
+            },
+        );
+        let rid = format!("{id:08x}-aaaa-4bbb-8ccc-dddddddddddd");
+        let handle = RequestHandle {
+            endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+            response_url: format!("http://h/{rid}"),
+            status_url: format!("http://h/{rid}/status"),
+            cancel_url: format!("http://h/{rid}/cancel"),
+            request_id: rid,
+        };
+        app.update(Message::Job { id, event: JobEvent::Submitted { handle } });
+        app.update(Message::Job { id, event: JobEvent::InProgress });
+        let logs = (0..200)
+            .map(|s| LogEntry { message: format!("Step {s}/200"), timestamp: None, level: None, source: None })
+            .collect();
+        app.update(Message::Job { id, event: JobEvent::Logs(logs) });
+    }
+    app
+}
+
+fn frame_times() -> Vec<Duration> {
+    let mut app = busy_app();
+    let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
+    let theme = Theme { color: true };
+    let mut times = Vec::with_capacity(FRAMES);
+    for i in 0..FRAMES + 20 {
+        // Something changes every frame, as with a spinner and streaming logs.
+        app.history.selected = i % 40;
+        let t = Instant::now();
+        terminal.draw(|f| view::draw(f, &mut app, &mut NoImages, &theme)).unwrap();
+        if i >= 20 {
+            times.push(t.elapsed());
+        }
+    }
+    times.sort();
+    times
+}
+
+struct Spawned {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    parser: Arc<Mutex<vt100::Parser>>,
+    _master: Box<dyn portable_pty::MasterPty + Send>,
+}
+
+fn spawn(home: &std::path::Path) -> (Spawned, Instant) {
+    let pty = native_pty_system().openpty(PtySize { rows: 50, cols: 200, pixel_width: 0, pixel_height: 0 }).unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_kontext"));
+    cmd.env_remove("FAL_KEY");
+    cmd.env("TERM", "xterm-256color");
+    cmd.env("KONTEXT_DATA_DIR", home.join("data"));
+    cmd.env("KONTEXT_CONFIG", home.join("config.toml"));
+    cmd.env("KONTEXT_GRAPHICS", "halfblocks");
+    cmd.cwd(home);
+    let started = Instant::now();
+    let child = pty.slave.spawn_command(cmd).unwrap();
+    let parser =
+        Arc::new(Mutex::new(vt100::Parser::new(NonZeroU16::new(50).unwrap(), NonZeroU16::new(200).unwrap(), 0)));
+    let mut reader = pty.master.try_clone_reader().unwrap();
+    let sink = parser.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16384];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock().unwrap().process(&buf[..n]);
+        }
+    });
+    (Spawned { child, parser, _master: pty.master }, started)
+}
+
+fn wait_for_first_frame(s: &Spawned, started: Instant) -> Duration {
+    loop {
+        if s.parser.lock().unwrap().screen().contents().contains("1 Prompt") {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no first frame");
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+/// utime + stime of a process, from /proc (clock ticks → seconds).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("tui: bench");
+        return;
+    }
+    let mut ok = true;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+
+    let times = frame_times();
+    let median = times[times.len() / 2];
+    let p99 = times[times.len() * 99 / 100];
+    println!(
+        "frame at 200x50, {HISTORY} history rows, {JOBS} jobs in flight: median {:.3} ms, p99 {:.3} ms = {:.2} of the 2 ms budget",
+        ms(median),
+        ms(p99),
+        p99.as_secs_f64() / FRAME_BUDGET.as_secs_f64()
+    );
+    ok &= p99 < FRAME_BUDGET;
+
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config.toml"), "[emulator]\nprofile = \"fast\"\n").unwrap();
+    support::populate(&home.path().join("data"), HISTORY, false);
+
+    let mut starts = Vec::new();
+    for _ in 0..7 {
+        let (mut s, started) = spawn(home.path());
+        starts.push(wait_for_first_frame(&s, started));
+        let _ = s.child.kill();
+        let _ = s.child.wait();
+    }
+    starts.sort();
+    let start_median = starts[starts.len() / 2];
+    println!(
+        "first frame after start with {HISTORY} history entries: median {:.1} ms (min {:.1}, max {:.1}) = {:.2} of the 150 ms budget",
+        ms(start_median),
+        ms(starts[0]),
+        ms(*starts.last().unwrap()),
+        start_median.as_secs_f64() / START_BUDGET.as_secs_f64()
+    );
+    ok &= start_median < START_BUDGET;
+
+    let (mut s, started) = spawn(home.path());
+    wait_for_first_frame(&s, started);
+    std::thread::sleep(Duration::from_secs(2)); // history loaded, resume checked: now idle
+    let pid = s.child.process_id().unwrap();
+    let before = cpu_seconds(pid);
+    let t = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let used = cpu_seconds(pid) - before;
+    let share = used / t.elapsed().as_secs_f64();
+    let _ = s.child.kill();
+    let _ = s.child.wait();
+    println!(
+        "idle for 10 s: {:.0} ms of CPU = {:.3} % = {:.2} of the 1 % budget",
+        used * 1e3,
+        share * 100.0,
+        share / IDLE_BUDGET
+    );
+    ok &= share < IDLE_BUDGET;
+
+    if !ok {
+        eprintln!("OVER BUDGET");
+        std::process::exit(1);
+    }
+}
