@@ -12,3 +12,4 @@ pub mod model;
 pub mod runner;
 pub mod sanitize;
 pub mod setup;
+pub mod tui;
