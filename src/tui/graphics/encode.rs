@@ -96,6 +96,9 @@ fn image_reason(e: &image::ImageError) -> String {
         image::ImageError::Unsupported(_) => "unsupported image format".into(),
         image::ImageError::Limits(_) => "image too large".into(),
         image::ImageError::Decoding(_) => "corrupt or truncated image".into(),
+        image::ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            "corrupt or truncated image".into()
+        }
         other => other.to_string(),
     }
 }
