@@ -435,6 +435,13 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
 
     let mut tmux = in_tmux.then(tmux_info);
     let passthrough_ok = tmux.as_mut().is_none_or(ensure_passthrough);
+    if !passthrough_ok {
+        // Nothing would reach the outer terminal: do not waste the deadline.
+        g.mode = GraphicsMode::Halfblocks;
+        g.note = Some("tmux allow-passthrough is off".into());
+        g.tmux = tmux;
+        return g;
+    }
     let report = probe(in_tmux, deadline);
     tracing::info!(?report, in_tmux, "graphics probe");
 
@@ -473,10 +480,6 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
     if chosen.is_pixel() && ioctl_font.is_none() && report.as_ref().is_ok_and(|r| r.cell_size.is_none()) {
         note = Some("cell size unknown".into());
         chosen = GraphicsMode::Halfblocks;
-    }
-    if in_tmux && !passthrough_ok {
-        chosen = GraphicsMode::Halfblocks;
-        note = Some("tmux allow-passthrough is off".into());
     }
     if let Some(t) = &mut tmux
         && !chosen.is_pixel()

@@ -139,19 +139,26 @@ pub(super) fn pixels_for(graphics: &Graphics, area: Size) -> (u32, u32) {
 pub(super) fn encode(graphics: &Graphics, decoded: &Arc<Decoded>, area: Size) -> Result<Built, String> {
     let (fw, fh) = graphics.font_size();
     let font = FontSize::new(fw, fh);
-    let resize = resize_mode();
+    let halfblocks = matches!(graphics.mode(), GraphicsMode::Halfblocks | GraphicsMode::Auto);
+    // Halfblocks are cell-resolution anyway: let small images grow to fill the pane instead of a tiny blob.
+    let resize = if halfblocks { Resize::Scale(Some(FilterType::Triangle)) } else { resize_mode() };
     let img = &decoded.image;
     let size = resize.size_for(img, font, area);
     if size.width == 0 || size.height == 0 {
         return Err("area too small".into());
     }
+    let err = |e: ratatui_image::errors::Errors| e.to_string();
+    if halfblocks {
+        // Halfblocks resample to the cell grid themselves: give them the fitted image without the transparent
+        // padding `Resize::resize` adds up to the next cell (it would show as a black bar).
+        let (px_w, px_h) = pixels_for(graphics, size);
+        let fitted = img.resize(px_w, px_h, FilterType::Triangle);
+        return Ok(Built::Proto(Protocol::Halfblocks(Halfblocks::new(fitted, size).map_err(err)?)));
+    }
     let resized = resize.resize(img, font, size, None);
     let in_tmux = graphics.tmux().is_some();
-    let err = |e: ratatui_image::errors::Errors| e.to_string();
     Ok(match graphics.mode() {
-        GraphicsMode::Halfblocks | GraphicsMode::Auto => {
-            Built::Proto(Protocol::Halfblocks(Halfblocks::new(resized, size).map_err(err)?))
-        }
+        GraphicsMode::Halfblocks | GraphicsMode::Auto => unreachable!("handled above"),
         GraphicsMode::Kitty => {
             // Only direct transmission (t=d), which is the only medium that works over SSH; kitty's unicode
             // placeholders make the placement tmux-safe.
