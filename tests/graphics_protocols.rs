@@ -101,3 +101,36 @@ async fn none_mode_draws_a_text_placeholder_with_the_size() {
     assert!(out.contains(&format!("image {w}×{h}")), "placeholder with the size in {out:?}");
     assert!(!out.contains("\x1b_G") && !out.contains("\x1bP") && !out.contains('▀'));
 }
+
+#[tokio::test]
+async fn sixel_never_touches_the_last_row() {
+    // A sixel reaching the bottom row makes xterm scroll the whole screen (seen with term-shot).
+    let g = Graphics::with_protocol(GraphicsMode::Sixel, (10, 20)).with_tmux(None);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut thumbs = kontext::tui::graphics::Thumbnails::new(g, tx);
+    // A tall image (1:4) that fills the whole height of a 10x10-cell area (100x200 px at 10x20).
+    let src =
+        ThumbSource::Bytes { key: "tall".into(), bytes: two_tone_png(100, 400, 200, [0, 0, 0], [255, 0, 0]).into() };
+    let screen = Rect::new(0, 0, 60, 20);
+    let area = Rect::new(0, 10, 10, 10); // the bottom 10 rows of the screen
+    let mut buf = ratatui::buffer::Buffer::empty(screen);
+    thumbs.render(&src, area, &mut buf);
+    thumbs.on_ready(next_ready(&mut rx).await);
+    let mut buf = ratatui::buffer::Buffer::empty(screen);
+    thumbs.render(&src, area, &mut buf);
+    let image_rows: Vec<u16> = (area.top()..area.bottom())
+        .filter(|&y| (0..60).any(|x| buf[(x, y)].symbol().contains("\x1bP") || buf[(x, y)].skip_or_diff()))
+        .collect();
+    assert!(!image_rows.is_empty(), "sixel drawn");
+    assert!(*image_rows.last().unwrap() < 19, "image reaches the last row: {image_rows:?}");
+}
+
+trait SkipOrDiff {
+    fn skip_or_diff(&self) -> bool;
+}
+
+impl SkipOrDiff for ratatui::buffer::Cell {
+    fn skip_or_diff(&self) -> bool {
+        self.diff_option == ratatui::buffer::CellDiffOption::Skip
+    }
+}

@@ -186,11 +186,14 @@ impl Graphics {
     /// One line for the status bar / help, e.g. `sixel 10x20 (tmux passthrough)`.
     pub fn describe(&self) -> String {
         let mut s = match self.mode {
-            GraphicsMode::None => "none (text placeholders)".to_string(),
+            GraphicsMode::None => "none".to_string(),
             GraphicsMode::Halfblocks => "halfblocks".to_string(),
             m => format!("{m} {}x{}", self.font_size.0, self.font_size.1),
         };
         let mut extras: Vec<String> = Vec::new();
+        if self.mode == GraphicsMode::None {
+            extras.push("text placeholders".into());
+        }
         if let Some(t) = &self.tmux {
             if self.mode.is_pixel() {
                 extras.push(if t.enabled_passthrough {

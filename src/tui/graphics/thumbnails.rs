@@ -154,6 +154,8 @@ pub struct Thumbnails {
     max_entries: usize,
     max_decoded: usize,
     max_bytes: usize,
+    /// The whole screen, as last seen by `render` (to keep sixels off the last row).
+    screen: Option<Rect>,
 }
 
 impl Thumbnails {
@@ -170,6 +172,7 @@ impl Thumbnails {
             max_entries: MAX_ENTRIES,
             max_decoded: MAX_DECODED,
             max_bytes: MAX_BYTES,
+            screen: None,
         }
     }
 
@@ -202,7 +205,20 @@ impl Thumbnails {
     /// Ask for `source` to be shown in `area` (cells). Cheap when cached or already pending; otherwise spawns
     /// the work and a [`ThumbnailReady`] arrives later on the channel given to [`Thumbnails::new`].
     pub fn request(&mut self, source: &ThumbSource, area: Rect) {
+        let area = self.image_area(area);
         self.request_key(source, Key { source: source.id(), size: (area.width, area.height) });
+    }
+
+    /// The part of `area` an image may use. A sixel that reaches the terminal's last row makes the terminal
+    /// scroll (seen in xterm; ratatui-image issue #57), so sixel images stop one row short of it.
+    fn image_area(&self, area: Rect) -> Rect {
+        match self.screen {
+            Some(screen) if self.graphics.mode() == GraphicsMode::Sixel && area.bottom() >= screen.bottom() => {
+                let height = screen.bottom().saturating_sub(1).saturating_sub(area.y).min(area.height);
+                if height == 0 { area } else { Rect { height, ..area } }
+            }
+            _ => area,
+        }
     }
 
     fn request_key(&mut self, source: &ThumbSource, key: Key) {
@@ -280,6 +296,9 @@ impl Thumbnails {
         if area.width == 0 || area.height == 0 {
             return;
         }
+        self.screen = Some(buf.area);
+        let full = area;
+        let area = self.image_area(area);
         let source_id = source.id();
         let key = Key { source: source_id.clone(), size: (area.width, area.height) };
         self.request_key(source, key.clone());
@@ -291,13 +310,15 @@ impl Thumbnails {
             Some(Slot::Ready(_) | Slot::Failed(_)) => key,
             _ => self.stale_fallback(&source_id, area).unwrap_or(key),
         };
-        Clear.render(area, buf);
+        Clear.render(full, buf);
         let Some(entry) = self.entries.get_mut(&key) else { return };
         match &mut entry.slot {
-            Slot::Pending => placeholder(area, buf, "loading…", Color::DarkGray),
-            Slot::Failed(reason) => placeholder(area, buf, &format!("no preview: {reason}"), Color::Yellow),
+            Slot::Pending => placeholder(full, buf, "loading…", Style::new().add_modifier(Modifier::DIM)),
+            Slot::Failed(reason) => {
+                placeholder(area, buf, &format!("no preview: {reason}"), Style::new().fg(Color::Red))
+            }
             Slot::Ready(r) if none_mode || matches!(r.built, Built::Text) => {
-                placeholder(area, buf, &format!("image {}×{}", r.dims.0, r.dims.1), Color::Gray)
+                placeholder(full, buf, &format!("image {}×{}", r.dims.0, r.dims.1), Style::new())
             }
             Slot::Ready(r) => {
                 let Some(size) = r.built.size() else { return };
@@ -415,12 +436,12 @@ fn centered(area: Rect, size: Size) -> Rect {
     Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
 }
 
-fn placeholder(area: Rect, buf: &mut Buffer, text: &str, color: Color) {
+fn placeholder(area: Rect, buf: &mut Buffer, text: &str, style: Style) {
     let lines = if area.height >= 3 { area.height / 2 } else { 0 };
     let text_area = Rect::new(area.x, area.y + lines.saturating_sub(1).min(area.height - 1), area.width, area.height);
     let text_area = text_area.intersection(area);
     Paragraph::new(Line::from(text.to_string()))
-        .style(Style::default().fg(color).add_modifier(Modifier::ITALIC))
+        .style(style.add_modifier(Modifier::ITALIC))
         .alignment(Alignment::Center)
         .wrap(Wrap { trim: true })
         .render(text_area, buf);
