@@ -5,6 +5,7 @@
 pub mod action;
 pub mod app;
 pub mod form;
+pub mod graphics;
 pub mod message;
 pub mod runtime;
 pub mod view;
@@ -25,6 +26,7 @@ use crate::runner::DEFAULT_DATA_URI_THRESHOLD;
 use crate::setup::{ConnectOptions, Locations, connect};
 use action::Keymap;
 use app::{App, AppContext};
+use graphics::{Graphics, GraphicsMode, Thumbnails};
 use runtime::{Host, Runtime, Services};
 use view::theme::Theme;
 
@@ -121,13 +123,14 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
             return crate::cli::exit::INVALID_INPUT;
         }
     };
-    let ctx = AppContext {
-        max_images: connection.endpoint.max_images(),
-        target: connection.target.short(),
-        graphics: opts.graphics.clone().unwrap_or_else(|| "text previews".into()),
-        keymap,
+    let mode_text = opts.graphics.clone().or(config.graphics.clone()).unwrap_or_else(|| "auto".into());
+    let mode = match mode_text.parse::<GraphicsMode>() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("kontext: {e}");
+            return crate::cli::exit::INVALID_INPUT;
+        }
     };
-    let app = App::new(ctx, &config.default_draft());
     let history = match crate::history::History::open(&locations.data_dir()) {
         Ok(h) => h,
         Err(e) => {
@@ -149,9 +152,20 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         eprintln!("kontext: cannot use this terminal: {e}");
         return crate::cli::exit::FAILURE;
     }
+    // After the alternate screen, before anything reads stdin (the probe reads the replies).
+    let graphics = Graphics::detect(mode);
+    let ctx = AppContext {
+        max_images: connection.endpoint.max_images(),
+        target: connection.target.short(),
+        graphics: graphics.describe(),
+        keymap,
+    };
+    let app = App::new(ctx, &config.default_draft());
+    let (thumb_tx, thumb_rx) = tokio::sync::mpsc::unbounded_channel();
+    let images: Box<dyn view::ImageView> = Box::new(Thumbnails::new(graphics, thumb_tx));
     let result = async {
         let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
-        let mut runtime = Runtime::new(terminal, app, RealTerminal, Box::new(view::NoImages), theme, services);
+        let mut runtime = Runtime::new(terminal, app, RealTerminal, images, theme, services).with_thumbnails(thumb_rx);
         runtime.spawn_resume();
         runtime.run(EventStream::new).await
     }

@@ -17,6 +17,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
 use super::app::App;
+use super::graphics::ThumbnailReady;
 use super::message::{Effect, HistoryDetailView, HistoryRow, JobFinish, JobId, Message};
 use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
@@ -61,6 +62,8 @@ pub struct Runtime<B: Backend, H: Host> {
     tx: UnboundedSender<Message>,
     rx: UnboundedReceiver<Message>,
     cancels: HashMap<JobId, CancellationToken>,
+    /// Finished thumbnails, from the image workers.
+    thumbs: Option<UnboundedReceiver<ThumbnailReady>>,
     /// Incremented on each draw (benchmarks and tests read it).
     pub frames: u64,
 }
@@ -91,8 +94,15 @@ where
             tx,
             rx,
             cancels: HashMap::new(),
+            thumbs: None,
             frames: 0,
         }
+    }
+
+    /// Where finished thumbnails arrive (the channel given to `Thumbnails::new`).
+    pub fn with_thumbnails(mut self, rx: UnboundedReceiver<ThumbnailReady>) -> Self {
+        self.thumbs = Some(rx);
+        self
     }
 
     /// A sender for messages from outside (thumbnail workers, tests).
@@ -143,18 +153,27 @@ where
                     Some(Ok(ev)) => {
                         if let Event::Resize(..) = ev {
                             self.terminal.autoresize().map_err(io::Error::other)?;
+                            self.terminal.clear().map_err(io::Error::other)?;
+                            self.images.clear();
                         }
                         editor = self.handle(Message::Input(ev));
                     }
                     Some(Err(e)) => return Err(e),
                     None => break,
                 },
+                Some(ready) = recv_thumb(&mut self.thumbs) => {
+                    self.images.accept(ready);
+                    while let Some(more) = self.thumbs.as_mut().and_then(|rx| rx.try_recv().ok()) {
+                        self.images.accept(more);
+                    }
+                }
                 _ = tick.tick(), if ticking => {}
             }
             if let Some(text) = editor {
                 drop(events);
                 let result = self.host.edit(&text);
                 self.terminal.clear().map_err(io::Error::other)?;
+                self.images.clear();
                 let effects = self.app.update(Message::EditorClosed(result));
                 self.run_effects(effects);
                 events = input();
@@ -337,6 +356,14 @@ where
             };
             let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
         });
+    }
+}
+
+/// The next finished thumbnail, or never when there is no image worker.
+async fn recv_thumb(rx: &mut Option<UnboundedReceiver<ThumbnailReady>>) -> Option<ThumbnailReady> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

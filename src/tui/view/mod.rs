@@ -20,6 +20,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Widget, Wrap};
 
 use super::app::{App, Pane};
+use super::graphics::{ThumbSource, ThumbnailReady, Thumbnails};
 use theme::Theme;
 
 /// Smallest size with a usable screen.
@@ -30,6 +31,25 @@ pub const MIN_HEIGHT: u16 = 12;
 pub trait ImageView {
     /// Shows the image at `path` in `area`, or a placeholder while it is being prepared.
     fn draw_file(&mut self, path: &Path, area: Rect, buf: &mut Buffer);
+    /// A thumbnail finished encoding in the background.
+    fn accept(&mut self, _ready: ThumbnailReady) {}
+    /// Forget what was drawn (after a resize or the external editor).
+    fn clear(&mut self) {}
+}
+
+/// Real thumbnails: kitty, sixel, iTerm2 or halfblocks, prepared off the UI task.
+impl ImageView for Thumbnails {
+    fn draw_file(&mut self, path: &Path, area: Rect, buf: &mut Buffer) {
+        let source = ThumbSource::File(path.to_path_buf());
+        self.request(&source, area);
+        self.render(&source, area, buf);
+    }
+    fn accept(&mut self, ready: ThumbnailReady) {
+        self.on_ready(ready);
+    }
+    fn clear(&mut self) {
+        self.clear_cache();
+    }
 }
 
 /// Text stand-ins only (tests, `--graphics none`).

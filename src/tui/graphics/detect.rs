@@ -1,0 +1,528 @@
+//! Terminal probing: tmux/SSH aware, with a short deadline, and careful with the user's keystrokes.
+//!
+//! We do not use `ratatui_image::picker::Picker::from_query_stdio`: in 11.1 it leaves a thread blocked on
+//! stdin after its 2 s timeout (which eats the first keys typed into the app), it cannot place sixel through
+//! tmux passthrough (see docs/GRAPHICS.md), and it runs `tmux set` as a side effect of every constructor.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{DEFAULT_FONT_SIZE, ENV_KITTY_COMPRESSION, ENV_TMUX_PASSTHROUGH, Graphics, GraphicsMode, TmuxInfo};
+
+/// Probe deadline: terminals that answer do so in a few ms (0.6 ms in xterm, < 1 ms through tmux here).
+pub(super) const DEFAULT_DEADLINE: Duration = Duration::from_millis(300);
+
+const KITTY_QUERY: &str = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\";
+/// The same 1-pixel query, zlib-compressed (`o=z`), as ratatui-image 11.1 probes it.
+const KITTY_ZLIB_QUERY: &str = "\x1b_Gi=32,s=1,v=1,a=q,t=d,f=24,o=z;eJxjYGAAAAADAAE=\x1b\\";
+const DA1: &str = "\x1b[c";
+const CELL_SIZE: &str = "\x1b[16t";
+const DSR: &str = "\x1b[5n";
+
+/// What the terminal answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProbeReport {
+    pub kitty: bool,
+    pub kitty_compression: bool,
+    pub sixel: bool,
+    /// From `CSI 6;h;w t`, `(width, height)`.
+    pub cell_size: Option<(u16, u16)>,
+    /// The DSR terminator arrived (the terminal answered everything it was going to answer).
+    pub answered: bool,
+    /// Bytes that were not replies (keys the user typed during the probe).
+    pub stray: Vec<u8>,
+    pub elapsed: Duration,
+}
+
+/// The query burst, wrapped for tmux passthrough when `tmux` (escapes doubled).
+pub fn query(tmux: bool, kitty_compression: bool) -> String {
+    let mut q = String::from(KITTY_QUERY);
+    if kitty_compression {
+        q.push_str(KITTY_ZLIB_QUERY);
+    }
+    q.push_str(DA1);
+    q.push_str(CELL_SIZE);
+    q.push_str(DSR);
+    if tmux { tmux_wrap(&q) } else { q }
+}
+
+/// Wrap an escape sequence in tmux's DCS passthrough, doubling inner ESCs.
+pub fn tmux_wrap(seq: &str) -> String {
+    let mut out = String::with_capacity(seq.len() + seq.len() / 50 + 16);
+    out.push_str("\x1bPtmux;");
+    for ch in seq.chars() {
+        if ch == '\x1b' {
+            out.push('\x1b');
+        }
+        out.push(ch);
+    }
+    out.push_str("\x1b\\");
+    out
+}
+
+#[derive(Debug, Default)]
+enum State {
+    #[default]
+    Ground,
+    Esc,
+    Csi(Vec<u8>),
+    /// APC / DCS / OSC body; the flag records a pending ESC (for `ESC \`).
+    Str(u8, Vec<u8>, bool),
+}
+
+/// Incremental parser for the replies we asked for. Everything else is "stray" input.
+#[derive(Debug, Default)]
+pub(super) struct ReplyParser {
+    state: State,
+    pub report: ProbeReport,
+}
+
+impl ReplyParser {
+    pub fn push(&mut self, b: u8) {
+        let state = std::mem::take(&mut self.state);
+        self.state = match state {
+            State::Ground if b == 0x1b => State::Esc,
+            State::Ground => {
+                self.report.stray.push(b);
+                State::Ground
+            }
+            State::Esc => match b {
+                b'[' => State::Csi(Vec::new()),
+                b'_' | b'P' | b']' => State::Str(b, Vec::new(), false),
+                _ => {
+                    // Alt+key or a lone Escape: the user's.
+                    self.report.stray.extend_from_slice(&[0x1b, b]);
+                    State::Ground
+                }
+            },
+            State::Csi(mut body) => {
+                if (0x40..=0x7e).contains(&b) {
+                    self.csi(&body, b);
+                    State::Ground
+                } else if body.len() > 64 {
+                    State::Ground
+                } else {
+                    body.push(b);
+                    State::Csi(body)
+                }
+            }
+            State::Str(kind, mut body, esc) => {
+                if esc && b == b'\\' || kind == b']' && b == 0x07 {
+                    self.string(kind, &body);
+                    State::Ground
+                } else if b == 0x1b {
+                    State::Str(kind, body, true)
+                } else {
+                    if body.len() < 4096 {
+                        body.push(b);
+                    }
+                    State::Str(kind, body, false)
+                }
+            }
+        };
+    }
+
+    fn csi(&mut self, body: &[u8], fin: u8) {
+        let body = String::from_utf8_lossy(body);
+        match fin {
+            b'c' if body.starts_with('?') && body[1..].split(';').any(|p| p == "4") => self.report.sixel = true,
+            b'n' if body == "0" || body == "3" => self.report.answered = true,
+            b't' => {
+                let p: Vec<u16> = body.split(';').filter_map(|x| x.parse().ok()).collect();
+                if let [6, h, w] = p[..]
+                    && w > 0
+                    && h > 0
+                {
+                    self.report.cell_size = Some((w, h));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn string(&mut self, kind: u8, body: &[u8]) {
+        if kind != b'_' {
+            return;
+        }
+        let body = String::from_utf8_lossy(body);
+        if let Some(rest) = body.strip_prefix('G') {
+            let ok = rest.ends_with(";OK");
+            if ok && rest.contains("i=31") {
+                self.report.kitty = true;
+            } else if ok && rest.contains("i=32") {
+                self.report.kitty_compression = true;
+            }
+        }
+    }
+}
+
+/// Parse a complete reply stream (for tests and tools).
+pub fn parse_replies(bytes: &[u8]) -> ProbeReport {
+    let mut p = ReplyParser::default();
+    for &b in bytes {
+        p.push(b);
+    }
+    p.report
+}
+
+pub(super) fn tmux_from_env() -> bool {
+    let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+    set("TMUX")
+        || std::env::var("TERM").is_ok_and(|t| t.starts_with("tmux"))
+        || std::env::var("TERM_PROGRAM").is_ok_and(|t| t == "tmux")
+}
+
+fn env_is(k: &str, v: &str) -> bool {
+    std::env::var(k).is_ok_and(|x| x == v)
+}
+
+fn over_ssh() -> bool {
+    ["SSH_CONNECTION", "SSH_TTY", "SSH_CLIENT"].iter().any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
+}
+
+fn iterm2_hint() -> bool {
+    const PROGRAMS: [&str; 9] = ["iTerm", "WezTerm", "mintty", "vscode", "Tabby", "Hyper", "rio", "Bobcat", "Warp"];
+    std::env::var("TERM_PROGRAM").is_ok_and(|t| PROGRAMS.iter().any(|p| t.contains(p)))
+        || std::env::var("LC_TERMINAL").is_ok_and(|t| t.contains("iTerm"))
+        || std::env::var("ITERM_SESSION_ID").is_ok_and(|v| !v.is_empty())
+}
+
+fn tmux(args: &[&str]) -> Option<String> {
+    let out = Command::new("tmux").args(args).stdin(Stdio::null()).stderr(Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn with_target<'a>(pane: &'a Option<String>, args: &[&'a str]) -> Vec<&'a str> {
+    let mut v = args.to_vec();
+    if let Some(p) = pane {
+        v.push("-t");
+        v.push(p);
+    }
+    v
+}
+
+/// `allow-passthrough` for the pane: Some(true) for on/all.
+fn tmux_passthrough(pane: &Option<String>) -> Option<bool> {
+    let mut args = with_target(pane, &["show", "-A", "-p", "-v"]);
+    args.push("allow-passthrough");
+    tmux(&args).map(|v| v == "on" || v == "all")
+}
+
+fn tmux_set_passthrough(pane: &Option<String>, value: &str) -> bool {
+    let mut args = with_target(pane, &["set", "-p"]);
+    args.push("allow-passthrough");
+    args.push(value);
+    tmux(&args).is_some()
+}
+
+/// `(pane offset (columns, rows), client cell size)`.
+pub(super) type TmuxGeometry = ((u16, u16), Option<(u16, u16)>);
+
+/// Our pane's top-left corner in the outer terminal (columns, rows), counting a status line at the top, and the
+/// attached client's cell size in pixels when tmux knows it (tmux 3.3 reports 16x32 through the pane's ioctl when
+/// the pane was started before any client attached).
+pub(super) fn tmux_geometry(pane: Option<&str>) -> Option<TmuxGeometry> {
+    const FMT: &str =
+        "#{pane_left}|#{pane_top}|#{status}|#{status-position}|#{client_cell_width}|#{client_cell_height}";
+    let s = match pane {
+        Some(p) => tmux(&["display", "-p", "-t", p, FMT])?,
+        None => tmux(&["display", "-p", FMT])?,
+    };
+    parse_tmux_geometry(&s)
+}
+
+fn parse_tmux_geometry(s: &str) -> Option<TmuxGeometry> {
+    let f: Vec<&str> = s.split('|').map(str::trim).collect();
+    let left: u16 = f.first()?.parse().ok()?;
+    let mut top: u16 = f.get(1)?.parse().ok()?;
+    if f.get(3) == Some(&"top") {
+        top += match f.get(2) {
+            Some(&"off") | None => 0,
+            Some(&"on") => 1,
+            Some(n) => n.parse().unwrap_or(1),
+        };
+    }
+    let cell = match (f.get(4).and_then(|w| w.parse().ok()), f.get(5).and_then(|h| h.parse().ok())) {
+        (Some(w), Some(h)) if w > 0 && h > 0 => Some((w, h)),
+        _ => None,
+    };
+    Some(((left, top), cell))
+}
+
+fn tmux_info() -> TmuxInfo {
+    let pane = std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty());
+    let pane_offset = tmux_geometry(pane.as_deref()).map(|g| g.0).unwrap_or((0, 0));
+    let passthrough = tmux_passthrough(&pane);
+    TmuxInfo { pane, pane_offset, passthrough, enabled_passthrough: false }
+}
+
+/// Make sure passthrough is on for our pane. Returns whether it is usable (unknown counts as usable: the probe or
+/// the user's choice decides).
+fn ensure_passthrough(t: &mut TmuxInfo) -> bool {
+    match t.passthrough {
+        Some(true) | None => true,
+        Some(false) => {
+            if env_is(ENV_TMUX_PASSTHROUGH, "0") {
+                return false;
+            }
+            if tmux_set_passthrough(&t.pane, "on") {
+                t.passthrough = Some(true);
+                t.enabled_passthrough = true;
+                true
+            } else {
+                false
+            }
+        }
+    }
+}
+
+fn undo_passthrough(t: &mut TmuxInfo) {
+    if t.enabled_passthrough && tmux_set_passthrough(&t.pane, "off") {
+        t.passthrough = Some(false);
+        t.enabled_passthrough = false;
+    }
+}
+
+/// Cell size from `TIOCGWINSZ` (xterm and tmux fill in the pixel fields).
+fn ioctl_font_size() -> Option<(u16, u16)> {
+    for fd in [libc::STDOUT_FILENO, libc::STDIN_FILENO] {
+        // SAFETY: TIOCGWINSZ writes a `winsize` into the struct we pass; fd is a plain descriptor number.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+        if rc == 0 && ws.ws_col > 0 && ws.ws_row > 0 && ws.ws_xpixel > 0 && ws.ws_ypixel > 0 {
+            return Some((ws.ws_xpixel / ws.ws_col, ws.ws_ypixel / ws.ws_row));
+        }
+    }
+    None
+}
+
+fn is_tty(fd: i32) -> bool {
+    // SAFETY: isatty only inspects the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// Temporarily turn off canonical mode and echo on stdin (if the app has not entered raw mode yet).
+struct RawGuard(Option<libc::termios>);
+
+impl RawGuard {
+    fn new() -> RawGuard {
+        // SAFETY: tcgetattr/tcsetattr on stdin with a zeroed termios that tcgetattr fills in.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(libc::STDIN_FILENO, &mut t) != 0 {
+                return RawGuard(None);
+            }
+            if t.c_lflag & (libc::ICANON | libc::ECHO) == 0 {
+                return RawGuard(None);
+            }
+            let orig = t;
+            t.c_lflag &= !(libc::ICANON | libc::ECHO);
+            t.c_cc[libc::VMIN] = 1;
+            t.c_cc[libc::VTIME] = 0;
+            libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &t);
+            RawGuard(Some(orig))
+        }
+    }
+}
+
+impl Drop for RawGuard {
+    fn drop(&mut self) {
+        if let Some(orig) = self.0 {
+            // SAFETY: restoring the attributes read in `new`.
+            unsafe { libc::tcsetattr(libc::STDIN_FILENO, libc::TCSANOW, &orig) };
+        }
+    }
+}
+
+/// Write the query and read replies until the DSR answer or the deadline. Reads one byte at a time only when
+/// `poll` says one is there, so nothing past the terminator is consumed and nothing keeps reading afterwards.
+fn probe(tmux: bool, deadline: Duration) -> std::io::Result<ProbeReport> {
+    let start = Instant::now();
+    let _raw = RawGuard::new();
+    {
+        let mut out = std::io::stdout().lock();
+        out.write_all(query(tmux, true).as_bytes())?;
+        out.flush()?;
+    }
+    let mut parser = ReplyParser::default();
+    while !parser.report.answered {
+        let left = deadline.saturating_sub(start.elapsed());
+        if left.is_zero() {
+            break;
+        }
+        let mut pfd = libc::pollfd { fd: libc::STDIN_FILENO, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().max(1) as libc::c_int) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            continue;
+        }
+        if pfd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 && pfd.revents & libc::POLLIN == 0 {
+            break;
+        }
+        let mut b = [0u8; 1];
+        // SAFETY: reading one byte into a one-byte buffer.
+        let r = unsafe { libc::read(libc::STDIN_FILENO, b.as_mut_ptr().cast(), 1) };
+        if r == 1 {
+            parser.push(b[0]);
+        } else if r == 0 {
+            break;
+        }
+    }
+    let mut report = parser.report;
+    report.elapsed = start.elapsed();
+    give_back(&report.stray);
+    Ok(report)
+}
+
+/// Push keys typed during the probe back into the tty input queue (best effort: `TIOCSTI` may be disabled).
+fn give_back(bytes: &[u8]) {
+    for b in bytes {
+        // SAFETY: TIOCSTI takes a pointer to one byte.
+        let rc = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCSTI, b as *const u8) };
+        if rc != 0 {
+            tracing::debug!(lost = bytes.len(), "could not give {} typed byte(s) back to the tty", bytes.len());
+            return;
+        }
+    }
+}
+
+pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
+    let (mode, origin) = match requested {
+        GraphicsMode::Auto => match GraphicsMode::from_env() {
+            Some(m) if m != GraphicsMode::Auto => (m, format!("env {}", super::ENV_GRAPHICS)),
+            _ => (GraphicsMode::Auto, "probe".to_string()),
+        },
+        m => (m, "forced".to_string()),
+    };
+    let ioctl_font = ioctl_font_size();
+    let in_tmux = tmux_from_env();
+    let mut g = Graphics {
+        mode,
+        font_size: ioctl_font.unwrap_or(DEFAULT_FONT_SIZE),
+        tmux: None,
+        kitty_compression: env_is(ENV_KITTY_COMPRESSION, "1"),
+        origin,
+        note: None,
+    };
+
+    if mode != GraphicsMode::Auto {
+        if in_tmux {
+            let mut t = tmux_info();
+            if mode.is_pixel() && !ensure_passthrough(&mut t) {
+                g.mode = GraphicsMode::Halfblocks;
+                g.note = Some(format!("{mode} needs tmux allow-passthrough"));
+            }
+            g.tmux = Some(t);
+        }
+        return g;
+    }
+
+    let tty = is_tty(libc::STDIN_FILENO) && is_tty(libc::STDOUT_FILENO);
+    if !tty {
+        g.mode = GraphicsMode::Halfblocks;
+        g.note = Some("no tty".into());
+        g.tmux = in_tmux.then(TmuxInfo::default);
+        return g;
+    }
+
+    let mut tmux = in_tmux.then(tmux_info);
+    let passthrough_ok = tmux.as_mut().is_none_or(ensure_passthrough);
+    if !passthrough_ok {
+        // Nothing would reach the outer terminal: do not waste the deadline.
+        g.mode = GraphicsMode::Halfblocks;
+        g.note = Some("tmux allow-passthrough is off".into());
+        g.tmux = tmux;
+        return g;
+    }
+    let report = probe(in_tmux, deadline);
+    tracing::info!(?report, in_tmux, "graphics probe");
+
+    let blacklist_pixels = std::env::var("KONSOLE_VERSION").is_ok_and(|v| !v.is_empty());
+    let wezterm = std::env::var("WEZTERM_EXECUTABLE").is_ok_and(|v| !v.is_empty());
+    let mut chosen = GraphicsMode::Halfblocks;
+    let mut note = None;
+    match &report {
+        Ok(r) => {
+            if let Some(cs) = r.cell_size {
+                g.font_size = cs;
+            }
+            if wezterm {
+                chosen = GraphicsMode::Iterm2;
+            } else if r.kitty && !blacklist_pixels {
+                chosen = GraphicsMode::Kitty;
+                g.kitty_compression |= r.kitty_compression && over_ssh();
+            } else if r.sixel && !blacklist_pixels {
+                chosen = GraphicsMode::Sixel;
+            } else if iterm2_hint() {
+                chosen = GraphicsMode::Iterm2;
+            }
+            if !r.answered {
+                note = Some(format!("no answer in {} ms", deadline.as_millis()));
+            }
+        }
+        Err(e) => note = Some(format!("probe failed: {e}")),
+    }
+    // Inside tmux, the client's cell size beats the pane's ioctl (which may be tmux's 16x32 default).
+    if let Some(t) = &tmux
+        && report.as_ref().is_ok_and(|r| r.cell_size.is_none())
+        && let Some((_, Some(cell))) = tmux_geometry(t.pane.as_deref())
+    {
+        g.font_size = cell;
+    }
+    if chosen.is_pixel() && ioctl_font.is_none() && report.as_ref().is_ok_and(|r| r.cell_size.is_none()) {
+        note = Some("cell size unknown".into());
+        chosen = GraphicsMode::Halfblocks;
+    }
+    if let Some(t) = &mut tmux
+        && !chosen.is_pixel()
+    {
+        undo_passthrough(t);
+    }
+    g.mode = chosen;
+    g.note = note;
+    g.tmux = tmux;
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_xterm_vt340_replies() {
+        let r = parse_replies(b"\x1b[?63;1;2;4;6;9;15;16;22;28c\x1b[0n");
+        assert!(r.sixel && !r.kitty && r.answered && r.stray.is_empty());
+    }
+
+    #[test]
+    fn parses_kitty_replies_and_cell_size_and_keeps_stray_keys() {
+        let r = parse_replies(b"ab\x1b_Gi=31;OK\x1b\\\x1b_Gi=32;OK\x1b\\\x1b[?62;c\x1b[6;20;10t\x1b[0n");
+        assert!(r.kitty && r.kitty_compression && !r.sixel && r.answered);
+        assert_eq!(r.cell_size, Some((10, 20)));
+        assert_eq!(r.stray, b"ab");
+        let r = parse_replies(b"\x1b_Gi=31;ENOTSUPPORTED:x\x1b\\\x1b[?1;2c\x1b[0n");
+        assert!(!r.kitty && !r.sixel);
+    }
+
+    #[test]
+    fn tmux_geometry_counts_a_top_status_line_and_reads_the_client_cell() {
+        assert_eq!(parse_tmux_geometry("28|0|on|bottom|10|20"), Some(((28, 0), Some((10, 20)))));
+        assert_eq!(parse_tmux_geometry("0|3|on|top||"), Some(((0, 4), None)));
+        assert_eq!(parse_tmux_geometry("0|0|2|top|9|18\n"), Some(((0, 2), Some((9, 18)))));
+        assert_eq!(parse_tmux_geometry("garbage"), None);
+    }
+
+    #[test]
+    fn tmux_wrap_doubles_escapes() {
+        assert_eq!(tmux_wrap("\x1b[c"), "\x1bPtmux;\x1b\x1b[c\x1b\\");
+        assert!(query(true, false).starts_with("\x1bPtmux;\x1b\x1b_G"));
+    }
+}

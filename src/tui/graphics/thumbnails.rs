@@ -1,0 +1,448 @@
+//! The thumbnail cache: requests spawn decode+encode work off the UI task; `render` never blocks.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Rect, Size};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Clear, Paragraph, Widget, Wrap};
+use ratatui_image::Image;
+use ratatui_image::protocol::Protocol;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::encode::{self, Built, Decoded, Input};
+use super::{Graphics, GraphicsMode};
+
+/// What to show: a file on disk, or bytes already in memory (e.g. a download) identified by `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThumbSource {
+    File(PathBuf),
+    Bytes { key: String, bytes: bytes::Bytes },
+}
+
+impl ThumbSource {
+    /// Identity of the content: a file's path plus its modification time and length (so an edited file is
+    /// shown anew), or the caller's key for bytes.
+    fn id(&self) -> SourceId {
+        match self {
+            ThumbSource::File(p) => {
+                let stamp = std::fs::metadata(p)
+                    .ok()
+                    .map(|m| {
+                        let t = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+                        format!("{}:{}", t.map(|d| d.as_nanos()).unwrap_or(0), m.len())
+                    })
+                    .unwrap_or_else(|| "missing".into());
+                SourceId(format!("f:{}:{stamp}", p.display()).into())
+            }
+            ThumbSource::Bytes { key, .. } => SourceId(format!("b:{key}").into()),
+        }
+    }
+
+    fn input(&self) -> Input {
+        match self {
+            ThumbSource::File(p) => Input::File(p.clone()),
+            ThumbSource::Bytes { bytes, .. } => Input::Bytes(bytes.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SourceId(Arc<str>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    source: SourceId,
+    size: (u16, u16),
+}
+
+/// Sent by a worker when a thumbnail is ready (or failed). Pass it back with [`Thumbnails::on_ready`].
+pub struct ThumbnailReady {
+    key: Key,
+    generation: u64,
+    result: Result<Done, String>,
+}
+
+struct Done {
+    built: Built,
+    /// The original image's size in pixels.
+    dims: (u32, u32),
+    /// The decoded (downscaled) image, to re-encode at other sizes without decoding again.
+    decoded: Option<Arc<Decoded>>,
+}
+
+impl std::fmt::Debug for ThumbnailReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ThumbnailReady")
+            .field("source", &self.key.source.0)
+            .field("size", &self.key.size)
+            .field("ok", &self.result.is_ok())
+            .finish()
+    }
+}
+
+impl ThumbnailReady {
+    /// Whether this result is for `source` (any size).
+    pub fn is_for(&self, source: &ThumbSource) -> bool {
+        self.key.source == source.id()
+    }
+
+    /// The failure reason, if the thumbnail could not be made.
+    pub fn error(&self) -> Option<&str> {
+        self.result.as_ref().err().map(String::as_str)
+    }
+}
+
+enum Slot {
+    Pending,
+    Ready(Box<ReadyEntry>),
+    Failed(String),
+}
+
+struct ReadyEntry {
+    built: Built,
+    dims: (u32, u32),
+    /// For passthrough images: the sequence positioned for the last place it was drawn.
+    placed: Option<Placed>,
+    bytes: usize,
+}
+
+/// `(position in the pane, pane offset, positioned sequence)`.
+type Placed = ((u16, u16), (u16, u16), Protocol);
+
+struct Entry {
+    slot: Slot,
+    last_used: u64,
+}
+
+/// Counters, for tests, benches and a debug overlay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThumbStats {
+    /// Jobs spawned (decode and/or encode).
+    pub spawned: u64,
+    /// `request`s answered from the cache (ready or already pending).
+    pub hits: u64,
+    pub ready: u64,
+    pub failed: u64,
+    /// Jobs that reused an already decoded image.
+    pub reused_decodes: u64,
+    pub entries: usize,
+    pub decoded: usize,
+    /// Approximate bytes held (encoded sequences + decoded images).
+    pub bytes: usize,
+}
+
+/// Default bounds: at most this many encoded thumbnails…
+pub const MAX_ENTRIES: usize = 64;
+/// …and decoded images…
+pub const MAX_DECODED: usize = 16;
+/// …and about this much memory for both together.
+pub const MAX_BYTES: usize = 96 * 1024 * 1024;
+
+pub struct Thumbnails {
+    graphics: Graphics,
+    notify: UnboundedSender<ThumbnailReady>,
+    runtime: Option<tokio::runtime::Handle>,
+    entries: HashMap<Key, Entry>,
+    decoded: HashMap<SourceId, (Arc<Decoded>, u64)>,
+    tick: u64,
+    generation: u64,
+    stats: ThumbStats,
+    max_entries: usize,
+    max_decoded: usize,
+    max_bytes: usize,
+    /// The whole screen, as last seen by `render` (to keep sixels off the last row).
+    screen: Option<Rect>,
+}
+
+impl Thumbnails {
+    pub fn new(graphics: Graphics, notify: UnboundedSender<ThumbnailReady>) -> Thumbnails {
+        Thumbnails {
+            graphics,
+            notify,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            entries: HashMap::new(),
+            decoded: HashMap::new(),
+            tick: 0,
+            generation: 0,
+            stats: ThumbStats::default(),
+            max_entries: MAX_ENTRIES,
+            max_decoded: MAX_DECODED,
+            max_bytes: MAX_BYTES,
+            screen: None,
+        }
+    }
+
+    /// Change the cache bounds (entries, decoded images, bytes).
+    pub fn with_limits(mut self, max_entries: usize, max_decoded: usize, max_bytes: usize) -> Thumbnails {
+        self.max_entries = max_entries.max(1);
+        self.max_decoded = max_decoded.max(1);
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    pub fn graphics(&self) -> &Graphics {
+        &self.graphics
+    }
+
+    /// Switch protocol at runtime (e.g. a "cycle graphics" key). Drops the cache.
+    pub fn set_graphics(&mut self, graphics: Graphics) {
+        self.graphics = graphics;
+        self.clear_cache();
+    }
+
+    pub fn stats(&self) -> ThumbStats {
+        let mut s = self.stats;
+        s.entries = self.entries.len();
+        s.decoded = self.decoded.len();
+        s.bytes = self.bytes();
+        s
+    }
+
+    /// Ask for `source` to be shown in `area` (cells). Cheap when cached or already pending; otherwise spawns
+    /// the work and a [`ThumbnailReady`] arrives later on the channel given to [`Thumbnails::new`].
+    pub fn request(&mut self, source: &ThumbSource, area: Rect) {
+        let area = self.image_area(area);
+        self.request_key(source, Key { source: source.id(), size: (area.width, area.height) });
+    }
+
+    /// The part of `area` an image may use. A sixel that reaches the terminal's last row makes the terminal
+    /// scroll (seen in xterm; ratatui-image issue #57), so sixel images stop one row short of it.
+    fn image_area(&self, area: Rect) -> Rect {
+        match self.screen {
+            Some(screen) if self.graphics.mode() == GraphicsMode::Sixel && area.bottom() >= screen.bottom() => {
+                let height = screen.bottom().saturating_sub(1).saturating_sub(area.y).min(area.height);
+                if height == 0 { area } else { Rect { height, ..area } }
+            }
+            _ => area,
+        }
+    }
+
+    fn request_key(&mut self, source: &ThumbSource, key: Key) {
+        if key.size.0 == 0 || key.size.1 == 0 {
+            return;
+        }
+        self.tick += 1;
+        if let Some(e) = self.entries.get_mut(&key) {
+            e.last_used = self.tick;
+            self.stats.hits += 1;
+            return;
+        }
+        let decoded = self.decoded.get_mut(&key.source).map(|(d, used)| {
+            *used = self.tick;
+            d.clone()
+        });
+        let graphics = self.graphics.clone();
+        let size = Size::new(key.size.0, key.size.1);
+        let need = encode::pixels_for(&graphics, size);
+        let decoded = decoded.filter(|d| d.covers(need));
+        if decoded.is_some() {
+            self.stats.reused_decodes += 1;
+        }
+        let input = source.input();
+        let notify = self.notify.clone();
+        let generation = self.generation;
+        let job_key = key.clone();
+        let job = move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                build(&graphics, &input, decoded, size, need)
+            }))
+            .unwrap_or_else(|_| Err("internal error while decoding".into()));
+            let _ = notify.send(ThumbnailReady { key: job_key, generation, result });
+        };
+        match &self.runtime {
+            Some(rt) => {
+                rt.spawn_blocking(job);
+            }
+            None => {
+                std::thread::spawn(job);
+            }
+        }
+        self.stats.spawned += 1;
+        self.entries.insert(key, Entry { slot: Slot::Pending, last_used: self.tick });
+    }
+
+    /// Store a finished job. Results from before the last `clear_cache` are dropped.
+    pub fn on_ready(&mut self, ready: ThumbnailReady) {
+        if ready.generation != self.generation {
+            return;
+        }
+        let Some(entry) = self.entries.get_mut(&ready.key) else { return };
+        match ready.result {
+            Ok(done) => {
+                self.stats.ready += 1;
+                if let Some(d) = done.decoded {
+                    self.decoded.insert(ready.key.source.clone(), (d, self.tick));
+                }
+                let bytes = approx_bytes(&done.built, &self.graphics);
+                entry.slot =
+                    Slot::Ready(Box::new(ReadyEntry { built: done.built, dims: done.dims, placed: None, bytes }));
+            }
+            Err(reason) => {
+                self.stats.failed += 1;
+                entry.slot = Slot::Failed(reason);
+            }
+        }
+        self.evict();
+    }
+
+    /// Draw `source` into `area`: the image when ready, otherwise a placeholder ("loading…",
+    /// "no preview: <reason>", or in `none` mode "image W×H"). Requests the thumbnail if needed. Never blocks.
+    pub fn render(&mut self, source: &ThumbSource, area: Rect, buf: &mut Buffer) {
+        let area = area.intersection(buf.area);
+        if area.width == 0 || area.height == 0 {
+            return;
+        }
+        self.screen = Some(buf.area);
+        let full = area;
+        let area = self.image_area(area);
+        let source_id = source.id();
+        let key = Key { source: source_id.clone(), size: (area.width, area.height) };
+        self.request_key(source, key.clone());
+        let offset = self.graphics.tmux().map(|t| t.pane_offset).unwrap_or((0, 0));
+        let none_mode = self.graphics.mode() == GraphicsMode::None;
+
+        // While a new size is being encoded, keep showing an older encoding that fits (no flash on resize).
+        let key = match self.entries.get(&key).map(|e| &e.slot) {
+            Some(Slot::Ready(_) | Slot::Failed(_)) => key,
+            _ => self.stale_fallback(&source_id, area).unwrap_or(key),
+        };
+        Clear.render(full, buf);
+        let Some(entry) = self.entries.get_mut(&key) else { return };
+        match &mut entry.slot {
+            Slot::Pending => placeholder(full, buf, "loading…", Style::new().add_modifier(Modifier::DIM)),
+            Slot::Failed(reason) => {
+                placeholder(area, buf, &format!("no preview: {reason}"), Style::new().fg(Color::Red))
+            }
+            Slot::Ready(r) if none_mode || matches!(r.built, Built::Text) => {
+                placeholder(full, buf, &format!("image {}×{}", r.dims.0, r.dims.1), Style::new())
+            }
+            Slot::Ready(r) => {
+                let Some(size) = r.built.size() else { return };
+                let rect = centered(area, size);
+                match &r.built {
+                    Built::Proto(p) => Image::new(p).render(rect, buf),
+                    Built::Passthrough { plain, size } => {
+                        let pos = (rect.x, rect.y);
+                        let fresh = matches!(&r.placed, Some((p, o, _)) if *p == pos && *o == offset);
+                        if !fresh {
+                            let data = encode::place_in_tmux(plain, pos, offset);
+                            r.placed = Some((pos, offset, encode::carrier(data, *size)));
+                        }
+                        if let Some((_, _, p)) = &r.placed {
+                            Image::new(p).render(rect, buf);
+                        }
+                    }
+                    Built::Text => {}
+                }
+            }
+        }
+    }
+
+    fn stale_fallback(&self, source: &SourceId, area: Rect) -> Option<Key> {
+        self.entries
+            .iter()
+            .filter(|(k, e)| {
+                &k.source == source
+                    && matches!(&e.slot, Slot::Ready(r)
+                        if r.built.size().is_none_or(|s| s.width <= area.width && s.height <= area.height))
+            })
+            .max_by_key(|(k, _)| u32::from(k.size.0) * u32::from(k.size.1))
+            .map(|(k, _)| k.clone())
+    }
+
+    /// Forget everything (e.g. after a resize or returning from `$EDITOR`, together with `terminal.clear()`),
+    /// and re-read the tmux pane position. Results of jobs still running are ignored when they arrive.
+    pub fn clear_cache(&mut self) {
+        self.entries.clear();
+        self.decoded.clear();
+        self.generation += 1;
+        self.graphics.refresh_tmux_geometry();
+    }
+
+    fn bytes(&self) -> usize {
+        let enc: usize = self.entries.values().map(|e| if let Slot::Ready(r) = &e.slot { r.bytes } else { 0 }).sum();
+        enc + self.decoded.values().map(|(d, _)| d.bytes()).sum::<usize>()
+    }
+
+    fn evict(&mut self) {
+        while self.decoded.len() > self.max_decoded
+            || (self.bytes() > self.max_bytes && !self.decoded.is_empty() && self.decoded.len() > 1)
+        {
+            let Some(oldest) = self.decoded.iter().min_by_key(|(_, (_, used))| *used).map(|(k, _)| k.clone()) else {
+                break;
+            };
+            self.decoded.remove(&oldest);
+        }
+        loop {
+            let done = self.entries.iter().filter(|(_, e)| !matches!(e.slot, Slot::Pending));
+            let count = self.entries.len();
+            if count <= self.max_entries && self.bytes() <= self.max_bytes {
+                break;
+            }
+            let Some(oldest) = done.min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone()) else { break };
+            if count <= 1 {
+                break;
+            }
+            self.entries.remove(&oldest);
+        }
+    }
+}
+
+fn build(
+    graphics: &Graphics,
+    input: &Input,
+    decoded: Option<Arc<Decoded>>,
+    size: Size,
+    need: (u32, u32),
+) -> Result<Done, String> {
+    if graphics.mode() == GraphicsMode::None {
+        let dims = encode::dimensions(input)?;
+        return Ok(Done { built: Built::Text, dims, decoded: None });
+    }
+    let (decoded, fresh) = match decoded {
+        Some(d) => (d, false),
+        None => (Arc::new(encode::decode(input, need)?), true),
+    };
+    let built = encode::encode(graphics, &decoded, size)?;
+    let dims = decoded.original;
+    Ok(Done { built, dims, decoded: fresh.then_some(decoded) })
+}
+
+fn approx_bytes(built: &Built, graphics: &Graphics) -> usize {
+    match built {
+        Built::Passthrough { plain, .. } => plain.len() * 2,
+        Built::Text => 64,
+        Built::Proto(Protocol::Sixel(s)) => s.data.len(),
+        Built::Proto(Protocol::ITerm2(s)) => s.data.len(),
+        Built::Proto(p) => {
+            let s = p.size();
+            let (fw, fh) = graphics.font_size();
+            let px = usize::from(s.width) * usize::from(fw) * usize::from(s.height) * usize::from(fh);
+            match p {
+                Protocol::Kitty(_) => px * 4 * 4 / 3,
+                _ => usize::from(s.width) * usize::from(s.height) * 32,
+            }
+        }
+    }
+}
+
+fn centered(area: Rect, size: Size) -> Rect {
+    let w = size.width.min(area.width);
+    let h = size.height.min(area.height);
+    Rect::new(area.x + (area.width - w) / 2, area.y + (area.height - h) / 2, w, h)
+}
+
+fn placeholder(area: Rect, buf: &mut Buffer, text: &str, style: Style) {
+    let lines = if area.height >= 3 { area.height / 2 } else { 0 };
+    let text_area = Rect::new(area.x, area.y + lines.saturating_sub(1).min(area.height - 1), area.width, area.height);
+    let text_area = text_area.intersection(area);
+    Paragraph::new(Line::from(text.to_string()))
+        .style(style.add_modifier(Modifier::ITALIC))
+        .alignment(Alignment::Center)
+        .wrap(Wrap { trim: true })
+        .render(text_area, buf);
+}
