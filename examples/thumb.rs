@@ -95,8 +95,9 @@ fn write_report(
 ) -> std::io::Result<()> {
     let Some(path) = report else { return Ok(()) };
     let text = format!(
-        "describe: {}\nmode: {}\nfont: {:?}\ntmux: {:?}\ndetect_ms: {detect_ms:.2}\nframes: {frames}\nstats: {:?}\n",
+        "describe: {}\nterminal: {:?}\nmode: {}\nfont: {:?}\ntmux: {:?}\ndetect_ms: {detect_ms:.2}\nframes: {frames}\nstats: {:?}\n",
         graphics.describe(),
+        graphics.terminal(),
         graphics.mode(),
         graphics.font_size(),
         graphics.tmux(),

@@ -190,3 +190,28 @@ fn the_env_override_skips_the_probe() {
     assert!(field(&report, "describe").contains("env KONTEXT_GRAPHICS"), "{report}");
     assert_eq!(field(&report, "stdin"), "k!");
 }
+
+/// Answer the probe on a pseudo-terminal with `reply` and return the child's report.
+fn detect_with_reply(reply: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let result = dir.path().join("report");
+    let mut pty = openpty();
+    let mut child = spawn_on_pty(&pty, &result);
+    let query = read_until(&mut pty.master, b"\x1b[5n", Duration::from_secs(10));
+    assert!(String::from_utf8_lossy(&query).contains("\x1b[>q"), "XTVERSION asked");
+    pty.master.write_all(reply).unwrap();
+    pty.master.write_all(b"!").unwrap();
+    wait(&mut child);
+    std::fs::read_to_string(&result).unwrap()
+}
+
+#[test]
+fn kitty_with_unicode_placeholders_is_chosen_but_kitty_0_26_is_not() {
+    let new = detect_with_reply(b"\x1b_Gi=31;OK\x1b\\\x1bP>|kitty(0.35.2)\x1b\\\x1b[?62;c\x1b[6;19;8t\x1b[0n");
+    assert_eq!(field(&new, "mode"), "kitty", "{new}");
+    assert_eq!(field(&new, "describe"), "kitty 8x19", "cell size from CSI 16t: {new}");
+    // Seen for real with Debian's kitty 0.26.5: it answers the query but draws placeholders as boxes.
+    let old = detect_with_reply(b"\x1b_Gi=31;OK\x1b\\\x1bP>|kitty(0.26.5)\x1b\\\x1b[?62;c\x1b[0n");
+    assert_eq!(field(&old, "mode"), "halfblocks", "{old}");
+    assert!(field(&old, "describe").contains("kitty < 0.28"), "{old}");
+}

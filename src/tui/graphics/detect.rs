@@ -17,6 +17,8 @@ const KITTY_QUERY: &str = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\";
 /// The same 1-pixel query, zlib-compressed (`o=z`), as ratatui-image 11.1 probes it.
 const KITTY_ZLIB_QUERY: &str = "\x1b_Gi=32,s=1,v=1,a=q,t=d,f=24,o=z;eJxjYGAAAAADAAE=\x1b\\";
 const DA1: &str = "\x1b[c";
+/// XTVERSION: terminal name and version (`DCS >| kitty(0.26.5) ST`); works over SSH where env hints do not.
+const XTVERSION: &str = "\x1b[>q";
 const CELL_SIZE: &str = "\x1b[16t";
 const DSR: &str = "\x1b[5n";
 
@@ -28,6 +30,8 @@ pub struct ProbeReport {
     pub sixel: bool,
     /// From `CSI 6;h;w t`, `(width, height)`.
     pub cell_size: Option<(u16, u16)>,
+    /// XTVERSION answer, e.g. `kitty(0.26.5)` or `XTerm(379)`.
+    pub terminal: Option<String>,
     /// The DSR terminator arrived (the terminal answered everything it was going to answer).
     pub answered: bool,
     /// Bytes that were not replies (keys the user typed during the probe).
@@ -41,6 +45,7 @@ pub fn query(tmux: bool, kitty_compression: bool) -> String {
     if kitty_compression {
         q.push_str(KITTY_ZLIB_QUERY);
     }
+    q.push_str(XTVERSION);
     q.push_str(DA1);
     q.push_str(CELL_SIZE);
     q.push_str(DSR);
@@ -142,10 +147,16 @@ impl ReplyParser {
     }
 
     fn string(&mut self, kind: u8, body: &[u8]) {
+        let body = String::from_utf8_lossy(body);
+        if kind == b'P' {
+            if let Some(name) = body.strip_prefix(">|") {
+                self.report.terminal = Some(name.trim().to_string());
+            }
+            return;
+        }
         if kind != b'_' {
             return;
         }
-        let body = String::from_utf8_lossy(body);
         if let Some(rest) = body.strip_prefix('G') {
             let ok = rest.ends_with(";OK");
             if ok && rest.contains("i=31") {
@@ -164,6 +175,17 @@ pub fn parse_replies(bytes: &[u8]) -> ProbeReport {
         p.push(b);
     }
     p.report
+}
+
+/// kitty before 0.28 answers the graphics query but has no unicode placeholders, which ratatui-image's kitty
+/// protocol needs: images would stay blank. `terminal` is the XTVERSION answer.
+pub fn old_kitty(terminal: Option<&str>) -> bool {
+    let Some(v) = terminal.and_then(|t| t.strip_prefix("kitty(")).and_then(|t| t.strip_suffix(')')) else {
+        return false;
+    };
+    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) < (0, 28)
 }
 
 pub(super) fn tmux_from_env() -> bool {
@@ -411,6 +433,7 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
         kitty_compression: env_is(ENV_KITTY_COMPRESSION, "1"),
         origin,
         note: None,
+        terminal: None,
     };
 
     if mode != GraphicsMode::Auto {
@@ -451,12 +474,13 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
     let mut note = None;
     match &report {
         Ok(r) => {
+            g.terminal = r.terminal.clone();
             if let Some(cs) = r.cell_size {
                 g.font_size = cs;
             }
             if wezterm {
                 chosen = GraphicsMode::Iterm2;
-            } else if r.kitty && !blacklist_pixels {
+            } else if r.kitty && !blacklist_pixels && !old_kitty(r.terminal.as_deref()) {
                 chosen = GraphicsMode::Kitty;
                 g.kitty_compression |= r.kitty_compression && over_ssh();
             } else if r.sixel && !blacklist_pixels {
@@ -466,6 +490,8 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
             }
             if !r.answered {
                 note = Some(format!("no answer in {} ms", deadline.as_millis()));
+            } else if r.kitty && old_kitty(r.terminal.as_deref()) && !chosen.is_pixel() {
+                note = Some("kitty < 0.28 has no unicode placeholders".into());
             }
         }
         Err(e) => note = Some(format!("probe failed: {e}")),
@@ -518,6 +544,15 @@ mod tests {
         assert_eq!(parse_tmux_geometry("0|3|on|top||"), Some(((0, 4), None)));
         assert_eq!(parse_tmux_geometry("0|0|2|top|9|18\n"), Some(((0, 2), Some((9, 18)))));
         assert_eq!(parse_tmux_geometry("garbage"), None);
+    }
+
+    #[test]
+    fn xtversion_is_read_and_old_kitty_is_recognised() {
+        let r = parse_replies(b"\x1b_Gi=31;OK\x1b\\\x1bP>|kitty(0.26.5)\x1b\\\x1b[?62;c\x1b[0n");
+        assert_eq!(r.terminal.as_deref(), Some("kitty(0.26.5)"));
+        assert!(r.kitty && old_kitty(r.terminal.as_deref()));
+        assert!(!old_kitty(Some("kitty(0.28.0)")) && !old_kitty(Some("kitty(0.39.1)")));
+        assert!(!old_kitty(Some("XTerm(379)")) && !old_kitty(None));
     }
 
     #[test]

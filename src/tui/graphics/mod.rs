@@ -15,7 +15,7 @@ mod thumbnails;
 use std::fmt;
 use std::str::FromStr;
 
-pub use detect::{ProbeReport, parse_replies};
+pub use detect::{ProbeReport, old_kitty, parse_replies};
 pub use thumbnails::{ThumbSource, ThumbStats, ThumbnailReady, Thumbnails};
 
 /// Environment variable that overrides `auto` detection (same values as `--graphics`).
@@ -121,6 +121,8 @@ pub struct Graphics {
     origin: String,
     /// Extra note for `describe()`, e.g. why we fell back to halfblocks.
     note: Option<String>,
+    /// The terminal's XTVERSION answer, if the probe got one (e.g. `XTerm(379)`).
+    terminal: Option<String>,
 }
 
 /// Font size assumed when the terminal reports none (the same default ratatui-image uses).
@@ -155,6 +157,7 @@ impl Graphics {
             kitty_compression: false,
             origin: "forced".into(),
             note: None,
+            terminal: None,
         }
     }
 
@@ -168,7 +171,15 @@ impl Graphics {
             pane: std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty()),
             ..TmuxInfo::default()
         });
-        Graphics { mode, font_size, tmux, kitty_compression: false, origin: "forced".into(), note: None }
+        Graphics {
+            mode,
+            font_size,
+            tmux,
+            kitty_compression: false,
+            origin: "forced".into(),
+            note: None,
+            terminal: None,
+        }
     }
 
     /// Same as [`Graphics::with_protocol`] but with explicit tmux handling (for tests and tools).
@@ -234,6 +245,11 @@ impl Graphics {
 
     pub fn tmux(&self) -> Option<&TmuxInfo> {
         self.tmux.as_ref()
+    }
+
+    /// The terminal's name and version as it reported them (XTVERSION), for a `--doctor` / help screen.
+    pub fn terminal(&self) -> Option<&str> {
+        self.terminal.as_deref()
     }
 
     pub fn kitty_compression(&self) -> bool {
