@@ -68,7 +68,7 @@ fn main() {
     report("search two words, 100", 30.0, &mut || {
         h.list(&HistoryQuery { search: Some("w7 w13".into()), limit: 100, ..HistoryQuery::default() }).unwrap().len()
     });
-    report("search prefix of a rare word", 30.0, &mut || {
+    report("search a rare word (as a prefix)", 30.0, &mut || {
         h.list(&HistoryQuery { search: Some("rare12".into()), limit: 100, ..HistoryQuery::default() }).unwrap().len()
     });
     report("search common word + state failed, 100", 30.0, &mut || {
