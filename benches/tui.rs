@@ -36,7 +36,13 @@ const START_BUDGET: Duration = Duration::from_millis(150);
 const IDLE_BUDGET: f64 = 0.01;
 
 fn busy_app() -> App {
-    let ctx = AppContext { max_images: 4, target: "bench".into(), graphics: "none".into(), keymap: Keymap::default() };
+    let ctx = AppContext {
+        max_images: 4,
+        target: "bench".into(),
+        graphics: "none".into(),
+        keymap: Keymap::default(),
+        data_uri_threshold: 256 * 1024,
+    };
     let mut app = App::new(ctx, &Draft::default());
     let rows = (0..HISTORY)
         .map(|i| HistoryRow {

@@ -10,7 +10,13 @@ use kontext::tui::app::{App, AppContext, JobPhase, Pane};
 use kontext::tui::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, Message};
 
 fn app() -> App {
-    let ctx = AppContext { max_images: 4, target: "t".into(), graphics: "g".into(), keymap: Keymap::default() };
+    let ctx = AppContext {
+        max_images: 4,
+        target: "t".into(),
+        graphics: "g".into(),
+        keymap: Keymap::default(),
+        data_uri_threshold: 256 * 1024,
+    };
     App::new(ctx, &Draft::default())
 }
 
@@ -225,4 +231,40 @@ fn ctrl_e_asks_for_the_editor_and_its_text_comes_back() {
     assert!(matches!(effects.as_slice(), [Effect::OpenEditor(t)] if t == "abc"));
     a.update(Message::EditorClosed(Ok("from the editor\nline two\n".into())));
     assert_eq!(a.prompt_text(), "from the editor\nline two");
+}
+
+#[test]
+fn text_from_history_is_stripped_of_escape_sequences_before_it_is_shown() {
+    let mut a = app();
+    let detail = HistoryDetailView {
+        id: "x".into(),
+        request_id: None,
+        draft: Draft {
+            prompt: "evil \u{1b}]52;c;Zm9v\u{7}prompt \u{1b}[2J".into(),
+            images: vec!["https://a/\u{1b}[31mb.png".into()],
+            ..Draft::default()
+        },
+        outputs: vec![],
+        inputs: vec![],
+        purpose: DetailPurpose::Load,
+    };
+    a.update(Message::HistoryDetail(Box::new(detail)));
+    assert_eq!(a.prompt_text(), "evil prompt ");
+    assert!(!a.images.items[0].contains('\u{1b}'));
+    a.update(Message::Prompts(vec!["\u{1b}[5mblink".into()]));
+    press(&mut a, KeyCode::Up, KeyModifiers::CONTROL);
+    assert_eq!(a.prompt_text(), "blink");
+}
+
+#[test]
+fn local_images_show_size_and_whether_they_are_inlined_or_uploaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("s.png");
+    image::RgbImage::new(4, 4).save(&small).unwrap();
+    let mut a = app();
+    press(&mut a, KeyCode::Char('2'), KeyModifiers::ALT);
+    a.update(Message::Input(Event::Paste(format!("{}\n{}\n", small.display(), dir.path().join("gone.png").display()))));
+    assert!(a.images.info[0].tag.contains("inline"), "{:?}", a.images.info);
+    assert_eq!(a.images.info[1].tag, "missing");
+    assert!(a.errors.iter().any(|e| e.field == Field::ImageUrls(Some(1)) && e.message.contains("no such file")));
 }

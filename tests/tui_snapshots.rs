@@ -20,6 +20,7 @@ fn app() -> App {
         target: "emulator (no key)".into(),
         graphics: "text previews".into(),
         keymap: Keymap::default(),
+        data_uri_threshold: 256 * 1024,
     };
     App::new(ctx, &Draft::default())
 }

@@ -290,6 +290,12 @@ impl Draft {
     /// Checks every field against the endpoint's schema and returns all problems at once.
     /// `max_images` is the endpoint's input image limit.
     pub fn validate(&self, max_images: usize) -> Result<ValidInput, ValidationErrors> {
+        self.validate_with(max_images, true)
+    }
+
+    /// Like [`Draft::validate`]; with `check_files` false, local image paths are not looked at
+    /// (no disk access), for revalidating on every keystroke of an interactive editor.
+    pub fn validate_with(&self, max_images: usize, check_files: bool) -> Result<ValidInput, ValidationErrors> {
         let mut errors = Vec::new();
         let mut err = |field: Field, message: String| errors.push(FieldError { field, message });
 
@@ -316,7 +322,8 @@ impl Draft {
         }
         for (i, text) in self.images.iter().enumerate() {
             let source = ImageSource::classify(text);
-            if let Err(message) = check_image_source(&source) {
+            let skip = !check_files && matches!(source, ImageSource::Local(_));
+            if let Err(message) = if skip { Ok(()) } else { check_image_source(&source) } {
                 err(Field::ImageUrls(Some(i)), message);
             }
             images.push(source);
@@ -421,7 +428,7 @@ fn trimmed(v: &Option<String>) -> Option<&str> {
 }
 
 /// Cheap checks that an image reference can work; reads at most a few bytes of a local file.
-fn check_image_source(source: &ImageSource) -> Result<(), String> {
+pub fn check_image_source(source: &ImageSource) -> Result<(), String> {
     match source {
         ImageSource::Url(u) => {
             if u.len() > MAX_URL_LEN {

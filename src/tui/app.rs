@@ -67,6 +67,8 @@ pub struct AppContext {
     /// Image protocol in use, for the status bar and help.
     pub graphics: String,
     pub keymap: Keymap,
+    /// Local files up to this size are sent inline, larger ones uploaded (shown per image).
+    pub data_uri_threshold: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -128,6 +130,16 @@ pub struct ImagesPane {
     pub selected: usize,
     /// The one-line input while adding an image.
     pub input: Option<String>,
+    /// Per item: what it is ("url", "local 3 KB · inline") and a problem with it, looked up on
+    /// disk once when the list changes — never while drawing or typing.
+    pub info: Vec<ImageInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImageInfo {
+    pub tag: String,
+    pub error: Option<String>,
+    pub local_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
@@ -283,12 +295,48 @@ impl App {
         self.dirty_input = false;
         self.errors = match self.draft() {
             Err(m) => vec![FieldError { field: Field::Seed, message: m }],
-            Ok(d) => match d.validate(self.ctx.max_images) {
-                Ok(_) => Vec::new(),
-                // Before the first submit, an empty prompt or list is not worth shouting about.
-                Err(e) => e.0.into_iter().filter(|e| !self.is_untouched(e)).collect(),
-            },
+            Ok(d) => {
+                let mut errors = match d.validate_with(self.ctx.max_images, false) {
+                    Ok(_) => Vec::new(),
+                    // Before the first submit, an empty prompt or list is not worth shouting about.
+                    Err(e) => e.0.into_iter().filter(|e| !self.is_untouched(e)).collect(),
+                };
+                // File problems come from the lookup made when the list changed.
+                for (i, info) in self.images.info.iter().enumerate() {
+                    if let Some(message) = &info.error {
+                        errors.push(FieldError { field: Field::ImageUrls(Some(i)), message: message.clone() });
+                    }
+                }
+                errors
+            }
         };
+    }
+
+    /// Looks each image up once (size, readable, an image) after the list changed.
+    fn images_changed(&mut self) {
+        let threshold = self.ctx.data_uri_threshold;
+        self.images.info = self
+            .images
+            .items
+            .iter()
+            .map(|text| {
+                let source = ImageSource::classify(text);
+                let error = crate::model::check_image_source(&source).err();
+                let (tag, local_file) = match &source {
+                    ImageSource::Url(_) => ("url".to_string(), None),
+                    ImageSource::DataUri(d) => (format!("inline {} KB", d.len().div_ceil(1024)), None),
+                    ImageSource::Local(p) => match std::fs::metadata(p) {
+                        Ok(m) => {
+                            let how = if m.len() <= threshold { "inline" } else { "upload" };
+                            (format!("local {} KB · {how}", m.len().div_ceil(1024)), Some(p.clone()))
+                        }
+                        Err(_) => ("missing".to_string(), None),
+                    },
+                };
+                ImageInfo { tag, error, local_file }
+            })
+            .collect();
+        self.input_changed();
     }
 
     fn is_untouched(&self, e: &FieldError) -> bool {
@@ -512,7 +560,7 @@ impl App {
                     KeyCode::Enter => {
                         self.overlay = None;
                         if let Some(p) = matches.get(selected) {
-                            self.prompt = new_prompt_editor(p);
+                            self.prompt = new_prompt_editor(&strip_controls(p));
                             self.input_changed();
                         }
                         return Vec::new();
@@ -613,7 +661,7 @@ impl App {
         }
         self.recall_pos = next;
         let text = match next {
-            Some(p) => self.recall[p].clone(),
+            Some(p) => strip_controls(&self.recall[p]),
             None => self.recall_stash.take().unwrap_or_default(),
         };
         self.prompt = new_prompt_editor(&text);
@@ -637,7 +685,7 @@ impl App {
                 Action::Delete if !self.images.items.is_empty() => {
                     self.images.items.remove(self.images.selected);
                     self.images.selected = self.images.selected.min(self.images.items.len().saturating_sub(1));
-                    self.input_changed();
+                    self.images_changed();
                 }
                 Action::Up => self.images.selected = self.images.selected.saturating_sub(1),
                 Action::Down => {
@@ -646,12 +694,12 @@ impl App {
                 Action::MoveUp if self.images.selected > 0 => {
                     self.images.items.swap(self.images.selected, self.images.selected - 1);
                     self.images.selected -= 1;
-                    self.input_changed();
+                    self.images_changed();
                 }
                 Action::MoveDown if self.images.selected + 1 < self.images.items.len() => {
                     self.images.items.swap(self.images.selected, self.images.selected + 1);
                     self.images.selected += 1;
-                    self.input_changed();
+                    self.images_changed();
                 }
                 _ => {}
             },
@@ -691,7 +739,7 @@ impl App {
                     if let Some(job) = self.jobs.get(self.job_selected).cloned() {
                         self.prompt = new_prompt_editor(&job.prompt);
                         self.images.items = job.inputs.clone();
-                        self.input_changed();
+                        self.images_changed();
                         return self.submit();
                     }
                 }
@@ -803,6 +851,7 @@ impl App {
         if added > 0 {
             self.images.selected = self.images.items.len() - 1;
         }
+        self.images_changed();
         self.notice = match refused {
             0 => None,
             n => Some((format!("this endpoint takes at most {} images: {n} not added", self.ctx.max_images), true)),
@@ -977,12 +1026,13 @@ impl App {
                 Vec::new()
             }
             DetailPurpose::Load | DetailPurpose::Rerun => {
-                self.prompt = new_prompt_editor(&detail.draft.prompt);
-                self.images.items = detail.draft.images.clone();
+                // Stored text goes through the same sanitising as anything from outside.
+                self.prompt = new_prompt_editor(&strip_controls(&detail.draft.prompt));
+                self.images.items = detail.draft.images.iter().map(|i| one_line(i)).collect();
                 self.images.selected = 0;
                 self.form.apply_draft(&detail.draft);
                 self.results.source = ResultsSource::History(Box::new(detail.clone()));
-                self.input_changed();
+                self.images_changed();
                 if detail.purpose == DetailPurpose::Rerun {
                     return self.submit();
                 }

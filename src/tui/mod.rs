@@ -159,6 +159,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         target: connection.target.short(),
         graphics: graphics.describe(),
         keymap,
+        data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
     };
     let app = App::new(ctx, &config.default_draft());
     let (thumb_tx, thumb_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -9,18 +9,8 @@ use ratatui::widgets::{Paragraph, Widget};
 use super::theme::Theme;
 use super::{ImageView, clip, pane_block};
 use crate::model::{Field, ImageSource};
+use crate::sanitize::one_line;
 use crate::tui::app::{App, Pane};
-
-fn kind(source: &ImageSource) -> String {
-    match source {
-        ImageSource::Url(_) => "url".into(),
-        ImageSource::DataUri(d) => format!("inline {} KB", d.len() / 1024),
-        ImageSource::Local(p) => match std::fs::metadata(p) {
-            Ok(m) => format!("local {} KB", m.len().div_ceil(1024)),
-            Err(_) => "missing".into(),
-        },
-    }
-}
 
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut dyn ImageView, theme: &Theme) {
     let title = format!("{}/{}", app.images.items.len(), app.ctx.max_images);
@@ -28,8 +18,10 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut dyn ImageView,
     let inner = block.inner(area);
     block.render(area, buf);
 
-    let selected_local = app.images.items.get(app.images.selected).and_then(|t| match ImageSource::classify(t) {
-        ImageSource::Local(p) if p.is_file() => Some(p),
+    let selected_local = app.images.info.get(app.images.selected).and_then(|i| i.local_file.clone());
+    // The newest job's upload, shown against the image it concerns.
+    let uploading = app.jobs.first().and_then(|j| match j.phase {
+        crate::tui::app::JobPhase::Uploading(i) => j.inputs.get(i).cloned(),
         _ => None,
     });
     let (list_area, thumb_area) = if inner.width >= 40 && selected_local.is_some() {
@@ -49,11 +41,17 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut dyn ImageView,
         let source = ImageSource::classify(text);
         let err = app.errors.iter().find(|e| e.field == Field::ImageUrls(Some(i)));
         let selected = i == app.images.selected && app.focus == Pane::Images;
-        let tag = kind(&source);
+        let mut tag = app.images.info.get(i).map(|info| info.tag.clone()).unwrap_or_default();
+        if uploading.as_deref() == Some(source.display().as_str()) {
+            tag = "uploading…".into();
+        }
         let name_w = width.saturating_sub(tag.len() + 5);
         let mut spans = vec![
             Span::styled(format!("{} ", i + 1), theme.dim()),
-            Span::styled(clip(&source.display(), name_w), if selected { theme.selected() } else { Default::default() }),
+            Span::styled(
+                clip(&one_line(&source.display()), name_w),
+                if selected { theme.selected() } else { Default::default() },
+            ),
             Span::raw(" "),
             Span::styled(tag, if err.is_some() { theme.error() } else { theme.dim() }),
         ];
@@ -71,7 +69,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut dyn ImageView,
     if let Some(input) = &app.images.input {
         lines.push(Line::from(vec![
             Span::styled("add: ", theme.key()),
-            Span::raw(clip(input, width.saturating_sub(7))),
+            Span::raw(clip(&one_line(input), width.saturating_sub(7))),
             Span::styled("█", theme.key()),
         ]));
         lines.push(Line::styled("Enter adds · Esc cancels", theme.dim()));

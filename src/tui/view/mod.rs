@@ -57,7 +57,7 @@ pub struct NoImages;
 
 impl ImageView for NoImages {
     fn draw_file(&mut self, path: &Path, area: Rect, buf: &mut Buffer) {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path.file_name().map(|n| crate::sanitize::one_line(&n.to_string_lossy())).unwrap_or_default();
         Paragraph::new(vec![Line::from("[image]"), Line::from(name)]).wrap(Wrap { trim: true }).render(area, buf);
     }
 }

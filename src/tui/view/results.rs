@@ -84,7 +84,11 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut dyn ImageView,
         for (text, cell) in inputs.iter().zip(cells) {
             let item = match ImageSource::classify(text) {
                 ImageSource::Local(p) => OutputItem { path: Some(p), url: None, caption: "input".into() },
-                other => OutputItem { path: None, url: None, caption: clip(&other.display(), 30) },
+                other => OutputItem {
+                    path: None,
+                    url: None,
+                    caption: clip(&crate::sanitize::one_line(&other.display()), 30),
+                },
             };
             draw_cell(buf, cell, &item, false, images, theme);
         }
@@ -103,7 +107,7 @@ pub fn draw_fullscreen(buf: &mut Buffer, area: Rect, app: &App, images: &mut dyn
     let Some(item) = items.get(app.results.selected) else { return };
     let mut caption = item.caption.clone();
     if let Some(p) = &item.path {
-        caption.push_str(&format!(" · {}", p.display()));
+        caption.push_str(&format!(" · {}", crate::sanitize::one_line(&p.display().to_string())));
     }
     caption.push_str(" · Enter/Esc back · ←/→ other images");
     draw_cell(buf, area, &OutputItem { caption, ..item.clone() }, true, images, theme);
