@@ -153,8 +153,7 @@ where
                     Some(Ok(ev)) => {
                         if let Event::Resize(..) = ev {
                             self.terminal.autoresize().map_err(io::Error::other)?;
-                            self.terminal.clear().map_err(io::Error::other)?;
-                            self.images.clear();
+                            self.repaint_all()?;
                         }
                         editor = self.handle(Message::Input(ev));
                     }
@@ -172,8 +171,7 @@ where
             if let Some(text) = editor {
                 drop(events);
                 let result = self.host.edit(&text);
-                self.terminal.clear().map_err(io::Error::other)?;
-                self.images.clear();
+                self.repaint_all()?;
                 let effects = self.app.update(Message::EditorClosed(result));
                 self.run_effects(effects);
                 events = input();
@@ -182,6 +180,17 @@ where
         for token in self.cancels.values() {
             token.cancel();
         }
+        Ok(())
+    }
+
+    /// Makes the next frame repaint every cell (after the editor or a resize left the screen in an
+    /// unknown state). Unlike `Terminal::clear` it does not ask the terminal for the cursor
+    /// position, a query whose answer could be lost or mixed into the input.
+    fn repaint_all(&mut self) -> io::Result<()> {
+        self.terminal.backend_mut().clear_region(ratatui::backend::ClearType::All).map_err(io::Error::other)?;
+        self.terminal.current_buffer_mut().reset();
+        self.terminal.swap_buffers();
+        self.images.clear();
         Ok(())
     }
 

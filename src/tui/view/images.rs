@@ -24,13 +24,19 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, images: &mut dyn ImageView,
         crate::tui::app::JobPhase::Uploading(i) => j.inputs.get(i).cloned(),
         _ => None,
     });
-    let (list_area, thumb_area) = if inner.width >= 40 && selected_local.is_some() {
-        let [l, t] = Layout::horizontal([Constraint::Min(20), Constraint::Length(inner.width / 3)]).areas(inner);
-        (l, Some(t))
-    } else {
-        (inner, None)
+    // The thumbnail goes under the list when there is height to spare, else beside it.
+    let list_rows = (app.images.items.len() as u16 * 2 + 3).max(4);
+    let (list_area, thumb_area) = match selected_local {
+        Some(_) if inner.height >= list_rows + 5 => {
+            let [l, t] = Layout::vertical([Constraint::Length(list_rows), Constraint::Min(5)]).areas(inner);
+            (l, Some(t))
+        }
+        Some(_) if inner.width >= 70 => {
+            let [l, t] = Layout::horizontal([Constraint::Min(40), Constraint::Length(inner.width / 3)]).areas(inner);
+            (l, Some(t))
+        }
+        _ => (inner, None),
     };
-
     let mut lines = Vec::new();
     if app.images.items.is_empty() && app.images.input.is_none() {
         lines.push(Line::styled("no images yet — press a to add a URL or a file path", theme.dim()));
