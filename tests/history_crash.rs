@@ -166,3 +166,37 @@ async fn several_processes_write_the_same_history_at_once() {
     assert_eq!(emu.submit_count(), 4);
     assert_eq!(files_in(&home.path().join("out")).len(), 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_local_emulator_is_gone_is_settled_not_retried() {
+    // The request runs on one emulator (standing in for a built-in one that died with its
+    // process); the resume talks to another.
+    let gone =
+        Emulator::start(EmulatorConfig { processing_time: Duration::from_secs(30), ..EmulatorConfig::fast() }, 0)
+            .await
+            .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let mut run = kontext(home.path());
+    run.args(["run", "-p", "a fox", "-i", "https://example.test/a.png", "--queue-url", gone.base_url()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = run.spawn().unwrap();
+    wait_for(&data, "in progress", |d| d.entry.state == JobState::InProgress).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    gone.shutdown().await;
+
+    let now = Emulator::start(EmulatorConfig::fast(), 0).await.unwrap();
+    let started = Instant::now();
+    let mut resume = kontext(home.path());
+    resume.args(["resume", "--queue-url", now.base_url()]);
+    let out = output(resume).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "settled at once, not retried: {:?}", started.elapsed());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let h = History::open(&data).unwrap();
+    let e = &h.list(&HistoryQuery::default()).unwrap()[0];
+    assert_eq!(e.state, JobState::Failed);
+    assert!(e.error.as_deref().unwrap_or("").contains("no longer running"), "{e:?}");
+    assert_eq!(now.submit_count(), 0, "nothing was resubmitted");
+}

@@ -126,7 +126,8 @@ impl FalConfig {
     }
 }
 
-pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
+/// Same scheme, host and port.
+pub fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
 }
 

@@ -218,6 +218,26 @@ fn claim_unfinished(
                 },
                 _ => RequestHandle::from_request_id(client.config(), &endpoint, &request_id),
             };
+            // A request served by an emulator on this machine that is not the one we talk to now
+            // (a built-in emulator lives and dies with its process, on a random port): nothing
+            // can be fetched, and no money was involved. Settle it instead of retrying forever.
+            if let Ok(url) = reqwest::Url::parse(&handle.status_url)
+                && crate::fal::is_loopback_url(&url)
+                && !crate::fal::same_origin(&client.config().queue_url, &url)
+            {
+                let message = "it ran on a local emulator that is no longer running; nothing can be fetched";
+                tx.execute(
+                    "UPDATE requests SET state = 'failed', error = ?2, finished_at = ?3, updated_at = ?3, owner_pid = NULL WHERE id = ?1",
+                    params![row, message, now],
+                )
+                .map_err(e)?;
+                tx.execute(
+                    "INSERT INTO events (request, at, kind, detail) VALUES (?1, ?2, 'failed', ?3)",
+                    params![row, now, message],
+                )
+                .map_err(e)?;
+                continue;
+            }
             tx.execute("UPDATE requests SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1", params![row, pid, start])
                 .map_err(e)?;
             claims.push(Claim {
