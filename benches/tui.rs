@@ -58,23 +58,8 @@ fn busy_app() -> App {
     app.update(Message::History(rows));
     app.update(Message::Input(crossterm::event::Event::Paste("make it night".into())));
     for id in 1..=JOBS {
-        // Jobs enter through the same path a submit takes.
-        app.jobs.insert(
-            0,
-            kontext::tui::app::JobView {
-                id,
-                prompt: format!("job {id}"),
-                inputs: vec!["https://v3.fal.media/files/a.png".into()],
-                phase: kontext::tui::app::JobPhase::Preparing,
-                request_id: None,
-                started: Instant::now(),
-                ended: None,
-                logs: Vec::new(),
-                files: Vec::new(),
-                urls: Vec::new(),
-                seed: None,
-            },
-        );
+        let inputs = vec!["https://v3.fal.media/files/a.png".to_string()];
+        app.jobs.insert(0, kontext::tui::app::JobView::new(id, format!("job {id}"), inputs));
         let rid = format!("{id:08x}-aaaa-4bbb-8ccc-dddddddddddd");
         let handle = RequestHandle {
             endpoint: "fal-ai/flux-pro/kontext/multi".into(),

@@ -13,4 +13,5 @@ pub mod model;
 pub mod runner;
 pub mod sanitize;
 pub mod setup;
+pub mod timefmt;
 pub mod tui;

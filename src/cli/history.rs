@@ -145,41 +145,10 @@ fn parse_time(flag: &str, text: &str) -> Result<i64, String> {
     if let Ok(n) = t.parse::<i64>() {
         return Ok(n);
     }
-    let parts: Vec<&str> = t.split('-').collect();
-    if let [y, m, d] = parts.as_slice()
-        && let (Ok(y), Ok(m), Ok(d)) = (y.parse::<i64>(), m.parse::<u32>(), d.parse::<u32>())
-        && (1..=12).contains(&m)
-        && (1..=31).contains(&d)
-    {
-        return Ok(days_from_civil(y, m, d) * 86_400);
+    if let Some(day) = crate::timefmt::parse_day(t) {
+        return Ok(day);
     }
     Err(format!("--{flag} {text:?}: give a day as YYYY-MM-DD (UTC) or a unix time in seconds"))
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// `YYYY-MM-DD HH:MM` (UTC).
-pub fn format_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
 }
 
 fn list(h: &History, a: ListArgs) -> u8 {
@@ -232,7 +201,7 @@ fn entry_line(e: &HistoryEntry) -> String {
     format!(
         "{}  {}  {:<16}  {:>10}  {}  {}",
         e.id,
-        format_time(e.created_at),
+        crate::timefmt::format_utc(e.created_at),
         e.state.as_str(),
         seed,
         e.num_outputs,
@@ -250,7 +219,7 @@ fn show(d: &HistoryDetail, as_json: bool) {
     println!("request    {}", e.request_id.as_deref().unwrap_or("(not accepted by fal)"));
     println!("endpoint   {}", e.endpoint);
     println!("state      {}", e.state);
-    println!("created    {} UTC", format_time(e.created_at));
+    println!("created    {} UTC", crate::timefmt::format_utc(e.created_at));
     println!("prompt     {}", one_line(&e.prompt));
     if let Some(s) = e.seed {
         println!("seed       {s}");
@@ -271,7 +240,7 @@ fn show(d: &HistoryDetail, as_json: bool) {
         }
     }
     for (at, ev) in &d.events {
-        println!("  {}  {}", format_time(at / 1000), one_line(ev));
+        println!("  {}  {}", crate::timefmt::format_utc(at / 1000), one_line(ev));
     }
     if !d.logs.is_empty() {
         println!("logs");

@@ -124,6 +124,25 @@ pub struct JobView {
     pub seed: Option<u64>,
 }
 
+impl JobView {
+    /// A job that is just starting.
+    pub fn new(id: JobId, prompt: String, inputs: Vec<String>) -> JobView {
+        JobView {
+            id,
+            prompt,
+            inputs,
+            phase: JobPhase::Preparing,
+            request_id: None,
+            started: Instant::now(),
+            ended: None,
+            logs: Vec::new(),
+            files: Vec::new(),
+            urls: Vec::new(),
+            seed: None,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct ImagesPane {
     pub items: Vec<String>,
@@ -909,22 +928,8 @@ impl App {
         if !self.recall.contains(&prompt) {
             self.recall.insert(0, prompt.clone());
         }
-        self.jobs.insert(
-            0,
-            JobView {
-                id,
-                prompt,
-                inputs: input.images.iter().map(ImageSource::display).collect(),
-                phase: JobPhase::Preparing,
-                request_id: None,
-                started: Instant::now(),
-                ended: None,
-                logs: Vec::new(),
-                files: Vec::new(),
-                urls: Vec::new(),
-                seed: None,
-            },
-        );
+        let inputs = input.images.iter().map(ImageSource::display).collect();
+        self.jobs.insert(0, JobView::new(id, prompt, inputs));
         self.job_selected = 0;
         self.results.source = ResultsSource::Job(id);
         self.results.selected = 0;

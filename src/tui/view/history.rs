@@ -9,23 +9,6 @@ use super::theme::Theme;
 use super::{clip, pane_block};
 use crate::tui::app::{App, Pane};
 
-/// "2026-11-25 14:03" in UTC (no time-zone database needed).
-pub fn format_time(unix: i64) -> String {
-    let days = unix.div_euclid(86_400);
-    let secs = unix.rem_euclid(86_400);
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!("{y:04}-{m:02}-{d:02} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
-}
-
 pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let h = &app.history;
     let filter = h.filter.state.as_deref().unwrap_or("all");
@@ -62,8 +45,12 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
     let width = list_area.width as usize;
     let mut lines = Vec::new();
     for (i, row) in h.rows.iter().enumerate().skip(first).take(height) {
-        let head =
-            format!("{} {:<10} {:<9} ", format_time(row.created_at), row.state, row.id.get(..8).unwrap_or(&row.id));
+        let head = format!(
+            "{} {:<10} {:<9} ",
+            crate::timefmt::format_utc(row.created_at),
+            row.state,
+            row.id.get(..8).unwrap_or(&row.id)
+        );
         let prompt = clip(&crate::sanitize::one_line(&row.prompt), width.saturating_sub(head.chars().count()));
         let state_style = match row.state.as_str() {
             "completed" => theme.ok(),
@@ -74,13 +61,4 @@ pub fn draw(buf: &mut Buffer, area: Rect, app: &App, theme: &Theme) {
         lines.push(if i == h.selected && app.focus == Pane::History { line.style(theme.selected()) } else { line });
     }
     Paragraph::new(lines).render(list_area, buf);
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn formats_utc_times() {
-        assert_eq!(super::format_time(0), "1970-01-01 00:00");
-        assert_eq!(super::format_time(1_795_564_800 + 3_723), "2026-11-25 01:02");
-    }
 }
