@@ -20,6 +20,10 @@ struct Screen {
 
 impl Screen {
     fn spawn(dir: &Path, rows: u16, cols: u16) -> Screen {
+        Screen::spawn_with(dir, rows, cols, &[])
+    }
+
+    fn spawn_with(dir: &Path, rows: u16, cols: u16, env: &[(&str, &str)]) -> Screen {
         let pty = native_pty_system().openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }).unwrap();
         let mut cmd = CommandBuilder::new(BIN);
         cmd.cwd(dir);
@@ -33,6 +37,9 @@ impl Screen {
         cmd.env("KONTEXT_CONFIG", dir.join("config.toml"));
         cmd.env("KONTEXT_EMULATOR_PROFILE", "fast");
         cmd.env("KONTEXT_GRAPHICS", "halfblocks");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         let child = pty.slave.spawn_command(cmd).unwrap();
         drop(pty.slave);
         let parser =
@@ -128,4 +135,26 @@ fn the_whole_loop_in_a_real_pseudo_terminal() {
     let parser = s.parser.lock().unwrap();
     assert!(!parser.screen().alternate_screen(), "the alternate screen was left");
     assert!(!parser.screen().hide_cursor(), "the cursor is visible again");
+}
+
+#[test]
+fn a_panic_restores_the_terminal_and_says_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    let mut s = Screen::spawn_with(dir.path(), 30, 100, &[("KONTEXT_DEBUG_PANIC", "1"), ("RUST_BACKTRACE", "0")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = s.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "kontext did not exit after the panic");
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    assert!(!status.success());
+    std::thread::sleep(Duration::from_millis(100));
+    let parser = s.parser.lock().unwrap();
+    let screen = parser.screen();
+    assert!(!screen.alternate_screen(), "the alternate screen was left");
+    assert!(!screen.hide_cursor(), "the cursor is visible again");
+    assert!(screen.contents().contains("deliberate panic"), "the message is readable:\n{}", screen.contents());
 }

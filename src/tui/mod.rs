@@ -184,6 +184,11 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         let terminal = Terminal::new(CrosstermBackend::new(io::stdout()))?;
         let mut runtime = Runtime::new(terminal, app, RealTerminal, images, theme, services).with_thumbnails(thumb_rx);
         runtime.spawn_resume();
+        runtime.draw()?;
+        // Lets the end-to-end tests prove a panic restores the terminal (debug builds only).
+        if cfg!(debug_assertions) && std::env::var_os("KONTEXT_DEBUG_PANIC").is_some() {
+            panic!("KONTEXT_DEBUG_PANIC: deliberate panic after the first frame");
+        }
         runtime.run(EventStream::new).await
     }
     .await;

@@ -8,9 +8,13 @@ pub struct Theme {
 }
 
 impl Theme {
-    /// Colour unless NO_COLOR is set to anything non-empty (no-color.org).
+    /// Colour unless NO_COLOR is set to anything non-empty (no-color.org) or the config says no.
     pub fn from_env(config_colors: Option<bool>) -> Theme {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Theme::decide(std::env::var_os("NO_COLOR").as_deref(), config_colors)
+    }
+
+    pub fn decide(no_color: Option<&std::ffi::OsStr>, config_colors: Option<bool>) -> Theme {
+        let no_color = no_color.is_some_and(|v| !v.is_empty());
         Theme { color: !no_color && config_colors.unwrap_or(true) }
     }
 
@@ -55,5 +59,22 @@ impl Theme {
     }
     pub fn key(&self) -> Style {
         self.fg(Color::Cyan).add_modifier(Modifier::BOLD)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn no_color_and_the_config_turn_colours_off() {
+        assert!(Theme::decide(None, None).color);
+        assert!(!Theme::decide(Some(OsStr::new("1")), None).color);
+        assert!(Theme::decide(Some(OsStr::new("")), None).color, "an empty NO_COLOR does not count");
+        assert!(!Theme::decide(None, Some(false)).color);
+        let mono = Theme { color: false };
+        assert_eq!(mono.error().fg, None, "no colour at all in monochrome");
+        assert_eq!(mono.border_focused().fg, None);
     }
 }
