@@ -166,6 +166,7 @@ fn results_copy_paths_and_ids_with_osc52_effects() {
             files: vec![file],
             urls: vec!["https://cdn/x.png".into()],
             prompt_used: "p".into(),
+            inference: Some(1.25),
         }),
     });
     assert_eq!(a.last_seed, Some(9));

@@ -981,7 +981,20 @@ impl App {
         let notice;
         let mut field_errors = Vec::new();
         match finish {
-            JobFinish::Done { request_id, seed, files, urls, .. } => {
+            JobFinish::Done { request_id, seed, files, urls, prompt_used, inference } => {
+                // Every output field is shown: seed and timing here, NSFW flags on the images.
+                let mut summary = format!("[kontext] done: seed {seed}");
+                if let Some(secs) = inference {
+                    summary.push_str(&format!(", inference {secs:.2}s"));
+                }
+                let flagged = files.iter().filter(|f| f.nsfw).count();
+                if flagged > 0 {
+                    summary.push_str(&format!(", {flagged} image(s) flagged NSFW"));
+                }
+                job.logs.push(summary);
+                if one_line(&prompt_used) != one_line(&job.prompt) {
+                    job.logs.push(format!("[kontext] fal used the prompt: {}", one_line(&prompt_used)));
+                }
                 job.request_id = Some(request_id);
                 job.seed = Some(seed);
                 job.files = files;

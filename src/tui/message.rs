@@ -42,9 +42,25 @@ pub enum Message {
 /// How a job ended, as the app needs it.
 #[derive(Debug)]
 pub enum JobFinish {
-    Done { request_id: String, seed: u64, files: Vec<SavedImage>, urls: Vec<String>, prompt_used: String },
-    Failed { message: String, field_errors: Vec<FieldError>, request_id: Option<String>, ambiguous: bool },
-    Cancelled { request_id: Option<String> },
+    Done {
+        request_id: String,
+        seed: u64,
+        files: Vec<SavedImage>,
+        urls: Vec<String>,
+        /// The prompt fal reports it used (differs when enhance_prompt rewrote it).
+        prompt_used: String,
+        /// `timings.inference`, when fal reports it.
+        inference: Option<f64>,
+    },
+    Failed {
+        message: String,
+        field_errors: Vec<FieldError>,
+        request_id: Option<String>,
+        ambiguous: bool,
+    },
+    Cancelled {
+        request_id: Option<String>,
+    },
 }
 
 /// One line of the history list.

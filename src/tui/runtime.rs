@@ -346,6 +346,7 @@ where
                     seed: o.output.seed,
                     urls: o.output.images.iter().map(|i| i.url.clone()).collect(),
                     files: o.files,
+                    inference: o.output.inference_seconds(),
                     prompt_used: o.output.prompt,
                 },
                 Err(JobError::Cancelled { handle, .. }) => {
