@@ -398,3 +398,17 @@ async fn a_missing_key_is_a_clear_error() {
     assert!(err.to_string().contains("FAL_KEY"), "{err}");
     assert_eq!(routes(&emu, Route::Submit).len(), 1, "401 is not retried");
 }
+
+#[tokio::test]
+async fn a_status_call_that_times_out_is_retried() {
+    let emu = start(with_faults("hang@status:#1,409@status:#1")).await;
+    let mut cfg = client_for(&emu).config().clone();
+    cfg.timeout = Duration::from_millis(300);
+    let client = FalClient::new(cfg).unwrap();
+    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    let status = client.status(&handle, false).await.unwrap();
+    assert!(matches!(status.status, StatusKind::InQueue | StatusKind::InProgress | StatusKind::Completed));
+    let statuses: Vec<u16> = routes(&emu, Route::Status).iter().map(|r| r.status).collect();
+    assert_eq!(statuses.len(), 3, "a hang (timeout), a 409, then an answer: {statuses:?}");
+    assert_eq!(statuses[1], 409);
+}
