@@ -158,3 +158,58 @@ fn a_panic_restores_the_terminal_and_says_what_happened() {
     assert!(!screen.hide_cursor(), "the cursor is visible again");
     assert!(screen.contents().contains("deliberate panic"), "the message is readable:\n{}", screen.contents());
 }
+
+#[test]
+fn quitting_with_a_running_job_leaves_it_to_finish_and_resume_fetches_it() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = kontext::emulator::EmulatorConfig {
+        processing_time: Duration::from_secs(2),
+        ..kontext::emulator::EmulatorConfig::fast()
+    };
+    let emu = rt.block_on(kontext::emulator::Emulator::start(config, 0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
+
+    let mut s = Screen::spawn_with(
+        dir.path(),
+        40,
+        140,
+        &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")],
+    );
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    s.send("a lighthouse at dusk");
+    s.send("\t");
+    s.send("a");
+    s.send("https://v3.fal.media/files/a.png");
+    s.send("\r");
+    s.send("\x1b[15~"); // F5
+    s.wait_for("running", Duration::from_secs(10));
+    s.send("\x11"); // Ctrl-Q while the job runs
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "kontext did not exit");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let text = s.text();
+    assert!(text.contains("left to finish"), "{text}");
+    assert_eq!(
+        emu.journal().iter().filter(|r| r.route == kontext::emulator::Route::Cancel).count(),
+        0,
+        "not cancelled"
+    );
+
+    let resumed = std::process::Command::new(BIN)
+        .args(["resume", "--queue-url", emu.base_url()])
+        .env("FAL_KEY", "test-key")
+        .env("KONTEXT_DATA_DIR", dir.path().join("data"))
+        .env("KONTEXT_CONFIG", dir.path().join("config.toml"))
+        .output()
+        .unwrap();
+    assert!(resumed.status.success(), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let files: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
+    assert_eq!(files.len(), 1, "the result was fetched after the studio quit");
+    assert_eq!(emu.submit_count(), 1, "and it was submitted exactly once");
+    rt.block_on(emu.shutdown());
+}

@@ -189,13 +189,24 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         if cfg!(debug_assertions) && std::env::var_os("KONTEXT_DEBUG_PANIC").is_some() {
             panic!("KONTEXT_DEBUG_PANIC: deliberate panic after the first frame");
         }
-        runtime.run(EventStream::new).await
+        runtime.run(EventStream::new).await.map(|()| runtime.unfinished_jobs())
     }
     .await;
     let _ = leave_terminal();
+    let built_in = connection.emulator().is_some();
     connection.shutdown().await;
     match result {
-        Ok(()) => crate::cli::exit::OK,
+        Ok(0) => crate::cli::exit::OK,
+        Ok(n) if built_in => {
+            eprintln!("kontext: {n} job(s) were still running on the built-in emulator and stopped with it.");
+            crate::cli::exit::OK
+        }
+        Ok(n) => {
+            eprintln!(
+                "kontext: {n} job(s) still running at fal were left to finish; the next start of kontext (or `kontext resume`) fetches their results."
+            );
+            crate::cli::exit::OK
+        }
         Err(e) => {
             eprintln!("kontext: {e}");
             crate::cli::exit::FAILURE

@@ -177,10 +177,14 @@ where
                 events = input();
             }
         }
-        for token in self.cancels.values() {
-            token.cancel();
-        }
+        // Jobs still running are not cancelled: fal keeps working on them, the history has them,
+        // and the next start (or `kontext resume`) picks them up.
         Ok(())
+    }
+
+    /// Jobs of this session that had not finished when the loop ended.
+    pub fn unfinished_jobs(&self) -> usize {
+        self.app.jobs.iter().filter(|j| j.phase.is_active()).count()
     }
 
     /// Makes the next frame repaint every cell (after the editor or a resize left the screen in an
