@@ -9,25 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kontext");
-
-/// A `kontext` command isolated from the developer's environment and config.
-fn kontext(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in ["FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_QUEUE_URL", "FAL_RUN_URL", "FAL_REST_URL"] {
-        cmd.env_remove(var);
-    }
-    let config = home.join("config.toml");
-    if !config.exists() {
-        std::fs::write(&config, "").unwrap();
-    }
-    cmd.env("KONTEXT_DATA_DIR", home.join("data"))
-        .env("KONTEXT_CONFIG", &config)
-        .env_remove("KONTEXT_ENDPOINT")
-        .env("KONTEXT_EMULATOR_PROFILE", "fast")
-        .stdin(Stdio::null());
-    cmd
-}
+mod support;
+use support::{BIN, kontext};
 
 struct EmulatorProcess {
     child: Child,

@@ -2,27 +2,16 @@
 //! `run --from`, against an emulator in this process.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use kontext::emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_kontext");
+mod support;
 
 fn kontext(home: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in ["FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_QUEUE_URL", "FAL_RUN_URL", "FAL_REST_URL", "KONTEXT_ENDPOINT"] {
-        cmd.env_remove(var);
-    }
-    let config = home.join("config.toml");
-    if !config.exists() {
-        std::fs::write(&config, "").unwrap();
-    }
-    cmd.env("KONTEXT_DATA_DIR", home.join("data"))
-        .env("KONTEXT_CONFIG", &config)
-        .env("FAL_KEY", "test-key")
-        .args(args)
-        .stdin(Stdio::null());
+    let mut cmd = support::kontext(home);
+    cmd.env("FAL_KEY", "test-key").args(args);
     cmd
 }
 

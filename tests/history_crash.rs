@@ -9,21 +9,15 @@ use std::time::{Duration, Instant};
 use kontext::emulator::{Emulator, EmulatorConfig};
 use kontext::history::{History, HistoryDetail, HistoryQuery, JobState};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kontext");
+mod support;
 
 fn kontext(home: &Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    for var in ["FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_QUEUE_URL", "FAL_RUN_URL", "FAL_REST_URL", "KONTEXT_ENDPOINT"] {
-        cmd.env_remove(var);
-    }
     let config = home.join("config.toml");
     if !config.exists() {
         std::fs::write(&config, "[network]\npoll_interval_ms = 50\n").unwrap();
     }
-    cmd.env("KONTEXT_DATA_DIR", home.join("data"))
-        .env("KONTEXT_CONFIG", &config)
-        .env("FAL_KEY", "test-key")
-        .stdin(Stdio::null());
+    let mut cmd = support::kontext(home);
+    cmd.env("FAL_KEY", "test-key");
     cmd
 }
 

@@ -1,0 +1,37 @@
+//! Shared by the end-to-end tests: the `kontext` binary, isolated from the developer's own
+//! environment, config and data.
+
+// Each test crate uses part of this module.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_kontext");
+
+/// `kontext` with its data directory and config file in `home` (an empty config unless the test
+/// wrote one), no key or hosts from the environment, and the fast built-in emulator.
+pub fn kontext(home: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    for var in [
+        "FAL_KEY",
+        "FAL_KEY_ID",
+        "FAL_KEY_SECRET",
+        "FAL_QUEUE_URL",
+        "FAL_RUN_URL",
+        "FAL_REST_URL",
+        "KONTEXT_ENDPOINT",
+        "KONTEXT_GRAPHICS",
+    ] {
+        cmd.env_remove(var);
+    }
+    let config = home.join("config.toml");
+    if !config.exists() {
+        std::fs::write(&config, "").unwrap();
+    }
+    cmd.env("KONTEXT_DATA_DIR", home.join("data"))
+        .env("KONTEXT_CONFIG", &config)
+        .env("KONTEXT_EMULATOR_PROFILE", "fast")
+        .stdin(Stdio::null());
+    cmd
+}
