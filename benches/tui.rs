@@ -53,6 +53,7 @@ fn busy_app() -> App {
             prompt: format!("prompt {i}: put the little duckling on top of the woman's t-shirt"),
             seed: Some(i as u64),
             outputs: 1,
+            cursor: i as i64,
         })
         .collect();
     app.update(Message::History(rows));

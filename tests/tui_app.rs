@@ -269,3 +269,39 @@ fn local_images_show_size_and_whether_they_are_inlined_or_uploaded() {
     assert_eq!(a.images.info[1].tag, "missing");
     assert!(a.errors.iter().any(|e| e.field == Field::ImageUrls(Some(1)) && e.message.contains("no such file")));
 }
+
+#[test]
+fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
+    use kontext::tui::message::HistoryRow;
+    let row = |i: i64| HistoryRow {
+        id: format!("id{i}"),
+        request_id: None,
+        state: "completed".into(),
+        created_at: i,
+        prompt: format!("p{i}"),
+        seed: None,
+        outputs: 1,
+        cursor: 1000 - i,
+    };
+    let mut a = app();
+    a.update(Message::History((0..30).map(row).collect()));
+    press(&mut a, KeyCode::Char('5'), KeyModifiers::ALT);
+    let mut pages = Vec::new();
+    for _ in 0..15 {
+        for e in key(&mut a, KeyCode::Down) {
+            if let Effect::LoadHistory(f) = e {
+                pages.push(f);
+            }
+        }
+    }
+    assert_eq!(pages.len(), 1, "one request for the next page");
+    assert_eq!(pages[0].before, Some(1000 - 29), "older than the last loaded row");
+    let filter = kontext::tui::message::HistoryFilter { before: None, ..pages[0].clone() };
+    a.update(Message::HistoryMore { filter: filter.clone(), rows: (30..40).map(row).collect() });
+    assert_eq!(a.history.rows.len(), 40);
+    a.update(Message::HistoryMore { filter, rows: Vec::new() });
+    assert!(a.history.exhausted);
+    for _ in 0..30 {
+        assert!(!key(&mut a, KeyCode::Down).iter().any(|e| matches!(e, Effect::LoadHistory(_))));
+    }
+}

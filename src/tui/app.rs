@@ -168,6 +168,9 @@ pub struct HistoryPane {
     pub filter: HistoryFilter,
     pub searching: bool,
     pub loaded: bool,
+    /// No older rows than those loaded.
+    pub exhausted: bool,
+    pub loading_more: bool,
 }
 
 /// What the Results pane shows.
@@ -384,9 +387,20 @@ impl App {
                 Vec::new()
             }
             Message::JobFinished { id, outcome } => self.on_job_finished(id, *outcome),
+            Message::HistoryMore { filter, rows } => {
+                if filter != self.history.filter {
+                    return Vec::new();
+                }
+                self.history.exhausted = rows.is_empty();
+                self.history.loading_more = false;
+                self.history.rows.extend(rows);
+                Vec::new()
+            }
             Message::History(rows) => {
                 self.history.rows = rows;
                 self.history.loaded = true;
+                self.history.exhausted = false;
+                self.history.loading_more = false;
                 self.history.selected = self.history.selected.min(self.history.rows.len().saturating_sub(1));
                 Vec::new()
             }
@@ -850,8 +864,16 @@ impl App {
             return Vec::new();
         }
         self.history.selected = index.min(self.history.rows.len() - 1);
-        let id = self.history.rows[self.history.selected].id.clone();
-        vec![Effect::LoadHistoryDetail { id, purpose: DetailPurpose::Show }]
+        let row = &self.history.rows[self.history.selected];
+        let mut effects = vec![Effect::LoadHistoryDetail { id: row.id.clone(), purpose: DetailPurpose::Show }];
+        // Near the end of what is loaded: fetch the next page (keyset paging in the store).
+        let near_end = self.history.selected + 20 >= self.history.rows.len();
+        if near_end && !self.history.exhausted && !self.history.loading_more {
+            self.history.loading_more = true;
+            let before = self.history.rows.last().map(|r| r.cursor);
+            effects.push(Effect::LoadHistory(HistoryFilter { before, ..self.history.filter.clone() }));
+        }
+        effects
     }
 
     fn add_images<'a>(&mut self, lines: impl Iterator<Item = &'a str>) {

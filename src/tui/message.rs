@@ -25,6 +25,11 @@ pub enum Message {
         outcome: Box<JobFinish>,
     },
     History(Vec<HistoryRow>),
+    /// The next (older) page of a listing (dropped if the filter changed meanwhile).
+    HistoryMore {
+        filter: HistoryFilter,
+        rows: Vec<HistoryRow>,
+    },
     HistoryDetail(Box<HistoryDetailView>),
     /// Earlier prompts, newest first, for recall.
     Prompts(Vec<String>),
@@ -73,6 +78,8 @@ pub struct HistoryRow {
     pub prompt: String,
     pub seed: Option<u64>,
     pub outputs: usize,
+    /// Position for loading the next (older) page.
+    pub cursor: i64,
 }
 
 /// A past request, loaded for the editor and the results pane.
@@ -99,6 +106,8 @@ pub enum DetailPurpose {
 pub struct HistoryFilter {
     pub search: String,
     pub state: Option<String>,
+    /// Only rows older than this cursor: the next page when scrolling past the end.
+    pub before: Option<i64>,
 }
 
 #[derive(Debug)]

@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::app::App;
 use super::graphics::ThumbnailReady;
-use super::message::{Effect, HistoryDetailView, HistoryRow, JobFinish, JobId, Message};
+use super::message::{Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message};
 use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
-use crate::history::{History, HistoryEntry, HistoryError, HistoryQuery, JobState, resume_all};
+use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, JobState, resume_all};
 use crate::model::{Endpoint, ValidInput};
 use crate::runner::{JobError, JobRequest, run_job};
 
@@ -35,7 +35,7 @@ pub struct Services {
 }
 
 /// How many history rows the pane loads at a time.
-const HISTORY_PAGE: usize = 500;
+const HISTORY_PAGE: usize = 200;
 
 /// The terminal-facing side effects a runtime needs from its environment.
 pub trait Host {
@@ -230,10 +230,14 @@ where
                         search: Some(filter.search.trim().to_string()).filter(|s| !s.is_empty()),
                         state: filter.state.as_deref().and_then(JobState::parse),
                         limit: HISTORY_PAGE,
+                        before: filter.before.map(Cursor),
                         ..HistoryQuery::default()
                     };
                     let rows = h.list(&query)?.into_iter().map(history_row).collect();
-                    Ok(Message::History(rows))
+                    Ok(match filter.before {
+                        Some(_) => Message::HistoryMore { filter: HistoryFilter { before: None, ..filter }, rows },
+                        None => Message::History(rows),
+                    })
                 }),
                 Effect::LoadHistoryDetail { id, purpose } => self.spawn_store(move |h| {
                     let d = h.get(&id)?;
@@ -390,5 +394,6 @@ fn history_row(e: HistoryEntry) -> HistoryRow {
         prompt: e.prompt,
         seed: e.seed,
         outputs: e.num_outputs,
+        cursor: e.cursor.0,
     }
 }
