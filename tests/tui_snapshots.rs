@@ -200,7 +200,7 @@ fn history_with_entries() {
             prompt: format!("prompt number {i}: make the sky purple"),
             seed: Some(i as u64),
             outputs: 1,
-            cursor: i as i64,
+            cursor: i,
         })
         .collect();
     a.update(Message::History(rows));
