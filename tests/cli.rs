@@ -261,3 +261,64 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escape_sequences_from_the_server_never_reach_the_terminal() {
+    use axum::routing::{get, post};
+    // A hostile "fal" whose ids and errors carry terminal escapes (set title, clear screen).
+    let evil = "abc\u{1b}]0;PWNED\u{7}\u{1b}[2J";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let b = base.clone();
+    let app = axum::Router::new()
+        .route(
+            "/fal-ai/flux-pro/kontext/multi",
+            post(move || {
+                let b = b.clone();
+                async move {
+                    axum::Json(serde_json::json!({
+                        "request_id": evil,
+                        "response_url": format!("{b}/r"),
+                        "status_url": format!("{b}/r/status"),
+                        "cancel_url": format!("{b}/r/cancel"),
+                    }))
+                }
+            }),
+        )
+        .route(
+            "/r/status",
+            get(|| async {
+                axum::Json(serde_json::json!({"status": "COMPLETED", "logs": [{"message": "log \u{1b}[31mred"}]}))
+            }),
+        )
+        .route("/r/status/stream", get(|| async { axum::http::StatusCode::NOT_FOUND }))
+        .route(
+            "/r",
+            get(|| async {
+                (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({"detail": "bad \u{1b}]52;c;ZXZpbA==\u{7}input"})),
+                )
+            }),
+        );
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = kontext(home.path());
+    cmd.env("FAL_KEY", "k").args([
+        "run",
+        "-p",
+        "x",
+        "-i",
+        "https://v3.fal.media/a.png",
+        "--poll",
+        "--queue-url",
+        &base,
+    ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("abc"), "the id is still shown: {stderr}");
+    assert!(!stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'), "escapes reached the terminal: {stderr:?}");
+    assert!(!stderr.contains('\u{7}'), "{stderr:?}");
+}

@@ -88,13 +88,13 @@ pub struct ResumeArgs {
 
 fn open(locations: &Locations) -> Result<History, u8> {
     History::open(&locations.data_dir()).map_err(|e| {
-        eprintln!("kontext: {e}");
+        eprintln!("kontext: {}", strip_controls(&e.to_string()));
         exit::FAILURE
     })
 }
 
 fn fail(e: HistoryError) -> u8 {
-    eprintln!("kontext: {e}");
+    eprintln!("kontext: {}", strip_controls(&e.to_string()));
     match e {
         HistoryError::NotFound(_) | HistoryError::Ambiguous { .. } | HistoryError::Invalid(_) => exit::INVALID_INPUT,
         _ => exit::FAILURE,
@@ -166,7 +166,7 @@ fn list(h: &History, a: ListArgs) -> u8 {
     let (since, until) = match (since, until) {
         (Ok(s), Ok(u)) => (s, u),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("kontext: {e}");
+            eprintln!("kontext: {}", strip_controls(&e.to_string()));
             return exit::INVALID_INPUT;
         }
     };
@@ -216,7 +216,7 @@ fn show(d: &HistoryDetail, as_json: bool) {
     }
     let e = &d.entry;
     println!("id         {}", e.id);
-    println!("request    {}", e.request_id.as_deref().unwrap_or("(not accepted by fal)"));
+    println!("request    {}", one_line(e.request_id.as_deref().unwrap_or("(not accepted by fal)")));
     println!("endpoint   {}", e.endpoint);
     println!("state      {}", e.state);
     println!("created    {} UTC", crate::timefmt::format_utc(e.created_at));
@@ -311,7 +311,7 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
     let config = match locations.load_config() {
         Ok((c, _)) => c,
         Err(e) => {
-            eprintln!("kontext: {e}");
+            eprintln!("kontext: {}", strip_controls(&e.to_string()));
             return exit::INVALID_INPUT;
         }
     };
@@ -323,7 +323,7 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
     let connection = match connect(&config, &opts).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("kontext: {e}");
+            eprintln!("kontext: {}", strip_controls(&e.to_string()));
             return exit::INVALID_INPUT;
         }
     };

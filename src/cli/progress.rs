@@ -51,6 +51,8 @@ impl Progress {
     }
 
     fn line(&self, text: &str) {
+        // Ids, names and messages may come from a server: never let them drive the terminal.
+        let text = crate::sanitize::strip_controls(text);
         if self.tty {
             eprint!("\r\x1b[2K{text}\n");
         } else {
@@ -73,6 +75,7 @@ impl Progress {
     }
 
     fn set_state(&mut self, state: String) {
+        let state = crate::sanitize::one_line(&state);
         if !self.tty {
             eprintln!("{state}");
         }

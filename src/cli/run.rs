@@ -105,7 +105,7 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
     let (mut config, _) = match locations.load_config() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("kontext: {e}");
+            eprintln!("kontext: {}", crate::sanitize::strip_controls(&e.to_string()));
             return exit::INVALID_INPUT;
         }
     };
@@ -186,7 +186,7 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     let connection = match connect(&config, &opts).await {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("kontext: {e}");
+            eprintln!("kontext: {}", crate::sanitize::strip_controls(&e.to_string()));
             return exit::INVALID_INPUT;
         }
     };
@@ -247,7 +247,7 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
         return;
     }
     let o = &outcome.output;
-    println!("request  {}", outcome.handle.request_id);
+    println!("request  {}", crate::sanitize::one_line(&outcome.handle.request_id));
     println!("history  {id}");
     println!("seed     {}", o.seed);
     if let Some(secs) = o.inference_seconds() {
@@ -263,7 +263,7 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
 }
 
 fn report_failure(e: &JobError) -> u8 {
-    eprintln!("kontext: {e}");
+    eprintln!("kontext: {}", crate::sanitize::strip_controls(&e.to_string()));
     match e {
         JobError::Cancelled { .. } => exit::INTERRUPTED,
         JobError::Input { .. } => exit::INVALID_INPUT,

@@ -268,7 +268,11 @@ impl FalClient {
             .push("stream");
         url.query_pairs_mut().append_pair("logs", "1");
         let req = self.authorize(self.http.get(url.clone()).header(ACCEPT, "text/event-stream"), &url);
-        let resp = req.send().await.map_err(|e| FalError::network(&url, &e))?;
+        // A stream that never answers must not hang the job: fall back to polling instead.
+        let resp = match tokio::time::timeout(self.config.stream_idle_timeout, req.send()).await {
+            Ok(r) => r.map_err(|e| FalError::network(&url, &e))?,
+            Err(_) => return Ok(None),
+        };
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();

@@ -195,7 +195,8 @@ fn parse_field_error(item: &Value) -> FalFieldError {
 pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        // A server may send anything here; an absurd value must not panic (capped at a day).
+        return Duration::try_from_secs_f64(secs).ok().map(|d| d.min(Duration::from_secs(86_400)));
     }
     let when = httpdate::parse_http_date(v).ok()?;
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
@@ -371,6 +372,9 @@ mod tests {
         let d = parse_retry_after(&future).unwrap();
         assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
         assert_eq!(parse_retry_after("soon"), None);
+        assert_eq!(parse_retry_after("1e30"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_retry_after("-1"), None);
+        assert_eq!(parse_retry_after("NaN"), None);
         let err = FalError::from_response(429, &headers(&[("retry-after", "3")]), b"{}");
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
     }

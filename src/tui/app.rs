@@ -336,6 +336,7 @@ impl App {
 
     /// Looks each image up once (size, readable, an image) after the list changed.
     fn images_changed(&mut self) {
+        self.images.selected = self.images.selected.min(self.images.items.len().saturating_sub(1));
         let threshold = self.ctx.data_uri_threshold;
         self.images.info = self
             .images
@@ -904,6 +905,8 @@ impl App {
         if self.overlay.is_some() {
             return;
         }
+        // Terminals (xterm, tmux) paste lines separated by CR.
+        let text = &text.replace("\r\n", "\n").replace('\r', "\n");
         match self.focus {
             Pane::Images => {
                 self.images.input = None;
