@@ -194,3 +194,42 @@ async fn a_request_whose_local_emulator_is_gone_is_settled_not_retried() {
     assert!(e.error.as_deref().unwrap_or("").contains("no longer running"), "{e:?}");
     assert_eq!(now.submit_count(), 0, "nothing was resubmitted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_cannot_reach_the_requests_host_leaves_it_alone() {
+    let emu = Emulator::start(EmulatorConfig { processing_time: Duration::from_secs(2), ..EmulatorConfig::fast() }, 0)
+        .await
+        .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let out = home.path().join("out");
+    let mut run = kontext(home.path());
+    run.args(["run", "-p", "a fox", "-i", "https://example.test/a.png", "--queue-url", emu.base_url(), "--out"])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = run.spawn().unwrap();
+    wait_for(&data, "in progress", |d| d.entry.state == JobState::InProgress).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // No key and no hosts: the resume runs on a built-in emulator, which cannot reach it.
+    let mut keyless = kontext(home.path());
+    keyless.env_remove("FAL_KEY").arg("resume");
+    let o = output(keyless).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("elsewhere"), "{}", String::from_utf8_lossy(&o.stdout));
+    let h = History::open(&data).unwrap();
+    let e = &h.list(&HistoryQuery::default()).unwrap()[0];
+    assert!(!e.state.is_final(), "left as it was, not failed: {e:?}");
+
+    // With the right host and key it finishes.
+    let mut right = kontext(home.path());
+    right.args(["resume", "--queue-url", emu.base_url()]);
+    let o = output(right).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = &h.list(&HistoryQuery::default()).unwrap()[0];
+    assert_eq!(e.state, JobState::Completed);
+    assert_eq!(files_in(&out).len(), 1);
+    assert_eq!(emu.submit_count(), 1);
+}

@@ -380,7 +380,18 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
         for e in &report.running_elsewhere {
             println!("{}  running    still being run by another kontext process", e.id);
         }
-        if report.resumed.is_empty() && report.ambiguous.is_empty() && report.never_sent.is_empty() {
+        for e in &report.other_host {
+            println!(
+                "{}  elsewhere  it runs on {}, not on the hosts configured now (or without the key); left alone: resume with that host and its key",
+                e.id,
+                one_line(&e.endpoint)
+            );
+        }
+        if report.resumed.is_empty()
+            && report.ambiguous.is_empty()
+            && report.never_sent.is_empty()
+            && report.other_host.is_empty()
+        {
             println!("nothing to resume");
         }
     } else {
@@ -389,6 +400,7 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
             "never_sent": report.never_sent,
             "ambiguous": report.ambiguous,
             "running_elsewhere": report.running_elsewhere,
+            "other_host": report.other_host,
         });
         println!("{v}");
     }

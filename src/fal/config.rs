@@ -126,9 +126,10 @@ impl FalConfig {
     }
 }
 
-/// Same scheme, host and port.
+/// Same scheme, host and port; `localhost`, 127.0.0.1 and ::1 count as one host.
 pub fn same_origin(a: &Url, b: &Url) -> bool {
-    a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    let same_host = a.host_str() == b.host_str() || (is_loopback_url(a) && is_loopback_url(b));
+    a.scheme() == b.scheme() && same_host && a.port_or_known_default() == b.port_or_known_default()
 }
 
 pub fn is_loopback_url(url: &Url) -> bool {
@@ -194,5 +195,13 @@ mod tests {
         assert!(err.contains("plain http"), "{err}");
         assert!(parse_base_url("queue URL", "ftp://x").is_err());
         assert!(parse_base_url("queue URL", "https://queue.fal.run").is_ok());
+    }
+
+    #[test]
+    fn loopback_names_are_one_origin() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(same_origin(&u("http://localhost:8080/a"), &u("http://127.0.0.1:8080/b")));
+        assert!(!same_origin(&u("http://localhost:8080"), &u("http://127.0.0.1:8081")));
+        assert!(!same_origin(&u("https://queue.fal.run"), &u("https://fal.run")));
     }
 }

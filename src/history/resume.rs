@@ -36,6 +36,11 @@ pub struct ResumeReport {
     pub never_sent: Vec<HistoryEntry>,
     /// Requests still being run by a live process (left alone).
     pub running_elsewhere: Vec<HistoryEntry>,
+    /// Requests that belong to other hosts than the ones configured now (e.g. fal.ai while
+    /// running on the emulator, or without the key): left alone for a resume that can reach them.
+    pub other_host: Vec<HistoryEntry>,
+    /// Of `ambiguous`, the ones found in this pass (the rest were reported before).
+    pub ambiguous_now: Vec<HistoryEntry>,
 }
 
 struct Claim {
@@ -45,6 +50,20 @@ struct Claim {
     sent: KontextInput,
     out_dir: PathBuf,
     result: Option<serde_json::Value>,
+}
+
+/// A loopback URL whose port nobody listens on any more.
+fn local_server_is_gone(url: &reqwest::Url) -> bool {
+    if !crate::fal::is_loopback_url(url) {
+        return false;
+    }
+    let Ok(addrs) = std::net::ToSocketAddrs::to_socket_addrs(&(
+        url.host_str().unwrap_or("127.0.0.1").trim_matches(['[', ']']),
+        url.port_or_known_default().unwrap_or(80),
+    )) else {
+        return true;
+    };
+    !addrs.into_iter().any(|a| std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_millis(300)).is_ok())
 }
 
 /// Re-attaches every unfinished request left by a process that is gone, and finishes them all
@@ -197,6 +216,7 @@ fn claim_unfinished(
                     report.never_sent.push(entry);
                 } else {
                     entry.state = JobState::SubmitAmbiguous;
+                    report.ambiguous_now.push(entry);
                 }
                 continue;
             };
@@ -218,24 +238,29 @@ fn claim_unfinished(
                 },
                 _ => RequestHandle::from_request_id(client.config(), &endpoint, &request_id),
             };
-            // A request served by an emulator on this machine that is not the one we talk to now
-            // (a built-in emulator lives and dies with its process, on a random port): nothing
-            // can be fetched, and no money was involved. Settle it instead of retrying forever.
-            if let Ok(url) = reqwest::Url::parse(&handle.status_url)
-                && crate::fal::is_loopback_url(&url)
-                && !crate::fal::same_origin(&client.config().queue_url, &url)
-            {
-                let message = "it ran on a local emulator that is no longer running; nothing can be fetched";
-                tx.execute(
-                    "UPDATE requests SET state = 'failed', error = ?2, finished_at = ?3, updated_at = ?3, owner_pid = NULL WHERE id = ?1",
-                    params![row, message, now],
-                )
-                .map_err(e)?;
-                tx.execute(
-                    "INSERT INTO events (request, at, kind, detail) VALUES (?1, ?2, 'failed', ?3)",
-                    params![row, now, message],
-                )
-                .map_err(e)?;
+            // Only requests on the hosts we talk to now can be followed (and get the key).
+            let url = reqwest::Url::parse(&handle.status_url).ok();
+            if !url.as_ref().is_some_and(|u| client.config().is_fal_origin(u)) {
+                if url.as_ref().is_some_and(local_server_is_gone) {
+                    // Served by an emulator on this machine that is gone (a built-in emulator
+                    // lives and dies with its process, on a random port): nothing can be fetched
+                    // and no money was involved. Settle it instead of retrying forever.
+                    let message = "it ran on a local emulator that is no longer running; nothing can be fetched";
+                    tx.execute(
+                        "UPDATE requests SET state = 'failed', error = ?2, finished_at = ?3, updated_at = ?3, owner_pid = NULL WHERE id = ?1",
+                        params![row, message, now],
+                    )
+                    .map_err(e)?;
+                    tx.execute(
+                        "INSERT INTO events (request, at, kind, detail) VALUES (?1, ?2, 'failed', ?3)",
+                        params![row, now, message],
+                    )
+                    .map_err(e)?;
+                } else {
+                    // fal.ai while running on the emulator, another host, no key: leave it for a
+                    // resume that can reach it, rather than fail a paid request.
+                    report.other_host.push(entry);
+                }
                 continue;
             }
             tx.execute("UPDATE requests SET owner_pid = ?2, owner_start = ?3 WHERE id = ?1", params![row, pid, start])

@@ -157,7 +157,10 @@ impl Recorder<'_> {
             JobError::Cancelled { .. } => self.note(JournalEntry::Cancelled),
             JobError::Submit(error) => self.note(JournalEntry::SubmitFailed { error }),
             // fal still has the request: a later resume can finish it.
-            JobError::Fal { error, .. } if error.is_retryable() => {
+            // A key problem after fal accepted the request is not the request's end either.
+            JobError::Fal { error, .. }
+                if error.is_retryable() || matches!(error, FalError::Api(a) if matches!(a.status, 401 | 403)) =>
+            {
                 self.note(JournalEntry::Interrupted { error: &e.to_string() })
             }
             JobError::Write { .. } => self.note(JournalEntry::Interrupted { error: &e.to_string() }),

@@ -301,13 +301,19 @@ where
             let report = resume_all(&services.client, &services.history, None, etx, CancellationToken::new()).await;
             let _ = drain.await;
             match report {
-                Ok(r) if r.resumed.is_empty() && r.ambiguous.is_empty() => {}
+                Ok(r) if r.resumed.is_empty() && r.ambiguous_now.is_empty() && r.other_host.is_empty() => {}
                 Ok(r) => {
                     let mut text = format!("resumed {} unfinished request(s) from an earlier session", r.resumed.len());
-                    if !r.ambiguous.is_empty() {
+                    if !r.ambiguous_now.is_empty() {
                         text.push_str(&format!(
                             "; {} submit(s) of uncertain fate were not resent (see History)",
-                            r.ambiguous.len()
+                            r.ambiguous_now.len()
+                        ));
+                    }
+                    if !r.other_host.is_empty() {
+                        text.push_str(&format!(
+                            "; {} request(s) on another host were left alone (resume them with that host's key)",
+                            r.other_host.len()
                         ));
                     }
                     let _ = tx.send(Message::Notice(text));
