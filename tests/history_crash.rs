@@ -233,3 +233,36 @@ async fn a_resume_that_cannot_reach_the_requests_host_leaves_it_alone() {
     assert_eq!(files_in(&out).len(), 1);
     assert_eq!(emu.submit_count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_image_download_leaves_the_request_resumable() {
+    // The CDN fails every download of the first run (two attempts), then works.
+    let cfg = EmulatorConfig { faults: "500@files:#2".parse().unwrap(), ..EmulatorConfig::fast() };
+    let emu = Emulator::start(cfg, 0).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config.toml"), "[network]\nretry_max_attempts = 2\npoll_interval_ms = 50\n")
+        .unwrap();
+    let out = home.path().join("out");
+    let mut run = kontext(home.path());
+    run.args(["run", "-p", "a fox", "-i", "https://example.test/a.png", "--queue-url", emu.base_url(), "--out"])
+        .arg(&out);
+    let o = output(run).await;
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("could not be downloaded"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let h = History::open(&home.path().join("data")).unwrap();
+    let e = &h.list(&HistoryQuery::default()).unwrap()[0];
+    assert!(!e.state.is_final(), "the paid result is not given up: {e:?}");
+
+    let mut resume = kontext(home.path());
+    resume.args(["resume", "--queue-url", emu.base_url()]);
+    let o = output(resume).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let e = &h.list(&HistoryQuery::default()).unwrap()[0];
+    assert_eq!(e.state, JobState::Completed);
+    assert_eq!(files_in(&out).len(), 1);
+    assert_eq!(emu.submit_count(), 1);
+}

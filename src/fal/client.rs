@@ -407,7 +407,8 @@ impl FalClient {
                     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
                     Ok(Media { bytes: body, content_type })
                 },
-                FalError::is_retryable,
+                // CDN GETs are idempotent: a server error there is worth another try too.
+                |e| e.is_retryable() || matches!(e, FalError::Api(a) if a.status >= 500),
             )
             .await
     }

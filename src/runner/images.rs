@@ -133,13 +133,12 @@ pub(super) async fn save_outputs(
         rec.note(JournalEntry::Downloading { index });
         emit(JobEvent::Downloading { index });
         let output_err = |message: String| JobError::Output { handle: Box::new(handle.clone()), index, message };
-        let media = client.download(&image.url).await.map_err(|error| {
-            // A network failure is not the image's fault: the request can be resumed later.
-            if error.is_retryable() {
-                JobError::Fal { handle: Box::new(handle.clone()), error }
-            } else {
-                output_err(error.to_string())
-            }
+        // The result is stored: a failed download (network, CDN error) leaves the request to be
+        // resumed later rather than losing a paid image.
+        let media = client.download(&image.url).await.map_err(|error| JobError::Download {
+            handle: Box::new(handle.clone()),
+            index,
+            error,
         })?;
         let claimed = image.content_type.clone().or(media.content_type.clone());
         let bytes = media.bytes;

@@ -97,6 +97,9 @@ pub enum JobError {
     /// An output image was missing, not what it claimed to be, or undecodable.
     #[error("output image {} of request {}: {message}", .index + 1, .handle.request_id)]
     Output { handle: Box<RequestHandle>, index: usize, message: String },
+    /// An output image could not be downloaded; the stored result lets a resume try again.
+    #[error("output image {} of request {} could not be downloaded: {error}", .index + 1, .handle.request_id)]
+    Download { handle: Box<RequestHandle>, index: usize, error: FalError },
     #[error("could not write {}: {error}", .path.display())]
     Write { path: PathBuf, error: std::io::Error },
     /// The history could not record a step that must be durable before the job goes on; nothing
@@ -111,7 +114,9 @@ impl JobError {
     /// The fal error behind this failure, if any.
     pub fn fal_error(&self) -> Option<&FalError> {
         match self {
-            JobError::Upload { error, .. } | JobError::Fal { error, .. } => Some(error),
+            JobError::Upload { error, .. } | JobError::Fal { error, .. } | JobError::Download { error, .. } => {
+                Some(error)
+            }
             JobError::Submit(e) => Some(e.error()),
             _ => None,
         }
@@ -163,7 +168,9 @@ impl Recorder<'_> {
             {
                 self.note(JournalEntry::Interrupted { error: &e.to_string() })
             }
-            JobError::Write { .. } => self.note(JournalEntry::Interrupted { error: &e.to_string() }),
+            JobError::Write { .. } | JobError::Download { .. } => {
+                self.note(JournalEntry::Interrupted { error: &e.to_string() })
+            }
             other => self.note(JournalEntry::Failed { error: &other.to_string() }),
         }
         e

@@ -369,9 +369,9 @@ where
                 Err(e) => {
                     let field_errors = e.fal_error().map(|f| f.field_errors()).unwrap_or_default();
                     let request_id = match &e {
-                        JobError::Fal { handle, .. } | JobError::Output { handle, .. } => {
-                            Some(handle.request_id.clone())
-                        }
+                        JobError::Fal { handle, .. }
+                        | JobError::Output { handle, .. }
+                        | JobError::Download { handle, .. } => Some(handle.request_id.clone()),
                         _ => None,
                     };
                     let ambiguous = matches!(e, JobError::Submit(crate::fal::SubmitError::Ambiguous(_)));
