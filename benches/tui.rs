@@ -59,8 +59,13 @@ fn busy_app() -> App {
     app.update(Message::History(rows));
     app.update(Message::Input(crossterm::event::Event::Paste("make it night".into())));
     for id in 1..=JOBS {
-        let inputs = vec!["https://v3.fal.media/files/a.png".to_string()];
-        app.jobs.insert(0, kontext::tui::app::JobView::new(id, format!("job {id}"), inputs));
+        let draft = Draft {
+            prompt: format!("job {id}"),
+            images: vec!["https://v3.fal.media/files/a.png".into()],
+            ..Draft::default()
+        };
+        let input = draft.validate(4).unwrap();
+        app.jobs.insert(0, kontext::tui::app::JobView::new(id, &input));
         let rid = format!("{id:08x}-aaaa-4bbb-8ccc-dddddddddddd");
         let handle = RequestHandle {
             endpoint: "fal-ai/flux-pro/kontext/multi".into(),

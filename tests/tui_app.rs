@@ -305,3 +305,55 @@ fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
         assert!(!key(&mut a, KeyCode::Down).iter().any(|e| matches!(e, Effect::LoadHistory(_))));
     }
 }
+
+#[test]
+fn quitting_waits_for_a_submit_in_flight_unless_asked_twice() {
+    let mut a = app();
+    ready(&mut a);
+    key(&mut a, KeyCode::F(5));
+    let effects = press(&mut a, KeyCode::Char('q'), KeyModifiers::CONTROL);
+    assert!(effects.is_empty() && !a.quit, "not while fal may be receiving the submit");
+    assert!(a.notice.as_ref().unwrap().0.contains("waiting for 1 submit"));
+    let handle = kontext::fal::RequestHandle {
+        endpoint: "e".into(),
+        request_id: "r".into(),
+        response_url: "u".into(),
+        status_url: "s".into(),
+        cancel_url: "c".into(),
+    };
+    let effects = a.update(Message::Job { id: 1, event: kontext::runner::JobEvent::Submitted { handle } });
+    assert!(matches!(effects.as_slice(), [Effect::Quit]), "quits once fal has it: {effects:?}");
+
+    let mut b = app();
+    ready(&mut b);
+    key(&mut b, KeyCode::F(5));
+    press(&mut b, KeyCode::Char('q'), KeyModifiers::CONTROL);
+    assert!(matches!(press(&mut b, KeyCode::Char('q'), KeyModifiers::CONTROL).as_slice(), [Effect::Quit]));
+}
+
+#[test]
+fn rerunning_a_job_sends_that_jobs_own_request() {
+    let mut a = app();
+    typ(&mut a, "first");
+    press(&mut a, KeyCode::Char('2'), KeyModifiers::ALT);
+    a.update(Message::Input(Event::Paste("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\n".into())));
+    press(&mut a, KeyCode::Char('3'), KeyModifiers::ALT);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Right); // num_images 2
+    key(&mut a, KeyCode::F(5));
+    // Change everything, then re-run job #1 from the Jobs pane.
+    key(&mut a, KeyCode::Right); // num_images 3
+    press(&mut a, KeyCode::Char('1'), KeyModifiers::ALT);
+    typ(&mut a, " and more");
+    press(&mut a, KeyCode::Char('4'), KeyModifiers::ALT);
+    let effects = key(&mut a, KeyCode::Char('r'));
+    let [Effect::Submit { input, .. }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(input.prompt, "first");
+    assert_eq!(input.num_images, 2);
+    assert!(
+        matches!(&input.images[0], kontext::model::ImageSource::DataUri(d) if d.ends_with("ggg==")),
+        "{:?}",
+        input.images
+    );
+}

@@ -112,7 +112,10 @@ impl JobPhase {
 pub struct JobView {
     pub id: JobId,
     pub prompt: String,
+    /// Input images as shown (data: URIs shortened).
     pub inputs: Vec<String>,
+    /// Exactly what was asked for, to run it again.
+    pub draft: Draft,
     pub phase: JobPhase,
     pub request_id: Option<String>,
     pub started: Instant,
@@ -126,11 +129,12 @@ pub struct JobView {
 
 impl JobView {
     /// A job that is just starting.
-    pub fn new(id: JobId, prompt: String, inputs: Vec<String>) -> JobView {
+    pub fn new(id: JobId, input: &ValidInput) -> JobView {
         JobView {
             id,
-            prompt,
-            inputs,
+            prompt: input.prompt.clone(),
+            inputs: input.images.iter().map(ImageSource::display).collect(),
+            draft: input.to_draft(),
             phase: JobPhase::Preparing,
             request_id: None,
             started: Instant::now(),
@@ -224,6 +228,8 @@ pub struct App {
     pub notice: Option<(String, bool)>,
     pub last_seed: Option<u64>,
     pub quit: bool,
+    /// Quit asked while a submit was in flight: quit once fal has confirmed it.
+    pub quit_pending: bool,
     next_job: JobId,
     /// Set while the draft changed and errors should be recomputed on the next view.
     dirty_input: bool,
@@ -261,6 +267,7 @@ impl App {
             notice: None,
             last_seed: None,
             quit: false,
+            quit_pending: false,
             next_job: 1,
             dirty_input: false,
         }
@@ -385,9 +392,13 @@ impl App {
             Message::Input(_) => Vec::new(),
             Message::Job { id, event } => {
                 self.on_job_event(id, event);
-                Vec::new()
+                self.maybe_finish_quit()
             }
-            Message::JobFinished { id, outcome } => self.on_job_finished(id, *outcome),
+            Message::JobFinished { id, outcome } => {
+                let mut effects = self.on_job_finished(id, *outcome);
+                effects.extend(self.maybe_finish_quit());
+                effects
+            }
             Message::HistoryMore { filter, rows } => {
                 if filter != self.history.filter {
                     return Vec::new();
@@ -633,14 +644,10 @@ impl App {
     fn on_action(&mut self, action: Action) -> Vec<Effect> {
         self.notice = None;
         match action {
-            Action::ForceQuit => {
-                self.quit = true;
-                return vec![Effect::Quit];
-            }
+            Action::ForceQuit => return self.request_quit(),
             Action::Quit => {
                 if !self.is_editing_text() {
-                    self.quit = true;
-                    return vec![Effect::Quit];
+                    return self.request_quit();
                 }
             }
             Action::Submit => return self.submit(),
@@ -663,6 +670,36 @@ impl App {
             Action::RecallNewer => self.recall_step(-1),
             Action::RecallSearch => self.overlay = Some(Overlay::RecallSearch { query: String::new(), selected: 0 }),
             other => return self.on_pane_action(other),
+        }
+        Vec::new()
+    }
+
+    /// Jobs whose submit may be on its way: quitting now could leave fal with a request nobody
+    /// knows the id of.
+    pub fn submits_in_flight(&self) -> usize {
+        self.jobs.iter().filter(|j| matches!(j.phase, JobPhase::Preparing | JobPhase::Uploading(_))).count()
+    }
+
+    /// Quits, unless a submit is in flight: then waits for fal's answer (a second request quits).
+    fn request_quit(&mut self) -> Vec<Effect> {
+        let in_flight = self.submits_in_flight();
+        if in_flight == 0 || self.quit_pending {
+            self.quit = true;
+            return vec![Effect::Quit];
+        }
+        self.quit_pending = true;
+        self.notice = Some((
+            format!("waiting for {in_flight} submit(s) to reach fal before quitting — Ctrl-Q again quits now"),
+            false,
+        ));
+        Vec::new()
+    }
+
+    /// After a job update: a pending quit goes ahead once no submit is in flight.
+    fn maybe_finish_quit(&mut self) -> Vec<Effect> {
+        if self.quit_pending && self.submits_in_flight() == 0 {
+            self.quit = true;
+            return vec![Effect::Quit];
         }
         Vec::new()
     }
@@ -771,9 +808,8 @@ impl App {
                 }
                 Action::Rerun => {
                     if let Some(job) = self.jobs.get(self.job_selected).cloned() {
-                        self.prompt = new_prompt_editor(&job.prompt);
-                        self.images.items = job.inputs.clone();
-                        self.images_changed();
+                        // The same request again: its own prompt, images and parameters.
+                        self.load_draft(&job.draft);
                         return self.submit();
                     }
                 }
@@ -953,8 +989,7 @@ impl App {
         if !self.recall.contains(&prompt) {
             self.recall.insert(0, prompt.clone());
         }
-        let inputs = input.images.iter().map(ImageSource::display).collect();
-        self.jobs.insert(0, JobView::new(id, prompt, inputs));
+        self.jobs.insert(0, JobView::new(id, &input));
         self.job_selected = 0;
         self.results.source = ResultsSource::Job(id);
         self.results.selected = 0;
@@ -1069,13 +1104,8 @@ impl App {
                 Vec::new()
             }
             DetailPurpose::Load | DetailPurpose::Rerun => {
-                // Stored text goes through the same sanitising as anything from outside.
-                self.prompt = new_prompt_editor(&strip_controls(&detail.draft.prompt));
-                self.images.items = detail.draft.images.iter().map(|i| one_line(i)).collect();
-                self.images.selected = 0;
-                self.form.apply_draft(&detail.draft);
+                self.load_draft(&detail.draft);
                 self.results.source = ResultsSource::History(Box::new(detail.clone()));
-                self.images_changed();
                 if detail.purpose == DetailPurpose::Rerun {
                     return self.submit();
                 }
@@ -1084,6 +1114,16 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// Puts a whole request into the editor: prompt, images, parameters.
+    fn load_draft(&mut self, draft: &Draft) {
+        // Stored text goes through the same sanitising as anything from outside.
+        self.prompt = new_prompt_editor(&strip_controls(&draft.prompt));
+        self.images.items = draft.images.iter().map(|i| one_line(i)).collect();
+        self.images.selected = 0;
+        self.form.apply_draft(draft);
+        self.images_changed();
     }
 
     /// The outputs the Results pane shows.

@@ -196,15 +196,21 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     let built_in = connection.emulator().is_some();
     connection.shutdown().await;
     match result {
-        Ok(0) => crate::cli::exit::OK,
-        Ok(n) if built_in => {
-            eprintln!("kontext: {n} job(s) were still running on the built-in emulator and stopped with it.");
-            crate::cli::exit::OK
-        }
-        Ok(n) => {
-            eprintln!(
-                "kontext: {n} job(s) still running at fal were left to finish; the next start of kontext (or `kontext resume`) fetches their results."
-            );
+        Ok((accepted, unconfirmed)) => {
+            if accepted > 0 && built_in {
+                eprintln!(
+                    "kontext: {accepted} job(s) were still running on the built-in emulator and stopped with it."
+                );
+            } else if accepted > 0 {
+                eprintln!(
+                    "kontext: {accepted} job(s) still running at fal were left to finish; the next start of kontext (or `kontext resume`) fetches their results."
+                );
+            }
+            if unconfirmed > 0 {
+                eprintln!(
+                    "kontext: {unconfirmed} job(s) stopped before fal confirmed them; they were not resent (see `kontext history list`)."
+                );
+            }
             crate::cli::exit::OK
         }
         Err(e) => {

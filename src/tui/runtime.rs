@@ -182,9 +182,12 @@ where
         Ok(())
     }
 
-    /// Jobs of this session that had not finished when the loop ended.
-    pub fn unfinished_jobs(&self) -> usize {
-        self.app.jobs.iter().filter(|j| j.phase.is_active()).count()
+    /// Jobs of this session that had not finished when the loop ended: (accepted by fal, not
+    /// confirmed by fal).
+    pub fn unfinished_jobs(&self) -> (usize, usize) {
+        let active = self.app.jobs.iter().filter(|j| j.phase.is_active());
+        let (accepted, unconfirmed): (Vec<_>, Vec<_>) = active.partition(|j| j.request_id.is_some());
+        (accepted.len(), unconfirmed.len())
     }
 
     /// Makes the next frame repaint every cell (after the editor or a resize left the screen in an
