@@ -56,7 +56,7 @@ fn busy_app() -> App {
             cursor: i as i64,
         })
         .collect();
-    app.update(Message::History(rows));
+    app.update(Message::History { filter: Default::default(), rows });
     app.update(Message::Input(crossterm::event::Event::Paste("make it night".into())));
     for id in 1..=JOBS {
         let draft = Draft {

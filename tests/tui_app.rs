@@ -284,7 +284,7 @@ fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
         cursor: 1000 - i,
     };
     let mut a = app();
-    a.update(Message::History((0..30).map(row).collect()));
+    a.update(Message::History { filter: Default::default(), rows: (0..30).map(row).collect() });
     press(&mut a, KeyCode::Char('5'), KeyModifiers::ALT);
     let mut pages = Vec::new();
     for _ in 0..15 {
@@ -356,4 +356,34 @@ fn rerunning_a_job_sends_that_jobs_own_request() {
         "{:?}",
         input.images
     );
+}
+
+#[test]
+fn a_slow_answer_to_an_older_history_search_is_ignored() {
+    use kontext::tui::message::HistoryRow;
+    let row = |p: &str| HistoryRow {
+        id: p.into(),
+        request_id: None,
+        state: "completed".into(),
+        created_at: 0,
+        prompt: p.into(),
+        seed: None,
+        outputs: 0,
+        cursor: 1,
+    };
+    let mut a = app();
+    press(&mut a, KeyCode::Char('5'), KeyModifiers::ALT);
+    key(&mut a, KeyCode::Char('/'));
+    let first = match key(&mut a, KeyCode::Char('c')).pop() {
+        Some(Effect::LoadHistory(f)) => f,
+        other => panic!("{other:?}"),
+    };
+    let second = match key(&mut a, KeyCode::Char('a')).pop() {
+        Some(Effect::LoadHistory(f)) => f,
+        other => panic!("{other:?}"),
+    };
+    a.update(Message::History { filter: second, rows: vec![row("cat")] });
+    a.update(Message::History { filter: first, rows: vec![row("cow"), row("cat")] });
+    let shown: Vec<_> = a.history.rows.iter().map(|r| r.prompt.as_str()).collect();
+    assert_eq!(shown, ["cat"], "the answer for \"c\" arrived last but is stale");
 }

@@ -203,7 +203,7 @@ fn history_with_entries() {
             cursor: i,
         })
         .collect();
-    a.update(Message::History(rows));
+    a.update(Message::History { filter: Default::default(), rows });
     focus(&mut a, '5');
     key(&mut a, KeyCode::Down);
     snap!("history", render(&mut a, 120, 36));

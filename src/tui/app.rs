@@ -408,7 +408,12 @@ impl App {
                 self.history.rows.extend(rows);
                 Vec::new()
             }
-            Message::History(rows) => {
+            Message::HistoryChanged => vec![self.reload_history()],
+            Message::History { filter, rows } => {
+                if filter != self.history.filter {
+                    // The answer to a listing the user has since changed.
+                    return Vec::new();
+                }
                 self.history.rows = rows;
                 self.history.loaded = true;
                 self.history.exhausted = false;
@@ -546,11 +551,11 @@ impl App {
                 KeyCode::Esc => {
                     self.history.searching = false;
                     self.history.filter.search.clear();
-                    return vec![Effect::LoadHistory(self.history.filter.clone())];
+                    return vec![self.reload_history()];
                 }
                 KeyCode::Backspace => {
                     self.history.filter.search.pop();
-                    return vec![Effect::LoadHistory(self.history.filter.clone())];
+                    return vec![self.reload_history()];
                 }
                 KeyCode::Down | KeyCode::Up => {
                     self.history.searching = false;
@@ -559,7 +564,7 @@ impl App {
                 KeyCode::Char(c) if !ctrl => {
                     self.history.filter.search.push(c);
                     self.history.selected = 0;
-                    return vec![Effect::LoadHistory(self.history.filter.clone())];
+                    return vec![self.reload_history()];
                 }
                 _ => {}
             },
@@ -672,6 +677,13 @@ impl App {
             other => return self.on_pane_action(other),
         }
         Vec::new()
+    }
+
+    /// A new listing with the current filter; answers to earlier ones will be ignored.
+    fn reload_history(&mut self) -> Effect {
+        self.history.filter.seq += 1;
+        self.history.filter.before = None;
+        Effect::LoadHistory(self.history.filter.clone())
     }
 
     /// Jobs whose submit may be on its way: quitting now could leave fal with a request nobody
@@ -826,7 +838,7 @@ impl App {
                         STATES.iter().position(|s| s.map(str::to_string) == self.history.filter.state).unwrap_or(0);
                     self.history.filter.state = STATES[(pos + 1) % STATES.len()].map(str::to_string);
                     self.history.selected = 0;
-                    return vec![Effect::LoadHistory(self.history.filter.clone())];
+                    return vec![self.reload_history()];
                 }
                 Action::Confirm => {
                     if let Some(row) = self.history.rows.get(self.history.selected) {
@@ -1093,7 +1105,7 @@ impl App {
             // fal named fields: show them where the user can fix them.
             self.errors = field_errors;
         }
-        vec![Effect::LoadHistory(self.history.filter.clone())]
+        vec![self.reload_history()]
     }
 
     fn on_history_detail(&mut self, detail: HistoryDetailView) -> Vec<Effect> {

@@ -24,7 +24,13 @@ pub enum Message {
         id: JobId,
         outcome: Box<JobFinish>,
     },
-    History(Vec<HistoryRow>),
+    /// A listing, for the filter (and `seq`) it answers.
+    History {
+        filter: HistoryFilter,
+        rows: Vec<HistoryRow>,
+    },
+    /// The stored history changed (a delete, a resume): list it again with the current filter.
+    HistoryChanged,
     /// The next (older) page of a listing (dropped if the filter changed meanwhile).
     HistoryMore {
         filter: HistoryFilter,
@@ -108,6 +114,8 @@ pub struct HistoryFilter {
     pub state: Option<String>,
     /// Only rows older than this cursor: the next page when scrolling past the end.
     pub before: Option<i64>,
+    /// Which listing this is: answers to an older one (a slower query) are dropped.
+    pub seq: u64,
 }
 
 #[derive(Debug)]

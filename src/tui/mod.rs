@@ -64,12 +64,18 @@ fn leave_terminal() -> io::Result<()> {
     r1.and(r2)
 }
 
-/// Restores the terminal before the default panic message, so it is readable.
+/// A panic on the main thread ends the app: restore the terminal first so the message is
+/// readable. A panic in a background task only fails that task (the runtime reports it as a
+/// failed job): it goes to the log, and the screen stays as it is.
 fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let _ = leave_terminal();
-        previous(info);
+        if std::thread::current().name() == Some("main") {
+            let _ = leave_terminal();
+            previous(info);
+        } else {
+            tracing::error!("panic in a background task: {info}");
+        }
     }));
 }
 

@@ -239,7 +239,7 @@ where
                     let rows = h.list(&query)?.into_iter().map(history_row).collect();
                     Ok(match filter.before {
                         Some(_) => Message::HistoryMore { filter: HistoryFilter { before: None, ..filter }, rows },
-                        None => Message::History(rows),
+                        None => Message::History { filter, rows },
                     })
                 }),
                 Effect::LoadHistoryDetail { id, purpose } => self.spawn_store(move |h| {
@@ -282,14 +282,11 @@ where
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let msg = f(&history).unwrap_or_else(|e| Message::Error(format!("history: {e}")));
-            // A deletion changes the list: reload it.
+            // A deletion changes the list: the app lists it again with its filter.
             let reload = matches!(&msg, Message::Notice(n) if n.starts_with("deleted"));
             let _ = tx.send(msg);
             if reload {
-                let rows = history.list(&HistoryQuery { limit: HISTORY_PAGE, ..HistoryQuery::default() });
-                if let Ok(rows) = rows {
-                    let _ = tx.send(Message::History(rows.into_iter().map(history_row).collect()));
-                }
+                let _ = tx.send(Message::HistoryChanged);
             }
         });
     }
@@ -320,10 +317,7 @@ where
                         ));
                     }
                     let _ = tx.send(Message::Notice(text));
-                    let rows = services.history.list(&HistoryQuery { limit: HISTORY_PAGE, ..HistoryQuery::default() });
-                    if let Ok(rows) = rows {
-                        let _ = tx.send(Message::History(rows.into_iter().map(history_row).collect()));
-                    }
+                    let _ = tx.send(Message::HistoryChanged);
                 }
                 Err(e) => {
                     let _ = tx.send(Message::Error(format!("resuming unfinished requests failed: {e}")));
@@ -337,7 +331,8 @@ where
         self.cancels.insert(id, token.clone());
         let services = self.services.clone();
         let tx = self.tx.clone();
-        tokio::spawn(async move {
+        let watcher_tx = self.tx.clone();
+        let job = tokio::spawn(async move {
             let request = JobRequest {
                 endpoint: services.endpoint.clone(),
                 input,
@@ -382,6 +377,21 @@ where
                 }
             };
             let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+        });
+        // If the job task panics, say so instead of leaving the job spinning forever.
+        tokio::spawn(async move {
+            if let Err(e) = job.await
+                && e.is_panic()
+            {
+                let outcome = JobFinish::Failed {
+                    message: "internal error in kontext (details in the log file); the request is in the history"
+                        .into(),
+                    field_errors: Vec::new(),
+                    request_id: None,
+                    ambiguous: false,
+                };
+                let _ = watcher_tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+            }
         });
     }
 }
