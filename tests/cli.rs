@@ -322,3 +322,19 @@ async fn escape_sequences_from_the_server_never_reach_the_terminal() {
     assert!(!stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'), "escapes reached the terminal: {stderr:?}");
     assert!(!stderr.contains('\u{7}'), "{stderr:?}");
 }
+
+#[test]
+fn localhost_and_127_0_0_1_are_the_same_host_for_the_key() {
+    // The emulator answers with 127.0.0.1 URLs; the user typed localhost.
+    let emu = EmulatorProcess::spawn(&["--profile", "fast"]);
+    let home = tempfile::tempdir().unwrap();
+    let url = emu.url.replace("127.0.0.1", "localhost");
+    let out = kontext(home.path())
+        .env("FAL_KEY", "k")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &url, "--out"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
