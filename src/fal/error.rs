@@ -196,7 +196,7 @@ pub(crate) fn parse_retry_after(v: &str) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<f64>() {
         // A server may send anything here; an absurd value must not panic (capped at a day).
-        return Duration::try_from_secs_f64(secs).ok().map(|d| d.min(Duration::from_secs(86_400)));
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)));
     }
     let when = httpdate::parse_http_date(v).ok()?;
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())

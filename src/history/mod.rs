@@ -277,7 +277,20 @@ impl History {
         let err = |error| HistoryError::Sqlite { path: db_path.clone(), error };
         let mut conn = Connection::open(&db_path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(err)?;
+        // Switching a new database to WAL needs an exclusive lock and SQLite reports "busy" at
+        // once, without waiting, when another process is opening it at the same moment.
+        let started = std::time::Instant::now();
+        let mode: String = loop {
+            match conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)) {
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                        && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other.map_err(err)?,
+            }
+        };
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!("history: journal_mode is {mode}, not WAL");
         }
