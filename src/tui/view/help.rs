@@ -51,7 +51,9 @@ pub fn draw_overlay(buf: &mut Buffer, area: Rect, app: &App, overlay: &Overlay, 
             let two_columns = area.width >= 150;
             let rect = centered(area, if two_columns { 150 } else { 84 }, area.height.saturating_sub(2));
             Clear.render(rect, buf);
-            let block = Block::bordered().title(" Help ").border_style(theme.border_focused());
+            let block = Block::bordered()
+                .title(" Help — ↑↓ PgUp PgDn scroll · Esc closes ")
+                .border_style(theme.border_focused());
             let inner = block.inner(rect);
             block.render(rect, buf);
             if two_columns {
