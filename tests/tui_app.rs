@@ -264,7 +264,17 @@ fn local_images_show_size_and_whether_they_are_inlined_or_uploaded() {
     image::RgbImage::new(4, 4).save(&small).unwrap();
     let mut a = app();
     press(&mut a, KeyCode::Char('2'), KeyModifiers::ALT);
-    a.update(Message::Input(Event::Paste(format!("{}\n{}\n", small.display(), dir.path().join("gone.png").display()))));
+    let effects = a.update(Message::Input(Event::Paste(format!(
+        "{}\n{}\n",
+        small.display(),
+        dir.path().join("gone.png").display()
+    ))));
+    // The files are looked at off the UI task: the update only asks for it.
+    let [Effect::CheckImages { seq, items }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(a.images.info[0].tag, "checking…");
+    assert!(key(&mut a, KeyCode::F(5)).is_empty(), "no submit before the files are checked");
+    let info = kontext::tui::app::describe_images(items, 256 * 1024);
+    a.update(Message::ImagesChecked { seq: *seq, info });
     assert!(a.images.info[0].tag.contains("inline"), "{:?}", a.images.info);
     assert_eq!(a.images.info[1].tag, "missing");
     assert!(a.errors.iter().any(|e| e.field == Field::ImageUrls(Some(1)) && e.message.contains("no such file")));

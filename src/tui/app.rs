@@ -153,9 +153,13 @@ pub struct ImagesPane {
     pub selected: usize,
     /// The one-line input while adding an image.
     pub input: Option<String>,
-    /// Per item: what it is ("url", "local 3 KB · inline") and a problem with it, looked up on
-    /// disk once when the list changes — never while drawing or typing.
+    /// Per item: what it is ("url", "local 3 KB · inline") and a problem with it, looked up
+    /// off the UI task when the list changes — never while drawing or typing.
     pub info: Vec<ImageInfo>,
+    /// Which version of the list `info` should describe; answers for older ones are dropped.
+    pub check_seq: u64,
+    /// A look-up of local files is under way.
+    pub checking: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -233,6 +237,31 @@ pub struct App {
     next_job: JobId,
     /// Set while the draft changed and errors should be recomputed on the next view.
     dirty_input: bool,
+    /// Effects raised deep inside an update, returned with the update's own.
+    queued: Vec<Effect>,
+}
+
+/// What an image reference is, and what is wrong with it: reads a few bytes of a local file, so
+/// it runs off the UI task for local files (the runtime calls it on a blocking thread).
+pub fn describe_image(source: &ImageSource, data_uri_threshold: u64) -> ImageInfo {
+    let error = crate::model::check_image_source(source).err();
+    let (tag, local_file) = match source {
+        ImageSource::Url(_) => ("url".to_string(), None),
+        ImageSource::DataUri(d) => (format!("inline {} KB", d.len().div_ceil(1024)), None),
+        ImageSource::Local(p) => match std::fs::metadata(p) {
+            Ok(m) => {
+                let how = if m.len() <= data_uri_threshold { "inline" } else { "upload" };
+                (format!("local {} KB · {how}", m.len().div_ceil(1024)), Some(p.clone()))
+            }
+            Err(_) => ("missing".to_string(), None),
+        },
+    };
+    ImageInfo { tag, error, local_file }
+}
+
+/// `describe_image` for a whole list.
+pub fn describe_images(items: &[String], data_uri_threshold: u64) -> Vec<ImageInfo> {
+    items.iter().map(|t| describe_image(&ImageSource::classify(t), data_uri_threshold)).collect()
 }
 
 pub fn new_prompt_editor(text: &str) -> TextArea<'static> {
@@ -270,6 +299,7 @@ impl App {
             quit_pending: false,
             next_job: 1,
             dirty_input: false,
+            queued: Vec::new(),
         }
     }
 
@@ -342,30 +372,28 @@ impl App {
     }
 
     /// Looks each image up once (size, readable, an image) after the list changed.
+    /// The list changed: URLs and data: URIs are described at once; local files are looked up
+    /// on a blocking thread (`Effect::CheckImages`) so the UI never waits on the disk.
     fn images_changed(&mut self) {
         self.images.selected = self.images.selected.min(self.images.items.len().saturating_sub(1));
-        let threshold = self.ctx.data_uri_threshold;
+        self.images.check_seq += 1;
+        let mut needs_disk = false;
         self.images.info = self
             .images
             .items
             .iter()
-            .map(|text| {
-                let source = ImageSource::classify(text);
-                let error = crate::model::check_image_source(&source).err();
-                let (tag, local_file) = match &source {
-                    ImageSource::Url(_) => ("url".to_string(), None),
-                    ImageSource::DataUri(d) => (format!("inline {} KB", d.len().div_ceil(1024)), None),
-                    ImageSource::Local(p) => match std::fs::metadata(p) {
-                        Ok(m) => {
-                            let how = if m.len() <= threshold { "inline" } else { "upload" };
-                            (format!("local {} KB · {how}", m.len().div_ceil(1024)), Some(p.clone()))
-                        }
-                        Err(_) => ("missing".to_string(), None),
-                    },
-                };
-                ImageInfo { tag, error, local_file }
+            .map(|text| match ImageSource::classify(text) {
+                ImageSource::Local(_) => {
+                    needs_disk = true;
+                    ImageInfo { tag: "checking…".into(), error: None, local_file: None }
+                }
+                other => describe_image(&other, self.ctx.data_uri_threshold),
             })
             .collect();
+        self.images.checking = needs_disk;
+        if needs_disk {
+            self.queued.push(Effect::CheckImages { seq: self.images.check_seq, items: self.images.items.clone() });
+        }
         self.input_changed();
     }
 
@@ -383,7 +411,21 @@ impl App {
     }
 
     pub fn update(&mut self, msg: Message) -> Vec<Effect> {
+        let mut effects = self.update_inner(msg);
+        effects.append(&mut self.queued);
+        effects
+    }
+
+    fn update_inner(&mut self, msg: Message) -> Vec<Effect> {
         match msg {
+            Message::ImagesChecked { seq, info } => {
+                if seq == self.images.check_seq {
+                    self.images.info = info;
+                    self.images.checking = false;
+                    self.input_changed();
+                }
+                Vec::new()
+            }
             Message::Input(Event::Key(key)) if key.kind != KeyEventKind::Release => self.on_key(key),
             Message::Input(Event::Paste(text)) => {
                 self.on_paste(&text);
@@ -980,7 +1022,29 @@ impl App {
                 return Vec::new();
             }
         };
-        let input: ValidInput = match draft.validate(self.ctx.max_images) {
+        if self.images.checking {
+            self.notice = Some(("still checking the image files — press submit again in a moment".into(), false));
+            return Vec::new();
+        }
+        // Local files were checked off the UI task; their problems are in `images.info`.
+        let file_errors: Vec<FieldError> = self
+            .images
+            .info
+            .iter()
+            .enumerate()
+            .filter_map(|(i, info)| {
+                info.error.clone().map(|message| FieldError { field: Field::ImageUrls(Some(i)), message })
+            })
+            .collect();
+        let checked = match (draft.validate_with(self.ctx.max_images, false), file_errors.is_empty()) {
+            (Ok(v), true) => Ok(v),
+            (Ok(_), false) => Err(crate::model::ValidationErrors(file_errors)),
+            (Err(mut e), _) => {
+                e.0.extend(file_errors);
+                Err(e)
+            }
+        };
+        let input: ValidInput = match checked {
             Ok(v) => v,
             Err(errors) => {
                 let first = errors.0[0].clone();

@@ -39,6 +39,11 @@ pub enum Message {
     HistoryDetail(Box<HistoryDetailView>),
     /// Earlier prompts, newest first, for recall.
     Prompts(Vec<String>),
+    /// Local image files were looked up (for list version `seq`).
+    ImagesChecked {
+        seq: u64,
+        info: Vec<super::app::ImageInfo>,
+    },
     /// The external editor returned (new text, or why it failed).
     EditorClosed(Result<String, String>),
     /// A background task has something to tell the user.
@@ -120,13 +125,24 @@ pub struct HistoryFilter {
 
 #[derive(Debug)]
 pub enum Effect {
-    Submit { id: JobId, input: Box<ValidInput> },
+    Submit {
+        id: JobId,
+        input: Box<ValidInput>,
+    },
     Cancel(JobId),
     LoadHistory(HistoryFilter),
-    LoadHistoryDetail { id: String, purpose: DetailPurpose },
+    LoadHistoryDetail {
+        id: String,
+        purpose: DetailPurpose,
+    },
     DeleteHistory(String),
     LoadPrompts,
     OpenEditor(String),
+    /// Look at local image files (size, readable, an image) off the UI task.
+    CheckImages {
+        seq: u64,
+        items: Vec<String>,
+    },
     Copy(String),
     OpenPath(PathBuf),
     Quit,

@@ -265,6 +265,14 @@ where
                 }),
                 Effect::LoadPrompts => self.spawn_store(|h| Ok(Message::Prompts(h.recent_prompts(500)?))),
                 Effect::OpenEditor(_) => {}
+                Effect::CheckImages { seq, items } => {
+                    let tx = self.tx.clone();
+                    let threshold = self.app.ctx.data_uri_threshold;
+                    tokio::task::spawn_blocking(move || {
+                        let info = super::app::describe_images(&items, threshold);
+                        let _ = tx.send(Message::ImagesChecked { seq, info });
+                    });
+                }
                 Effect::Copy(text) => self.host.copy(&text),
                 Effect::OpenPath(path) => {
                     if let Err(e) = self.host.open(&path) {
