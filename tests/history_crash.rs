@@ -224,14 +224,7 @@ async fn a_resume_that_cannot_reach_the_requests_host_leaves_it_alone() {
     assert!(!e.state.is_final(), "left as it was, not failed: {e:?}");
 
     // With the right host and key it finishes.
-    let mut right = kontext(home.path());
-    right.args(["resume", "--queue-url", emu.base_url()]);
-    let o = output(right).await;
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let e = &h.list(&HistoryQuery::default()).unwrap()[0];
-    assert_eq!(e.state, JobState::Completed);
-    assert_eq!(files_in(&out).len(), 1);
-    assert_eq!(emu.submit_count(), 1);
+    resume_finishes_the_one_request(home.path(), &emu, &out).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,12 +250,19 @@ async fn a_failed_image_download_leaves_the_request_resumable() {
     let e = &h.list(&HistoryQuery::default()).unwrap()[0];
     assert!(!e.state.is_final(), "the paid result is not given up: {e:?}");
 
-    let mut resume = kontext(home.path());
+    resume_finishes_the_one_request(home.path(), &emu, &out).await;
+}
+
+/// `kontext resume` against `emu` completes the store's newest request: one image in `out`,
+/// and still exactly one submit.
+async fn resume_finishes_the_one_request(home: &Path, emu: &Emulator, out: &Path) {
+    let mut resume = kontext(home);
     resume.args(["resume", "--queue-url", emu.base_url()]);
     let o = output(resume).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let h = History::open(&home.join("data")).unwrap();
     let e = &h.list(&HistoryQuery::default()).unwrap()[0];
     assert_eq!(e.state, JobState::Completed);
-    assert_eq!(files_in(&out).len(), 1);
+    assert_eq!(files_in(out).len(), 1);
     assert_eq!(emu.submit_count(), 1);
 }

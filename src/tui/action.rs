@@ -6,6 +6,8 @@ use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
+use super::pane::Pane;
+
 /// Something the user can ask for, independent of the key that asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -134,28 +136,18 @@ impl Action {
     }
 }
 
-/// Where a binding applies.
+/// Where a binding applies: everywhere, or in one pane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     Global,
-    Prompt,
-    Images,
-    Params,
-    Jobs,
-    History,
-    Results,
+    Pane(Pane),
 }
 
 impl Scope {
     pub fn title(self) -> &'static str {
         match self {
             Scope::Global => "Everywhere",
-            Scope::Prompt => "Prompt",
-            Scope::Images => "Images",
-            Scope::Params => "Parameters",
-            Scope::Jobs => "Jobs",
-            Scope::History => "History",
-            Scope::Results => "Results",
+            Scope::Pane(p) => p.title(),
         }
     }
 }
@@ -298,59 +290,65 @@ impl Default for Keymap {
     fn default() -> Keymap {
         use Action as A;
         use KeyCode::*;
-        use Scope::*;
+        const GLOBAL: Scope = Scope::Global;
+        const PROMPT: Scope = Scope::Pane(Pane::Prompt);
+        const IMAGES: Scope = Scope::Pane(Pane::Images);
+        const PARAMS: Scope = Scope::Pane(Pane::Params);
+        const JOBS: Scope = Scope::Pane(Pane::Jobs);
+        const HISTORY: Scope = Scope::Pane(Pane::History);
+        const RESULTS: Scope = Scope::Pane(Pane::Results);
         let mut b = vec![
-            (Global, k(Char('q'), CTRL), A::ForceQuit),
-            (Global, k(Char('q'), NONE), A::Quit),
-            (Global, k(F(5), NONE), A::Submit),
-            (Global, k(Char('s'), CTRL), A::Submit),
-            (Global, k(Enter, ALT), A::Submit),
-            (Global, k(Enter, CTRL), A::Submit),
-            (Global, k(Tab, NONE), A::NextPane),
-            (Global, k(BackTab, NONE), A::PrevPane),
-            (Global, k(Char('1'), ALT), A::FocusPrompt),
-            (Global, k(Char('2'), ALT), A::FocusImages),
-            (Global, k(Char('3'), ALT), A::FocusParams),
-            (Global, k(Char('4'), ALT), A::FocusJobs),
-            (Global, k(Char('5'), ALT), A::FocusHistory),
-            (Global, k(Char('6'), ALT), A::FocusResults),
-            (Global, k(Char('?'), NONE), A::Help),
-            (Global, k(F(1), NONE), A::Help),
-            (Global, k(Esc, NONE), A::Close),
-            (Global, k(Up, NONE), A::Up),
-            (Global, k(Down, NONE), A::Down),
-            (Global, k(Char('k'), NONE), A::Up),
-            (Global, k(Char('j'), NONE), A::Down),
-            (Global, k(Left, NONE), A::Left),
-            (Global, k(Right, NONE), A::Right),
-            (Global, k(Enter, NONE), A::Confirm),
-            (Prompt, k(Char('e'), CTRL), A::OpenEditor),
-            (Prompt, k(Up, CTRL), A::RecallOlder),
-            (Prompt, k(Down, CTRL), A::RecallNewer),
-            (Prompt, k(Char('r'), CTRL), A::RecallSearch),
-            (Images, k(Char('a'), NONE), A::Add),
-            (Images, k(Char('d'), NONE), A::Delete),
-            (Images, k(Delete, NONE), A::Delete),
-            (Images, k(Up, SHIFT), A::MoveUp),
-            (Images, k(Down, SHIFT), A::MoveDown),
-            (Params, k(Left, SHIFT), A::BigLeft),
-            (Params, k(Right, SHIFT), A::BigRight),
-            (Params, k(Char('h'), NONE), A::Left),
-            (Params, k(Char('l'), NONE), A::Right),
-            (Jobs, k(Char('c'), NONE), A::Cancel),
-            (Jobs, k(Char('r'), NONE), A::Rerun),
-            (History, k(Char('/'), NONE), A::Search),
-            (History, k(Char('f'), NONE), A::CycleFilter),
-            (History, k(Char('r'), NONE), A::Rerun),
-            (History, k(Char('d'), NONE), A::Delete),
-            (Results, k(Char('v'), NONE), A::ToggleSideBySide),
-            (Results, k(Char('y'), NONE), A::CopyPath),
-            (Results, k(Char('Y'), NONE), A::CopyRequestId),
-            (Results, k(Char('o'), NONE), A::OpenFile),
+            (GLOBAL, k(Char('q'), CTRL), A::ForceQuit),
+            (GLOBAL, k(Char('q'), NONE), A::Quit),
+            (GLOBAL, k(F(5), NONE), A::Submit),
+            (GLOBAL, k(Char('s'), CTRL), A::Submit),
+            (GLOBAL, k(Enter, ALT), A::Submit),
+            (GLOBAL, k(Enter, CTRL), A::Submit),
+            (GLOBAL, k(Tab, NONE), A::NextPane),
+            (GLOBAL, k(BackTab, NONE), A::PrevPane),
+            (GLOBAL, k(Char('1'), ALT), A::FocusPrompt),
+            (GLOBAL, k(Char('2'), ALT), A::FocusImages),
+            (GLOBAL, k(Char('3'), ALT), A::FocusParams),
+            (GLOBAL, k(Char('4'), ALT), A::FocusJobs),
+            (GLOBAL, k(Char('5'), ALT), A::FocusHistory),
+            (GLOBAL, k(Char('6'), ALT), A::FocusResults),
+            (GLOBAL, k(Char('?'), NONE), A::Help),
+            (GLOBAL, k(F(1), NONE), A::Help),
+            (GLOBAL, k(Esc, NONE), A::Close),
+            (GLOBAL, k(Up, NONE), A::Up),
+            (GLOBAL, k(Down, NONE), A::Down),
+            (GLOBAL, k(Char('k'), NONE), A::Up),
+            (GLOBAL, k(Char('j'), NONE), A::Down),
+            (GLOBAL, k(Left, NONE), A::Left),
+            (GLOBAL, k(Right, NONE), A::Right),
+            (GLOBAL, k(Enter, NONE), A::Confirm),
+            (PROMPT, k(Char('e'), CTRL), A::OpenEditor),
+            (PROMPT, k(Up, CTRL), A::RecallOlder),
+            (PROMPT, k(Down, CTRL), A::RecallNewer),
+            (PROMPT, k(Char('r'), CTRL), A::RecallSearch),
+            (IMAGES, k(Char('a'), NONE), A::Add),
+            (IMAGES, k(Char('d'), NONE), A::Delete),
+            (IMAGES, k(Delete, NONE), A::Delete),
+            (IMAGES, k(Up, SHIFT), A::MoveUp),
+            (IMAGES, k(Down, SHIFT), A::MoveDown),
+            (PARAMS, k(Left, SHIFT), A::BigLeft),
+            (PARAMS, k(Right, SHIFT), A::BigRight),
+            (PARAMS, k(Char('h'), NONE), A::Left),
+            (PARAMS, k(Char('l'), NONE), A::Right),
+            (JOBS, k(Char('c'), NONE), A::Cancel),
+            (JOBS, k(Char('r'), NONE), A::Rerun),
+            (HISTORY, k(Char('/'), NONE), A::Search),
+            (HISTORY, k(Char('f'), NONE), A::CycleFilter),
+            (HISTORY, k(Char('r'), NONE), A::Rerun),
+            (HISTORY, k(Char('d'), NONE), A::Delete),
+            (RESULTS, k(Char('v'), NONE), A::ToggleSideBySide),
+            (RESULTS, k(Char('y'), NONE), A::CopyPath),
+            (RESULTS, k(Char('Y'), NONE), A::CopyRequestId),
+            (RESULTS, k(Char('o'), NONE), A::OpenFile),
         ];
         // Results and Jobs navigate left/right between images too.
-        b.push((Results, k(Char('h'), NONE), A::Left));
-        b.push((Results, k(Char('l'), NONE), A::Right));
+        b.push((RESULTS, k(Char('h'), NONE), A::Left));
+        b.push((RESULTS, k(Char('l'), NONE), A::Right));
         Keymap { bindings: b }
     }
 }
@@ -402,9 +400,10 @@ impl Keymap {
                 None => rows.push((*scope, key, *action)),
             }
         }
-        let order =
-            [Scope::Global, Scope::Prompt, Scope::Images, Scope::Params, Scope::Jobs, Scope::History, Scope::Results];
-        rows.sort_by_key(|(s, _, _)| order.iter().position(|o| o == s));
+        rows.sort_by_key(|(s, _, _)| match s {
+            Scope::Global => 0,
+            Scope::Pane(p) => p.number(),
+        });
         rows
     }
 }
@@ -427,11 +426,11 @@ mod tests {
     fn focused_scope_wins_then_global() {
         let km = Keymap::default();
         let key = |c, m| KeyEvent::new(c, m);
-        assert_eq!(km.lookup(Scope::Jobs, &key(KeyCode::Char('c'), NONE)), Some(Action::Cancel));
-        assert_eq!(km.lookup(Scope::Images, &key(KeyCode::Char('c'), NONE)), None);
-        assert_eq!(km.lookup(Scope::Images, &key(KeyCode::F(5), NONE)), Some(Action::Submit));
-        assert_eq!(km.lookup(Scope::Results, &key(KeyCode::Char('Y'), SHIFT)), Some(Action::CopyRequestId));
-        assert_eq!(km.lookup(Scope::Prompt, &key(KeyCode::Char('Q'), CTRL)), Some(Action::ForceQuit));
+        assert_eq!(km.lookup(Scope::Pane(Pane::Jobs), &key(KeyCode::Char('c'), NONE)), Some(Action::Cancel));
+        assert_eq!(km.lookup(Scope::Pane(Pane::Images), &key(KeyCode::Char('c'), NONE)), None);
+        assert_eq!(km.lookup(Scope::Pane(Pane::Images), &key(KeyCode::F(5), NONE)), Some(Action::Submit));
+        assert_eq!(km.lookup(Scope::Pane(Pane::Results), &key(KeyCode::Char('Y'), SHIFT)), Some(Action::CopyRequestId));
+        assert_eq!(km.lookup(Scope::Pane(Pane::Prompt), &key(KeyCode::Char('Q'), CTRL)), Some(Action::ForceQuit));
     }
 
     #[test]

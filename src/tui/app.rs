@@ -6,57 +6,13 @@ use std::time::Instant;
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui_textarea::{TextArea, WrapMode};
 
-use super::action::{Action, Keymap, Scope};
+use super::action::{Action, Keymap};
 use super::form::ParamForm;
 use super::message::{DetailPurpose, Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message};
+pub use super::pane::Pane;
 use crate::model::{Draft, Field, FieldError, ImageSource, ValidInput};
 use crate::runner::{JobEvent, SavedImage};
 use crate::sanitize::{one_line, strip_controls};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pane {
-    Prompt,
-    Images,
-    Params,
-    Jobs,
-    History,
-    Results,
-}
-
-impl Pane {
-    pub const ORDER: [Pane; 6] = [Pane::Prompt, Pane::Images, Pane::Params, Pane::Jobs, Pane::History, Pane::Results];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Pane::Prompt => "Prompt",
-            Pane::Images => "Images",
-            Pane::Params => "Parameters",
-            Pane::Jobs => "Jobs",
-            Pane::History => "History",
-            Pane::Results => "Results",
-        }
-    }
-
-    pub fn number(self) -> usize {
-        Pane::ORDER.iter().position(|p| *p == self).unwrap_or(0) + 1
-    }
-
-    pub fn scope(self) -> Scope {
-        match self {
-            Pane::Prompt => Scope::Prompt,
-            Pane::Images => Scope::Images,
-            Pane::Params => Scope::Params,
-            Pane::Jobs => Scope::Jobs,
-            Pane::History => Scope::History,
-            Pane::Results => Scope::Results,
-        }
-    }
-
-    fn step(self, by: isize) -> Pane {
-        let n = Pane::ORDER.len() as isize;
-        Pane::ORDER[((self.number() as isize - 1 + by).rem_euclid(n)) as usize]
-    }
-}
 
 /// Settings the app needs but does not change.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@ pub mod app;
 pub mod form;
 pub mod graphics;
 pub mod message;
+pub mod pane;
 pub mod runtime;
 pub mod view;
 
