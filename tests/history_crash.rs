@@ -171,14 +171,7 @@ async fn a_request_whose_local_emulator_is_gone_is_settled_not_retried() {
             .unwrap();
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
-    let mut run = kontext(home.path());
-    run.args(["run", "-p", "a fox", "-i", "https://example.test/a.png", "--queue-url", gone.base_url()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = run.spawn().unwrap();
-    wait_for(&data, "in progress", |d| d.entry.state == JobState::InProgress).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_a_run_in_progress(home.path(), gone.base_url()).await;
     gone.shutdown().await;
 
     let now = Emulator::start(EmulatorConfig::fast(), 0).await.unwrap();
@@ -203,15 +196,7 @@ async fn a_resume_that_cannot_reach_the_requests_host_leaves_it_alone() {
     let home = tempfile::tempdir().unwrap();
     let data = home.path().join("data");
     let out = home.path().join("out");
-    let mut run = kontext(home.path());
-    run.args(["run", "-p", "a fox", "-i", "https://example.test/a.png", "--queue-url", emu.base_url(), "--out"])
-        .arg(&out)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = run.spawn().unwrap();
-    wait_for(&data, "in progress", |d| d.entry.state == JobState::InProgress).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_a_run_in_progress(home.path(), emu.base_url()).await;
 
     // No key and no hosts: the resume runs on a built-in emulator, which cannot reach it.
     let mut keyless = kontext(home.path());
@@ -265,4 +250,18 @@ async fn resume_finishes_the_one_request(home: &Path, emu: &Emulator, out: &Path
     assert_eq!(e.state, JobState::Completed);
     assert_eq!(files_in(out).len(), 1);
     assert_eq!(emu.submit_count(), 1);
+}
+
+/// Starts `kontext run` against `queue_url` (images to `<home>/out`) and kills it with SIGKILL
+/// once its request is in progress.
+async fn kill_a_run_in_progress(home: &Path, queue_url: &str) {
+    let mut run = kontext(home);
+    run.args(["run", "-p", "a fox", "-i", "https://example.test/a.png", "--queue-url", queue_url, "--out"])
+        .arg(home.join("out"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = run.spawn().unwrap();
+    wait_for(&home.join("data"), "in progress", |d| d.entry.state == JobState::InProgress).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
 }

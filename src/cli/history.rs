@@ -11,7 +11,7 @@ use super::exit;
 use super::run::{BaseRequest, RunArgs};
 use crate::history::{History, HistoryDetail, HistoryEntry, HistoryError, HistoryQuery, JobState};
 use crate::sanitize::{one_line, strip_controls};
-use crate::setup::{ConnectOptions, Locations, connect};
+use crate::setup::{Locations, connect};
 
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -77,13 +77,12 @@ pub struct ResumeArgs {
     /// Write images here instead of the folder each request was started with.
     #[arg(long, short, value_name = "DIR")]
     pub out: Option<std::path::PathBuf>,
-    /// Queue host base URL (as given to `kontext run`).
-    #[arg(long, env = "FAL_QUEUE_URL", value_name = "URL")]
-    pub queue_url: Option<String>,
-    #[arg(long, env = "FAL_REST_URL", value_name = "URL")]
-    pub rest_url: Option<String>,
+    /// Print one JSON object with what was resumed, settled or left alone.
     #[arg(long)]
     pub json: bool,
+    /// The hosts (as given to `kontext run`); only requests on them are resumed.
+    #[command(flatten)]
+    pub connect: super::ConnectArgs,
 }
 
 fn open(locations: &Locations) -> Result<History, u8> {
@@ -315,11 +314,7 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
             return exit::INVALID_INPUT;
         }
     };
-    let opts = ConnectOptions {
-        queue_url: args.queue_url.clone(),
-        rest_url: args.rest_url.clone(),
-        ..ConnectOptions::default()
-    };
+    let opts = args.connect.options();
     let connection = match connect(&config, &opts).await {
         Ok(c) => c,
         Err(e) => {

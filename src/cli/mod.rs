@@ -53,12 +53,19 @@ impl GlobalArgs {
 /// Options of the interactive studio (`kontext` with no subcommand).
 #[derive(Debug, Args, Clone)]
 pub struct StudioArgs {
-    /// Use the built-in emulator even if a fal key is configured.
-    #[arg(long)]
-    pub offline: bool,
     /// Image protocol: auto, kitty, sixel, iterm2, halfblocks or none.
     #[arg(long, env = "KONTEXT_GRAPHICS", value_name = "PROTOCOL")]
     pub graphics: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+/// Whom to talk to: the flags every command that reaches fal (or the emulator) shares.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
+    /// Use the built-in emulator even if a fal key is configured.
+    #[arg(long)]
+    pub offline: bool,
     /// Queue host base URL.
     #[arg(long, env = "FAL_QUEUE_URL", value_name = "URL")]
     pub queue_url: Option<String>,
@@ -71,6 +78,18 @@ pub struct StudioArgs {
     /// Timing of the built-in emulator: fast or realistic.
     #[arg(long, env = "KONTEXT_EMULATOR_PROFILE", value_name = "PROFILE")]
     pub emulator_profile: Option<String>,
+}
+
+impl ConnectArgs {
+    pub fn options(&self) -> crate::setup::ConnectOptions {
+        crate::setup::ConnectOptions {
+            offline: self.offline,
+            queue_url: self.queue_url.clone(),
+            run_url: self.run_url.clone(),
+            rest_url: self.rest_url.clone(),
+            emulator_profile: self.emulator_profile.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -107,16 +126,7 @@ pub fn main() -> ExitCode {
             Some(Command::Inspect(args)) => inspect::inspect(args),
             None => {
                 let s = cli.studio;
-                let opts = crate::tui::TuiOptions {
-                    connect: crate::setup::ConnectOptions {
-                        offline: s.offline,
-                        queue_url: s.queue_url,
-                        run_url: s.run_url,
-                        rest_url: s.rest_url,
-                        emulator_profile: s.emulator_profile,
-                    },
-                    graphics: s.graphics,
-                };
+                let opts = crate::tui::TuiOptions { connect: s.connect.options(), graphics: s.graphics };
                 crate::tui::main(opts, &locations).await
             }
         }

@@ -13,7 +13,7 @@ use super::progress::Progress;
 use crate::fal::{FalError, FollowMode, SubmitError};
 use crate::model::Draft;
 use crate::runner::{DEFAULT_DATA_URI_THRESHOLD, JobError, JobOutcome, JobRequest, run_job};
-use crate::setup::{ConnectOptions, Locations, connect};
+use crate::setup::{Locations, connect};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -57,27 +57,14 @@ pub struct RunArgs {
     /// Print one JSON object (fal's result, local paths, request id) on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Use the built-in emulator even if a fal key is configured.
-    #[arg(long)]
-    pub offline: bool,
     /// Endpoint id (default fal-ai/flux-pro/kontext/multi).
     #[arg(long, env = "KONTEXT_ENDPOINT")]
     pub endpoint: Option<String>,
-    /// Queue host base URL.
-    #[arg(long, env = "FAL_QUEUE_URL", value_name = "URL")]
-    pub queue_url: Option<String>,
-    /// Synchronous-run host base URL.
-    #[arg(long, env = "FAL_RUN_URL", value_name = "URL")]
-    pub run_url: Option<String>,
-    /// REST (storage) host base URL.
-    #[arg(long, env = "FAL_REST_URL", value_name = "URL")]
-    pub rest_url: Option<String>,
     /// Follow status by polling instead of the event stream.
     #[arg(long)]
     pub poll: bool,
-    /// Timing of the built-in emulator: fast or realistic.
-    #[arg(long, env = "KONTEXT_EMULATOR_PROFILE", value_name = "PROFILE")]
-    pub emulator_profile: Option<String>,
+    #[command(flatten)]
+    pub connect: super::ConnectArgs,
 }
 
 pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
@@ -176,13 +163,7 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     };
     let journal = history.journal();
 
-    let opts = ConnectOptions {
-        offline: args.offline,
-        queue_url: args.queue_url.clone(),
-        run_url: args.run_url.clone(),
-        rest_url: args.rest_url.clone(),
-        emulator_profile: args.emulator_profile.clone(),
-    };
+    let opts = args.connect.options();
     let connection = match connect(&config, &opts).await {
         Ok(c) => c,
         Err(e) => {
