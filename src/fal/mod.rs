@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod error;
 mod retry;
+mod sse;
 
 pub use client::{CancelOutcome, FalClient, FollowMode, Media, RequestHandle, StatusUpdate, SubmitError};
 pub use config::{
