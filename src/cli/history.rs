@@ -349,6 +349,22 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
                 }
                 finished.push(json!({"id": r.id, "request_id": r.request_id, "state": "completed", "files": files}));
             }
+            Err(e) if e.is_resumable() => {
+                // Still unfinished, still fal's: a later resume can finish it.
+                if code == exit::OK {
+                    code = exit::NETWORK;
+                }
+                if !args.json {
+                    println!(
+                        "{}  interrupted  {}; still unfinished: run `kontext resume` again later",
+                        r.id,
+                        one_line(&e.to_string())
+                    );
+                }
+                finished.push(
+                    json!({"id": r.id, "request_id": r.request_id, "state": "interrupted", "error": e.to_string()}),
+                );
+            }
             Err(e) => {
                 code = exit::FAL_ERROR;
                 if !args.json {

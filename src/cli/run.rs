@@ -245,8 +245,14 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
 
 fn report_failure(e: &JobError) -> u8 {
     eprintln!("kontext: {}", crate::sanitize::strip_controls(&e.to_string()));
+    if e.is_resumable() {
+        eprintln!(
+            "kontext: fal still has the request and the history keeps it unfinished: run `kontext resume` to finish it (nothing is submitted again)"
+        );
+    }
     match e {
         JobError::Cancelled { .. } => exit::INTERRUPTED,
+        JobError::Fal { .. } | JobError::Download { .. } if e.is_resumable() => exit::NETWORK,
         JobError::Input { .. } => exit::INVALID_INPUT,
         JobError::Write { .. } | JobError::Journal(_) => exit::FAILURE,
         JobError::Output { .. } => exit::FAL_ERROR,

@@ -37,6 +37,24 @@ pub enum FaultKind {
     Fail,
     /// Added latency before answering.
     Slow,
+    /// The status stream sends `data: xxxx…` without ever ending the line.
+    NoNewline,
+    /// The answer's body arrives a byte every 20 ms.
+    Trickle,
+    /// `Content-Length` promises the whole body, half is sent, then the connection closes.
+    ShortBody,
+    /// The result answers 400 "still in progress" although the status said COMPLETED.
+    NotReady,
+    /// A 200 result whose JSON is cut in half (with a matching `Content-Length`).
+    Truncated,
+    /// A 200 result that is an HTML page, not JSON.
+    NotJson,
+    /// A 200 announcing a 1 GiB body (`Content-Length`), streaming zeros.
+    Oversize,
+    /// A 200 streaming zeros without `Content-Length` (up to 1 GiB).
+    OversizeChunked,
+    /// The result lists two more images than were asked for.
+    ExtraImages,
 }
 
 const KINDS: &[(&str, FaultKind)] = &[
@@ -53,6 +71,15 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("drop-stream", FaultKind::DropStream),
     ("fail", FaultKind::Fail),
     ("slow", FaultKind::Slow),
+    ("no-newline", FaultKind::NoNewline),
+    ("trickle", FaultKind::Trickle),
+    ("short-body", FaultKind::ShortBody),
+    ("not-ready", FaultKind::NotReady),
+    ("truncated", FaultKind::Truncated),
+    ("not-json", FaultKind::NotJson),
+    ("oversize", FaultKind::Oversize),
+    ("oversize-chunked", FaultKind::OversizeChunked),
+    ("extra-images", FaultKind::ExtraImages),
 ];
 
 /// Route filter of a rule.
@@ -260,9 +287,11 @@ impl FromStr for FaultSpec {
                 }
                 Amount::Probability(p)
             };
-            if kind == FaultKind::DropStream && route.is_some_and(|r| r != FaultRoute::Stream) {
+            if matches!(kind, FaultKind::DropStream | FaultKind::NoNewline)
+                && route.is_some_and(|r| r != FaultRoute::Stream)
+            {
                 return Err(FaultSpecError(format!(
-                    "\"drop-stream\" only applies to the stream route, not in \"{rule}\""
+                    "\"{kind_s}\" only applies to the stream route, not in \"{rule}\""
                 )));
             }
             rules.push(FaultRule { kind, route, amount });
@@ -298,6 +327,11 @@ impl FaultState {
             FaultKind::DropStream => route == Route::StatusStream,
             // A model failure only makes sense where a model runs.
             FaultKind::Fail => matches!(route, Route::Submit | Route::Run),
+            FaultKind::NoNewline => route == Route::StatusStream,
+            // Faults of the result; `@ROUTE` may aim the body faults elsewhere.
+            FaultKind::NotReady | FaultKind::Truncated | FaultKind::NotJson | FaultKind::ExtraImages => {
+                route == Route::Result
+            }
             _ => route != Route::Other,
         }
     }
@@ -318,7 +352,7 @@ impl FaultState {
             if rule.kind == FaultKind::Fail && !matches!(route, Route::Submit | Route::Run) {
                 continue;
             }
-            if rule.kind == FaultKind::DropStream && route != Route::StatusStream {
+            if matches!(rule.kind, FaultKind::DropStream | FaultKind::NoNewline) && route != Route::StatusStream {
                 continue;
             }
             let fires = match rule.amount {
@@ -365,6 +399,22 @@ mod tests {
         assert!("429:1.5".parse::<FaultSpec>().is_err());
         assert!("slow:fast".parse::<FaultSpec>().is_err());
         assert!("429".parse::<FaultSpec>().is_err());
+    }
+
+    #[test]
+    fn body_faults_parse_and_aim_at_their_routes() {
+        let s: FaultSpec =
+            "no-newline:1,not-ready:#3,truncated:#1,not-json:#1,extra-images:1,trickle@files:#1,short-body@status:#1,oversize@result:#1,oversize-chunked@status:#1"
+                .parse()
+                .unwrap();
+        assert_eq!(s.rules.len(), 9);
+        assert_eq!(s.to_string().parse::<FaultSpec>().unwrap(), s);
+        assert!("no-newline@result:1".parse::<FaultSpec>().is_err());
+        let mut st = FaultState::new("not-ready:#1,no-newline:#1".parse().unwrap(), 1);
+        assert_eq!(st.decide(Route::Status).kind, None);
+        assert_eq!(st.decide(Route::Result).kind, Some(FaultKind::NotReady));
+        assert_eq!(st.decide(Route::StatusStream).kind, Some(FaultKind::NoNewline));
+        assert_eq!(st.decide(Route::Result).kind, None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! `fal-ai/flux-pro/kontext/multi` and `fal-ai/flux-pro/kontext/max/multi`. It never touches
 //! the network beyond 127.0.0.0/8.
 
+mod bodies;
 mod faults;
 mod inputs;
 mod routes;

@@ -15,7 +15,7 @@ use super::faults::FaultKind;
 use super::sim::{self, Job, NewJob, Outcome, Phase};
 use super::storage::TOKEN_TTL;
 use super::util::{self, detail, flat_error, iso8601, json, lock, set_header};
-use super::{ConnCtl, RecordedRequest, Route, Shared, sse};
+use super::{ConnCtl, RecordedRequest, Route, Shared, bodies, sse};
 
 /// Endpoints this emulator serves (same schema).
 pub(crate) const ENDPOINTS: &[&str] = &["fal-ai/flux-pro/kontext/multi", "fal-ai/flux-pro/kontext/max/multi"];
@@ -215,6 +215,8 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
     }
     let mut after = After::Answer;
     let mut flags = Flags::default();
+    // Body faults change the real answer once it is made (a stream is never reshaped).
+    let reshape = decision.kind.filter(|k| bodies::reshapes(*k) && route != Route::StatusStream);
     let early = match decision.kind {
         Some(FaultKind::RateLimit) => {
             let mut r = detail(429, "Rate limit exceeded");
@@ -257,7 +259,8 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             flags.fail = true;
             None
         }
-        Some(FaultKind::Slow) | None => None,
+        Some(kind) if !bodies::reshapes(kind) && kind != FaultKind::Slow => bodies::replacement(kind, &shared.shutdown),
+        Some(_) | None => None,
     };
 
     let resp = match early {
@@ -281,6 +284,10 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                 serve(req, target).await
             }
         }
+    };
+    let resp = match reshape {
+        Some(kind) => bodies::reshape(resp, kind, &shared.shutdown).await,
+        None => resp,
     };
     if let Some(entry) = lock(&shared.journal).get_mut(idx) {
         entry.status = if after == After::Hang { 0 } else { resp.status().as_u16() };

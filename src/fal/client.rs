@@ -1,23 +1,24 @@
 //! fal's queue protocol as the official clients speak it (fal-protocol.md §1–§3): submit, follow
 //! status over SSE (polling as the fallback), result, cancel, storage upload and media download.
 
-use std::time::Duration;
 
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
-use futures::StreamExt;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::body::{DOWNLOAD_LIMIT, ERROR_BODY_LIMIT, Overflow, RESULT_LIMIT, SMALL_ANSWER_LIMIT, read_body};
 use super::config::FalConfig;
 use super::error::{FalError, NetworkKind};
+use super::retry::RetryNotice;
+use super::sse::{SseItem, SseParser};
 use crate::model::{Endpoint, KontextInput, LogEntry, QueueStatus, StatusKind, SubmitResponse};
 
 const USER_AGENT: &str = concat!("kontext/", env!("CARGO_PKG_VERSION"));
-/// Output images are a few MB at most; refuse anything absurd rather than fill memory.
-const MAX_DOWNLOAD_BYTES: usize = 64 * 1024 * 1024;
+/// A status event is a few KB; a line or an event over this ends the stream (polling takes over).
+const MAX_SSE_LINE: usize = 1024 * 1024;
+const MAX_SSE_EVENT: usize = 1024 * 1024;
 
 /// A request fal accepted: its id and the URLs fal gave for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,10 +107,21 @@ pub struct Media {
     pub content_type: Option<String>,
 }
 
+type NoticeSink = std::sync::Arc<dyn Fn(RetryNotice) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct FalClient {
     http: reqwest::Client,
     config: std::sync::Arc<FalConfig>,
+    /// Who hears about retries (a job's event channel); `None` only logs them.
+    notices: Option<NoticeSink>,
+}
+
+/// Why the status stream was left for polling.
+enum StreamEnd {
+    Done(QueueStatus),
+    /// What happened, as a phrase after "the status stream".
+    Fallback(String),
 }
 
 impl FalClient {
@@ -120,7 +132,31 @@ impl FalClient {
             builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| FalError::Protocol(format!("cannot build the HTTP client: {e}")))?;
-        Ok(FalClient { http, config: std::sync::Arc::new(config) })
+        Ok(FalClient { http, config: std::sync::Arc::new(config), notices: None })
+    }
+
+    /// The same client (same connections), telling `notify` before every retry it makes, so a
+    /// front end can say why it waits ("fetching the result is slow; attempt 2 of 10 in 1.6 s").
+    pub fn with_retry_notices(&self, notify: impl Fn(RetryNotice) + Send + Sync + 'static) -> FalClient {
+        FalClient { notices: Some(std::sync::Arc::new(notify)), ..self.clone() }
+    }
+
+    /// Runs one operation under the retry policy and the operation deadline, announcing retries.
+    async fn retrying<T, Fut>(
+        &self,
+        what: &'static str,
+        op: impl FnMut() -> Fut,
+        should_retry: impl Fn(&FalError) -> bool,
+    ) -> Result<T, FalError>
+    where
+        Fut: std::future::Future<Output = Result<T, FalError>>,
+    {
+        let notify = |n: RetryNotice| {
+            if let Some(sink) = &self.notices {
+                sink(n)
+            }
+        };
+        self.config.retry.run_within(what, Some(self.config.operation_deadline), op, should_retry, &notify).await
     }
 
     pub fn config(&self) -> &FalConfig {
@@ -129,28 +165,41 @@ impl FalClient {
 
     /// Sends one request and returns status, headers and body. The key is attached only when the
     /// URL is one of the configured fal hosts; reqwest drops it on a redirect to another host.
+    /// The headers must come within `timeout`; a successful body must fit in `limit` (named
+    /// `what` in errors) and keep the body pace; of an error body only the start is kept.
     async fn exchange(
         &self,
         method: Method,
         url: &Url,
         body: Option<(Bytes, &str)>,
-        timeout: Option<Duration>,
         auth: bool,
+        (what, limit): (&str, usize),
     ) -> Result<(u16, HeaderMap, Bytes), FalError> {
         let mut req = self.http.request(method, url.clone()).header(ACCEPT, "application/json");
-        if let Some(t) = timeout {
-            req = req.timeout(t);
-        }
         if auth {
             req = self.authorize(req, url);
         }
         if let Some((bytes, content_type)) = body {
             req = req.header(CONTENT_TYPE, content_type).body(bytes);
         }
-        let resp = req.send().await.map_err(|e| FalError::network(url, &e))?;
+        let resp = match tokio::time::timeout(self.config.timeout, req.send()).await {
+            Ok(r) => r.map_err(|e| FalError::network(url, &e))?,
+            Err(_) => {
+                return Err(FalError::Network {
+                    host: url.host_str().unwrap_or("?").to_string(),
+                    kind: NetworkKind::Timeout,
+                    message: format!("no answer within {:.1} s", self.config.timeout.as_secs_f64()),
+                    attempts: 0,
+                });
+            }
+        };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(|e| FalError::network(url, &e))?;
+        let bytes = if resp.status().is_success() {
+            read_body(resp, url, what, limit, Overflow::Refuse, self.config.body_pace).await?
+        } else {
+            read_body(resp, url, "error answer", ERROR_BODY_LIMIT, Overflow::Truncate, self.config.body_pace).await?
+        };
         Ok((status, headers, bytes))
     }
 
@@ -169,8 +218,9 @@ impl FalClient {
         url: &Url,
         body: Option<(Bytes, &str)>,
         auth: bool,
+        answer: (&str, usize),
     ) -> Result<(HeaderMap, Bytes), FalError> {
-        let (status, headers, bytes) = self.exchange(method, url, body, Some(self.config.timeout), auth).await?;
+        let (status, headers, bytes) = self.exchange(method, url, body, auth, answer).await?;
         if (200..300).contains(&status) {
             Ok((headers, bytes))
         } else {
@@ -198,11 +248,13 @@ impl FalClient {
             .map_err(|e| SubmitError::Rejected(FalError::Protocol(format!("bad endpoint URL: {e}"))))?;
         let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let op = || async {
-            let (_, body) = self.call(Method::POST, &url, Some((bytes.clone(), "application/json")), true).await?;
+            let (_, body) = self
+                .call(Method::POST, &url, Some((bytes.clone(), "application/json")), true, SMALL_ANSWER)
+                .await?;
             serde_json::from_slice::<SubmitResponse>(&body)
                 .map_err(|e| FalError::Protocol(format!("the submit answer could not be read ({e})")))
         };
-        match self.config.retry.run("submit", op, FalError::submit_provably_not_accepted).await {
+        match self.retrying("submitting", op, FalError::submit_provably_not_accepted).await {
             Ok(r) => Ok(RequestHandle {
                 endpoint: endpoint.id().to_string(),
                 request_id: r.request_id,
@@ -219,11 +271,11 @@ impl FalClient {
         let mut url = self.parse_url(&handle.status_url)?;
         url.query_pairs_mut().append_pair("logs", if logs { "1" } else { "0" });
         let op = || async {
-            let (_, body) = self.call(Method::GET, &url, None, true).await?;
+            let (_, body) = self.call(Method::GET, &url, None, true, ("status answer", SMALL_ANSWER_LIMIT)).await?;
             serde_json::from_slice::<QueueStatus>(&body)
                 .map_err(|e| FalError::Protocol(format!("the status answer could not be read ({e})")))
         };
-        self.config.retry.run("status", op, FalError::is_retryable).await
+        self.retrying("checking the status", op, FalError::is_retryable).await
     }
 
     /// Follows a request until COMPLETED, reporting every change through `on_update`. Returns
@@ -237,8 +289,11 @@ impl FalClient {
         let mut tracker = Tracker::default();
         if mode == FollowMode::Stream {
             match self.follow_stream(handle, &mut tracker, &mut on_update).await {
-                Ok(Some(done)) => return tracker.finish(done),
-                Ok(None) => on_update(StatusUpdate::Note("status stream ended early; polling instead".into())),
+                Ok(StreamEnd::Done(done)) => return tracker.finish(done),
+                Ok(StreamEnd::Fallback(why)) => {
+                    tracing::info!("status stream {why}");
+                    on_update(StatusUpdate::Note(format!("status stream {why}; polling instead")))
+                }
                 Err(e) => {
                     tracing::info!("status stream failed: {e}");
                     on_update(StatusUpdate::Note(format!("status stream unavailable ({e}); polling instead")));
@@ -254,13 +309,15 @@ impl FalClient {
         }
     }
 
-    /// Reads the SSE stream; `Ok(None)` when it ended or went silent before COMPLETED.
+    /// Reads the SSE stream until COMPLETED, or says why it stopped early. "Silent" means no
+    /// complete block (an event or a `: ping`) for `stream_idle_timeout`: bytes without a line
+    /// end do not count, and a line or event over its cap ends the stream.
     async fn follow_stream(
         &self,
         handle: &RequestHandle,
         tracker: &mut Tracker,
         on_update: &mut impl FnMut(StatusUpdate),
-    ) -> Result<Option<QueueStatus>, FalError> {
+    ) -> Result<StreamEnd, FalError> {
         let mut url = self.parse_url(&handle.status_url)?;
         url.path_segments_mut()
             .map_err(|_| FalError::Protocol("status URL cannot take a path".into()))?
@@ -268,54 +325,63 @@ impl FalClient {
             .push("stream");
         url.query_pairs_mut().append_pair("logs", "1");
         let req = self.authorize(self.http.get(url.clone()).header(ACCEPT, "text/event-stream"), &url);
+        let idle = self.config.stream_idle_timeout;
+        let silent = || StreamEnd::Fallback(format!("was silent for {:.0} s", idle.as_secs_f64()));
         // A stream that never answers must not hang the job: fall back to polling instead.
-        let resp = match tokio::time::timeout(self.config.stream_idle_timeout, req.send()).await {
+        let mut resp = match tokio::time::timeout(idle, req.send()).await {
             Ok(r) => r.map_err(|e| FalError::network(&url, &e))?,
-            Err(_) => return Ok(None),
+            Err(_) => return Ok(silent()),
         };
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = resp.bytes().await.unwrap_or_default();
+            let body = read_body(resp, &url, "error answer", ERROR_BODY_LIMIT, Overflow::Truncate, self.config.body_pace)
+                .await
+                .unwrap_or_default();
             return Err(FalError::from_response(status, &headers, &body));
         }
-        let mut events = resp.bytes_stream().eventsource();
+        let mut parser = SseParser::new(MAX_SSE_LINE, MAX_SSE_EVENT);
+        let mut items = Vec::new();
+        let mut idle_until = tokio::time::Instant::now() + idle;
         loop {
-            match tokio::time::timeout(self.config.stream_idle_timeout, events.next()).await {
-                Ok(Some(Ok(event))) => {
-                    if event.data.trim().is_empty() {
+            let chunk = match tokio::time::timeout_at(idle_until, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => chunk,
+                Ok(Ok(None)) => return Ok(StreamEnd::Fallback("ended early".into())),
+                Ok(Err(e)) => return Ok(StreamEnd::Fallback(format!("broke ({})", FalError::network(&url, &e)))),
+                Err(_) => return Ok(silent()),
+            };
+            if let Err(overflow) = parser.push(&chunk, &mut items) {
+                return Ok(StreamEnd::Fallback(overflow.to_string()));
+            }
+            if !items.is_empty() {
+                idle_until = tokio::time::Instant::now() + idle;
+            }
+            for item in items.drain(..) {
+                let SseItem::Event(data) = item else { continue };
+                if data.trim().is_empty() {
+                    continue;
+                }
+                let status: QueueStatus = match serde_json::from_str(&data) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!("unreadable status event skipped: {e}");
                         continue;
                     }
-                    let status: QueueStatus = match serde_json::from_str(&event.data) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::warn!("unreadable status event skipped: {e}");
-                            continue;
-                        }
-                    };
-                    if let Some(done) = tracker.observe(status, LogDelivery::Incremental, on_update) {
-                        return Ok(Some(done));
-                    }
-                }
-                Ok(Some(Err(e))) => {
-                    tracing::info!("status stream broke: {e}");
-                    return Ok(None);
-                }
-                Ok(None) => return Ok(None),
-                Err(_) => {
-                    tracing::info!("status stream silent for {:?}", self.config.stream_idle_timeout);
-                    return Ok(None);
+                };
+                if let Some(done) = tracker.observe(status, LogDelivery::Incremental, on_update) {
+                    return Ok(StreamEnd::Done(done));
                 }
             }
         }
     }
 
     /// The raw model output of a COMPLETED request (fal-protocol.md §1.5).
+    /// fal's result store can lag its status: "still in progress", a body cut short or one that
+    /// is not JSON are retried (announced, within the operation deadline) before giving up.
     pub async fn result(&self, handle: &RequestHandle) -> Result<Value, FalError> {
         let url = self.parse_url(&handle.response_url)?;
         let op = || async {
-            let (status, headers, body) =
-                self.exchange(Method::GET, &url, None, Some(self.config.timeout), true).await?;
+            let (status, headers, body) = self.exchange(Method::GET, &url, None, true, ("result", RESULT_LIMIT)).await?;
             if status == 400 && String::from_utf8_lossy(&body).contains("still in progress") {
                 return Err(FalError::NotReady);
             }
@@ -325,7 +391,7 @@ impl FalClient {
             serde_json::from_slice::<Value>(&body)
                 .map_err(|e| FalError::Protocol(format!("the result could not be read as JSON ({e})")))
         };
-        self.config.retry.run("result", op, FalError::is_retryable).await
+        self.retrying("fetching the result", op, result_worth_retrying).await
     }
 
     /// Asks fal to cancel. 2xx → requested, 400 → already completed, 404 → not found.
@@ -333,7 +399,7 @@ impl FalClient {
         let url = self.parse_url(&handle.cancel_url)?;
         let op = || async {
             let (status, headers, body) =
-                self.exchange(Method::PUT, &url, None, Some(self.config.timeout), true).await?;
+                self.exchange(Method::PUT, &url, None, true, ("cancel answer", SMALL_ANSWER_LIMIT)).await?;
             match status {
                 200..=299 => Ok(CancelOutcome::Requested),
                 400 => Ok(CancelOutcome::AlreadyCompleted),
@@ -341,7 +407,7 @@ impl FalClient {
                 _ => Err(FalError::from_response(status, &headers, &body)),
             }
         };
-        self.config.retry.run("cancel", op, FalError::is_retryable).await
+        self.retrying("cancelling", op, FalError::is_retryable).await
     }
 
     /// Uploads bytes to fal storage (the initiate flow, fal-protocol.md §3.2) and returns the
@@ -360,13 +426,12 @@ impl FalClient {
             file_url: String,
         }
         let initiated: Initiated = self
-            .config
-            .retry
-            .run(
-                "upload initiate",
+            .retrying(
+                "starting an upload",
                 || async {
-                    let (_, body) =
-                        self.call(Method::POST, &initiate, Some((request.clone(), "application/json")), true).await?;
+                    let (_, body) = self
+                        .call(Method::POST, &initiate, Some((request.clone(), "application/json")), true, SMALL_ANSWER)
+                        .await?;
                     serde_json::from_slice(&body)
                         .map_err(|e| FalError::Protocol(format!("the upload answer could not be read ({e})")))
                 },
@@ -375,11 +440,11 @@ impl FalClient {
             .await?;
         let put_url = self.parse_url(&initiated.upload_url)?;
         // A presigned URL: it carries its own authorisation, so the key is not sent.
-        self.config
-            .retry
-            .run(
-                "upload",
-                || async { self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false).await },
+        self.retrying(
+                "uploading",
+                || async {
+                    self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false, SMALL_ANSWER).await
+                },
                 FalError::is_retryable,
             )
             .await?;
@@ -395,15 +460,10 @@ impl FalClient {
         if !matches!(parsed.scheme(), "https" | "http") {
             return Err(FalError::Protocol(format!("refusing to download from a {} URL", parsed.scheme())));
         }
-        self.config
-            .retry
-            .run(
-                "download",
+        self.retrying(
+                "downloading an image",
                 || async {
-                    let (headers, body) = self.call(Method::GET, &parsed, None, false).await?;
-                    if body.len() > MAX_DOWNLOAD_BYTES {
-                        return Err(FalError::Protocol(format!("image is {} bytes, over the limit", body.len())));
-                    }
+                    let (headers, body) = self.call(Method::GET, &parsed, None, false, ("image", DOWNLOAD_LIMIT)).await?;
                     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
                     Ok(Media { bytes: body, content_type })
                 },
@@ -412,6 +472,18 @@ impl FalClient {
             )
             .await
     }
+}
+
+/// The answer size for submit, cancel and upload answers.
+const SMALL_ANSWER: (&str, usize) = ("answer", SMALL_ANSWER_LIMIT);
+
+/// After COMPLETED, whatever is not fal's own word on the result is worth another look: the
+/// store may lag ("still in progress"), a body may be cut short or garbled on the way, a gateway
+/// may fail. A user-set timeout and fal's verdicts (404, 422) are final.
+fn result_worth_retrying(e: &FalError) -> bool {
+    e.is_retryable()
+        || matches!(e, FalError::NotReady | FalError::Protocol(_))
+        || matches!(e, FalError::Api(a) if a.status >= 500 && a.timeout_type.is_none())
 }
 
 fn decode_data_uri(rest: &str) -> Result<Media, FalError> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use super::body::BodyPace;
 use super::retry::RetryPolicy;
 
 pub const DEFAULT_QUEUE_URL: &str = "https://queue.fal.run";
@@ -74,8 +75,13 @@ pub struct FalConfig {
     pub run_url: Url,
     pub rest_url: Url,
     pub key: Option<FalKey>,
-    /// Whole-request timeout for non-streaming calls.
+    /// How long a non-streaming call may wait for the answer's headers.
     pub timeout: Duration,
+    /// How slowly an answer's body may arrive once its headers are in.
+    pub body_pace: BodyPace,
+    /// Total time for one operation (a status check, fetching the result, a download...) across
+    /// all its retries: no retry starts that would end after it.
+    pub operation_deadline: Duration,
     pub connect_timeout: Duration,
     /// How long the status stream may stay silent (fal pings every 15 s) before we poll instead.
     pub stream_idle_timeout: Duration,
@@ -108,6 +114,8 @@ impl FalConfig {
             rest_url,
             key,
             timeout: Duration::from_secs(120),
+            body_pace: BodyPace::default(),
+            operation_deadline: Duration::from_secs(300),
             connect_timeout: Duration::from_secs(30),
             stream_idle_timeout: Duration::from_secs(45),
             poll_interval: Duration::from_millis(500),

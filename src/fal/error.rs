@@ -75,6 +75,9 @@ pub enum FalError {
     Protocol(String),
     #[error("the result is not ready yet (fal says the request is still in progress)")]
     NotReady,
+    /// An answer over the size this client reads for its kind; refused, not read whole.
+    #[error("{host} sent a {what} over {limit}; it was not read")]
+    TooLarge { host: String, what: String, limit: String },
 }
 
 impl FalError {
@@ -98,6 +101,18 @@ impl FalError {
         match self {
             FalError::Network { kind, .. } => *kind == NetworkKind::Connect,
             FalError::Api(e) => matches!(e.status, 429 | 503) && e.timeout_type.is_none(),
+            _ => false,
+        }
+    }
+
+    /// Whether this is fal's own final word on an accepted request: the run failed (COMPLETED
+    /// with an error), the input was refused (422), or fal does not know the request (404).
+    /// Anything else — the network, a proxy, a 5xx, an answer that does not parse, a slow or
+    /// oversized body — leaves the request resumable.
+    pub fn is_fal_verdict(&self) -> bool {
+        match self {
+            FalError::RunFailed { .. } | FalError::Validation { .. } => true,
+            FalError::Api(e) => matches!(e.status, 404 | 422),
             _ => false,
         }
     }

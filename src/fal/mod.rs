@@ -1,6 +1,7 @@
 //! The fal queue client. It knows HTTP and fal's protocol; it knows nothing of files, history or
 //! terminals.
 
+mod body;
 mod client;
 mod config;
 mod error;
@@ -13,4 +14,5 @@ pub use config::{
     parse_base_url, same_origin,
 };
 pub use error::{ApiError, FalError, FalFieldError, NetworkKind};
-pub use retry::RetryPolicy;
+pub use body::BodyPace;
+pub use retry::{RetryNotice, RetryPolicy};

@@ -111,6 +111,18 @@ pub enum JobError {
 }
 
 impl JobError {
+    /// Whether fal still has the request and a later resume can finish it. Once fal accepted a
+    /// request only fal's own verdict ends it (the run failed, 422, no such request) or an
+    /// output that is not what it claims; the network, proxies, answers that do not parse and
+    /// our own disk leave it resumable.
+    pub fn is_resumable(&self) -> bool {
+        match self {
+            JobError::Fal { error, .. } => !error.is_fal_verdict(),
+            JobError::Write { .. } | JobError::Download { .. } => true,
+            _ => false,
+        }
+    }
+
     /// The fal error behind this failure, if any.
     pub fn fal_error(&self) -> Option<&FalError> {
         match self {
@@ -162,15 +174,7 @@ impl Recorder<'_> {
             JobError::Cancelled { .. } => self.note(JournalEntry::Cancelled),
             JobError::Submit(error) => self.note(JournalEntry::SubmitFailed { error }),
             // fal still has the request: a later resume can finish it.
-            // A key problem after fal accepted the request is not the request's end either.
-            JobError::Fal { error, .. }
-                if error.is_retryable() || matches!(error, FalError::Api(a) if matches!(a.status, 401 | 403)) =>
-            {
-                self.note(JournalEntry::Interrupted { error: &e.to_string() })
-            }
-            JobError::Write { .. } | JobError::Download { .. } => {
-                self.note(JournalEntry::Interrupted { error: &e.to_string() })
-            }
+            resumable if resumable.is_resumable() => self.note(JournalEntry::Interrupted { error: &e.to_string() }),
             other => self.note(JournalEntry::Failed { error: &other.to_string() }),
         }
         e
@@ -187,6 +191,7 @@ pub async fn run_job(
     cancel: CancellationToken,
 ) -> Result<JobOutcome, JobError> {
     let started = Instant::now();
+    let client = &announcing_retries(client, &events);
     let rec = Recorder { journal: job.journal.as_deref(), events: &events };
     rec.must(JournalEntry::Pending { endpoint: &job.endpoint, input: &job.input, out_dir: &job.out_dir })?;
 
@@ -221,11 +226,20 @@ pub async fn resume_job(
     cancel: CancellationToken,
 ) -> Result<JobOutcome, JobError> {
     let started = Instant::now();
+    let client = &announcing_retries(client, &events);
     let rec = Recorder { journal: job.journal.as_deref(), events: &events };
     rec.emit(JobEvent::Submitted { handle: job.handle.clone() });
     finish(client, &rec, job.handle, job.sent, &job.out_dir, job.follow, job.known_result, cancel, started)
         .await
         .map_err(|e| rec.fail(e))
+}
+
+/// The job's client: every retry it makes is told to the front end as a note.
+fn announcing_retries(client: &FalClient, events: &UnboundedSender<JobEvent>) -> FalClient {
+    let events = events.clone();
+    client.with_retry_notices(move |notice| {
+        let _ = events.send(JobEvent::Note(notice.to_string()));
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -241,6 +255,8 @@ async fn finish(
     started: Instant,
 ) -> Result<JobOutcome, JobError> {
     let fal_err = |error: FalError| JobError::Fal { handle: Box::new(handle.clone()), error };
+    // A stored result this client cannot read is fetched again rather than trusted.
+    let known_result = known_result.filter(|raw| serde_json::from_value::<KontextOutput>(raw.clone()).is_ok());
     let (raw_result, logs, metrics) = match known_result {
         Some(raw) => (raw, Vec::new(), None),
         None => {
@@ -268,8 +284,17 @@ async fn finish(
         }
     };
 
-    let output: KontextOutput = serde_json::from_value(raw_result.clone())
+    let mut output: KontextOutput = serde_json::from_value(raw_result.clone())
         .map_err(|e| fal_err(FalError::Protocol(format!("the result does not match the endpoint's schema: {e}"))))?;
+    let asked = usize::from(sent.num_images.max(1));
+    if output.images.len() > asked {
+        // More than was paid for: keep what was asked for and fetch nothing else.
+        rec.emit(JobEvent::Note(format!(
+            "fal returned {} images where {asked} were asked for; keeping the first {asked}",
+            output.images.len()
+        )));
+        output.images.truncate(asked);
+    }
     if output.images.is_empty() {
         return Err(JobError::Output { handle: Box::new(handle), index: 0, message: "fal returned no images".into() });
     }
