@@ -412,3 +412,152 @@ async fn a_status_call_that_times_out_is_retried() {
     assert_eq!(statuses.len(), 3, "a hang (timeout), a 409, then an answer: {statuses:?}");
     assert_eq!(statuses[1], 409);
 }
+
+// ---- bounded bodies, streams and results (issue 7) ----
+
+/// A client that expects bodies at 4 KiB/s after 300 ms, and records the retries it announces.
+fn impatient_client(emu: &Emulator) -> (FalClient, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let mut cfg = client_for(emu).config().clone();
+    cfg.body_pace = BodyPace { grace: Duration::from_millis(300), min_rate: 4096 };
+    let notices = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = notices.clone();
+    let client = FalClient::new(cfg).unwrap().with_retry_notices(move |n| sink.lock().unwrap().push(n.to_string()));
+    (client, notices)
+}
+
+/// Submits and follows a request to COMPLETED by polling.
+async fn completed(client: &FalClient) -> RequestHandle {
+    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    client.follow(&handle, FollowMode::Poll, |_| {}).await.unwrap();
+    handle
+}
+
+#[tokio::test]
+async fn a_stream_without_line_ends_falls_back_to_polling_at_the_line_cap() {
+    let emu = start(with_faults("no-newline:#1")).await;
+    let client = client_for(&emu);
+    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    let mut notes = Vec::new();
+    let follow = client.follow(&handle, FollowMode::Stream, |u| {
+        if let StatusUpdate::Note(n) = u {
+            notes.push(n)
+        }
+    });
+    // Without a line cap the stream runs on for a GiB while the idle timeout never fires.
+    let done = tokio::time::timeout(Duration::from_secs(20), follow).await.expect("bounded").unwrap();
+    assert_eq!(done.status, StatusKind::Completed);
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].contains("line over 1 MiB") && notes[0].contains("polling instead"), "{notes:?}");
+    assert!(!routes(&emu, Route::Status).is_empty(), "polling took over");
+}
+
+#[tokio::test]
+async fn a_stream_that_sends_only_bytes_without_events_counts_as_silent() {
+    let emu = start(with_faults("no-newline:#1")).await;
+    let mut cfg = client_for(&emu).config().clone();
+    cfg.stream_idle_timeout = Duration::from_millis(300);
+    let client = FalClient::new(cfg).unwrap();
+    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    let mut notes = Vec::new();
+    // Bytes keep arriving, but no complete event: after the idle timeout it polls (or hits the
+    // line cap first, whichever comes first; both end the stream).
+    let follow = client.follow(&handle, FollowMode::Stream, |u| {
+        if let StatusUpdate::Note(n) = u {
+            notes.push(n)
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(20), follow).await.expect("bounded").unwrap();
+    assert!(notes.iter().any(|n| n.contains("was silent") || n.contains("line over")), "{notes:?}");
+}
+
+#[tokio::test]
+async fn a_result_not_ready_after_completed_is_retried_until_it_is() {
+    // The result store lags the status: "still in progress", then a body cut in half, then an
+    // HTML page, then the result.
+    let emu = start(with_faults("not-ready:#1,truncated:#1,not-json:#1")).await;
+    let (client, notices) = impatient_client(&emu);
+    let handle = completed(&client).await;
+    let result = client.result(&handle).await.unwrap();
+    assert!(result["images"].is_array(), "{result}");
+    let statuses: Vec<u16> = routes(&emu, Route::Result).iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [400, 200, 200, 200]);
+    let notices = notices.lock().unwrap();
+    assert_eq!(notices.len(), 3, "{notices:?}");
+    assert!(notices[0].starts_with("fetching the result is not ready yet; attempt 2 of 4 in "), "{notices:?}");
+    assert!(notices[1].starts_with("fetching the result got an answer it cannot read; attempt 3 of 4"), "{notices:?}");
+}
+
+#[tokio::test]
+async fn a_result_that_stays_unready_gives_up_within_the_attempts() {
+    let emu = start(with_faults("not-ready:#10")).await;
+    let client = client_for(&emu);
+    let handle = completed(&client).await;
+    let err = client.result(&handle).await.unwrap_err();
+    assert!(matches!(err, FalError::NotReady), "{err:?}");
+    assert!(!err.is_fal_verdict(), "not fal's verdict: the request stays resumable");
+    assert_eq!(routes(&emu, Route::Result).len(), 4, "max_attempts GETs");
+}
+
+#[tokio::test]
+async fn a_trickling_body_times_out_by_its_pace_and_is_retried_with_a_notice() {
+    let emu = start(with_faults("trickle@result:#1")).await;
+    let (client, notices) = impatient_client(&emu);
+    let handle = completed(&client).await;
+    let started = std::time::Instant::now();
+    let result = client.result(&handle).await.unwrap();
+    assert!(result["images"].is_array());
+    // At 50 bytes/s the result would take many seconds; the pace ends it after ~0.3 s.
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    let notices = notices.lock().unwrap();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert!(notices[0].starts_with("fetching the result is slow; attempt 2 of 4 in "), "{notices:?}");
+}
+
+#[tokio::test]
+async fn a_body_shorter_than_its_content_length_is_an_error_and_retried() {
+    let emu = start(with_faults("short-body@status:#1")).await;
+    let client = client_for(&emu);
+    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    client.status(&handle, true).await.unwrap();
+    assert_eq!(routes(&emu, Route::Status).len(), 2, "the cut answer was retried");
+
+    // A short image is retried too, and then whole.
+    let emu = start(with_faults("short-body@files:#1")).await;
+    let client = client_for(&emu);
+    let handle = completed(&client).await;
+    let out: KontextOutput = serde_json::from_value(client.result(&handle).await.unwrap()).unwrap();
+    let media = client.download(&out.images[0].url).await.unwrap();
+    verify_image(&media.bytes, media.content_type.as_deref()).unwrap();
+    assert_eq!(routes(&emu, Route::FileGet).len(), 2);
+}
+
+#[tokio::test]
+async fn oversized_answers_are_refused_without_being_read() {
+    // Announced too large: refused on its headers, not retried.
+    let emu = start(with_faults("oversize@status:#1")).await;
+    let client = client_for(&emu);
+    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), client.status(&handle, true)).await.unwrap().unwrap_err();
+    assert!(matches!(&err, FalError::TooLarge { .. }), "{err:?}");
+    assert!(err.to_string().contains("status answer over 1 MiB"), "{err}");
+    assert_eq!(routes(&emu, Route::Status).len(), 1);
+
+    // Streamed without a length: cut off at the cap (64 MiB for a result).
+    let emu = start(with_faults("oversize-chunked@result:#1")).await;
+    let client = client_for(&emu);
+    let handle = completed(&client).await;
+    let err = tokio::time::timeout(Duration::from_secs(60), client.result(&handle)).await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("result over 64 MiB"), "{err}");
+    assert!(!err.is_fal_verdict());
+
+    // An image announced at 1 GiB is not downloaded.
+    let emu = start(with_faults("oversize@files:#1")).await;
+    let client = client_for(&emu);
+    let handle = completed(&client).await;
+    let out: KontextOutput = serde_json::from_value(client.result(&handle).await.unwrap()).unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(10), client.download(&out.images[0].url))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("image over 64 MiB"), "{err}");
+}

@@ -135,3 +135,79 @@ async fn cancelling_after_the_submit_asks_fal_and_reports_it() {
     assert_eq!(emu.journal().iter().filter(|r| r.route == Route::Cancel).count(), 1);
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count(), 0);
 }
+
+#[tokio::test]
+async fn more_images_than_asked_for_are_not_kept_and_the_user_is_told() {
+    let mut cfg = EmulatorConfig::fast();
+    cfg.faults = "extra-images:1".parse().unwrap();
+    let emu = Emulator::start(cfg, 0).await.unwrap();
+    let client = client_for(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let request = job(vec!["https://v3.fal.media/files/a.png".into()], dir.path(), 0);
+    let outcome = run_job(&client, request, tx, CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.raw_result["images"].as_array().unwrap().len(), 4, "fal listed 4 for 2 asked");
+    assert_eq!(outcome.files.len(), 2);
+    assert_eq!(outcome.output.images.len(), 2);
+    let mut notes = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        if let JobEvent::Note(n) = e {
+            notes.push(n);
+        }
+    }
+    assert!(notes.iter().any(|n| n.contains("fal returned 4 images where 2 were asked for")), "{notes:?}");
+    let files = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count();
+    assert_eq!(files, 2, "only what was asked for is written");
+    assert_eq!(emu.journal().iter().filter(|r| r.route == Route::FileGet).count(), 2, "the extra images are not fetched");
+}
+
+/// Runs one job under `faults` with a history, and returns the state it was left in.
+async fn state_after(faults: &str) -> (kontext::history::JobState, Result<(), JobError>, tempfile::TempDir) {
+    let mut cfg = EmulatorConfig::fast();
+    cfg.faults = faults.parse().unwrap();
+    let emu = Emulator::start(cfg, 0).await.unwrap();
+    let mut fal = client_for(&emu).config().clone();
+    fal.retry = kontext::fal::RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(10),
+    };
+    let client = FalClient::new(fal).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let h = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let journal = h.journal();
+    let mut request = job(vec!["https://v3.fal.media/files/a.png".into()], &dir.path().join("out"), 0);
+    request.journal = Some(journal.clone());
+    request.follow = FollowMode::Poll;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let r = run_job(&client, request, tx, CancellationToken::new()).await.map(|_| ());
+    let state = h.get(&journal.short_id()).unwrap().entry.state;
+    (state, r, dir)
+}
+
+#[tokio::test]
+async fn once_accepted_only_fals_verdict_fails_a_request() {
+    use kontext::history::JobState;
+    // Not fal's verdict: the request stays unfinished (resumable).
+    for faults in [
+        "not-ready:#5",
+        "truncated:#5",
+        "not-json:#5",
+        "short-body@result:#5",
+        "oversize@result:#1",
+        "502@result:#5",
+        "500@result:#5",
+        "503@status:#5",
+        "reset@status:#5",
+        "502@status:#5",
+    ] {
+        let (state, r, _dir) = state_after(faults).await;
+        let err = r.unwrap_err();
+        assert!(err.is_resumable(), "{faults}: {err}");
+        assert!(matches!(state, JobState::Queued | JobState::InProgress), "{faults}: left {state:?} ({err})");
+    }
+    // fal's verdict: the run failed (COMPLETED with an error).
+    let (state, r, _dir) = state_after("fail:1").await;
+    assert!(!r.unwrap_err().is_resumable());
+    assert_eq!(state, JobState::Failed);
+}

@@ -395,6 +395,23 @@ mod tests {
     }
 
     #[test]
+    fn only_fals_own_answers_are_verdicts() {
+        let api = |status| FalError::from_response(status, &HeaderMap::new(), b"{}");
+        assert!(api(404).is_fal_verdict(), "no such request");
+        assert!(api(422).is_fal_verdict());
+        assert!(FalError::from_response(422, &HeaderMap::new(), br#"{"detail":[{"loc":["body","prompt"]}]}"#).is_fal_verdict());
+        assert!(FalError::RunFailed { error: "x".into(), error_type: None }.is_fal_verdict());
+        for status in [400, 401, 403, 408, 429, 500, 502, 503, 504] {
+            assert!(!api(status).is_fal_verdict(), "{status}");
+        }
+        let net = FalError::Network { host: "h".into(), kind: NetworkKind::Other, message: "m".into(), attempts: 1 };
+        assert!(!net.is_fal_verdict());
+        assert!(!FalError::Protocol("not JSON".into()).is_fal_verdict());
+        assert!(!FalError::NotReady.is_fal_verdict());
+        assert!(!FalError::TooLarge { host: "h".into(), what: "result".into(), limit: "64 MiB".into() }.is_fal_verdict());
+    }
+
+    #[test]
     fn detail_is_stripped_of_escape_sequences() {
         let err = FalError::from_response(400, &HeaderMap::new(), b"{\"detail\":\"bad \\u001b[31mred\\u001b[0m\"}");
         let text = err.to_string();
