@@ -317,7 +317,8 @@ async fn escape_sequences_from_the_server_never_reach_the_terminal() {
     ]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     let (stdout, stderr) = text(&out);
-    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    // A 400 on the result is not one of fal's verdicts: the request stays resumable (exit 4).
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("abc"), "the id is still shown: {stderr}");
     assert!(!stdout.contains('\u{1b}') && !stderr.contains('\u{1b}'), "escapes reached the terminal: {stderr:?}");
     assert!(!stderr.contains('\u{7}'), "{stderr:?}");
@@ -337,4 +338,55 @@ fn localhost_and_127_0_0_1_are_the_same_host_for_the_key() {
         .unwrap();
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+}
+
+fn images_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("jpg" | "png")))
+        .collect()
+}
+
+#[test]
+fn a_result_still_unready_after_completed_exits_4_and_resume_finishes_it() {
+    // fal's result store lags: "still in progress", a body cut short, an HTML page.
+    let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", "not-ready:#1,truncated:#1,not-json:#1"]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config.toml"), "[network]\nretry_max_attempts = 3\n").unwrap();
+    let out_dir = home.path().join("out");
+    let out = kontext(home.path())
+        .env("FAL_KEY", "k")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("fetching the result is not ready yet; attempt 2 of 3"), "{stderr}");
+    assert!(stderr.contains("run `kontext resume` to finish it"), "{stderr}");
+    assert!(!out_dir.exists() || images_in(&out_dir).is_empty());
+
+    let out = kontext(home.path()).env("FAL_KEY", "k").args(["resume", "--queue-url", &emu.url]).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("completed"), "{stdout}");
+    assert_eq!(images_in(&out_dir).len(), 1, "the paid image arrived on resume");
+}
+
+#[test]
+fn extra_images_and_a_stream_without_line_ends_are_survived_and_told() {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", "no-newline:1,extra-images:1"]);
+    let home = tempfile::tempdir().unwrap();
+    let out = kontext(home.path())
+        .env("FAL_KEY", "k")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("status stream sent a line over 1 MiB without a line end; polling instead"), "{stderr}");
+    assert!(stderr.contains("fal returned 3 images where 1 were asked for; keeping the first 1"), "{stderr}");
+    assert_eq!(images_in(home.path()).len(), 1);
 }

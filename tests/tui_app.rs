@@ -397,3 +397,40 @@ fn a_slow_answer_to_an_older_history_search_is_ignored() {
     let shown: Vec<_> = a.history.rows.iter().map(|r| r.prompt.as_str()).collect();
     assert_eq!(shown, ["cat"], "the answer for \"c\" arrived last but is stale");
 }
+
+#[tokio::test]
+async fn a_slow_result_shows_its_retries_in_the_jobs_log() {
+    use kontext::emulator::{Emulator, EmulatorConfig};
+    use kontext::fal::{BodyPace, FalClient, FalConfig, FalKey, FollowMode};
+    // The runner's real events, from a result that trickles once, go into the studio.
+    let mut cfg = EmulatorConfig::fast();
+    cfg.faults = "trickle@result:#1".parse().unwrap();
+    let emu = Emulator::start(cfg, 0).await.unwrap();
+    let mut fal = FalConfig::single_host(emu.base_url().parse().unwrap(), FalKey::new("k"));
+    fal.body_pace = BodyPace { grace: std::time::Duration::from_millis(300), min_rate: 4096 };
+    let client = FalClient::new(fal).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let draft = Draft { prompt: "make it blue".into(), images: vec!["https://a.example/x.png".into()], ..Draft::default() };
+    let job = kontext::runner::JobRequest {
+        endpoint: Default::default(),
+        input: draft.validate(4).unwrap(),
+        out_dir: out.path().to_path_buf(),
+        data_uri_threshold: 0,
+        follow: FollowMode::Poll,
+        journal: None,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    kontext::runner::run_job(&client, job, tx, tokio_util::sync::CancellationToken::new()).await.unwrap();
+
+    let mut a = app();
+    ready(&mut a);
+    key(&mut a, KeyCode::F(5));
+    while let Ok(event) = rx.try_recv() {
+        a.update(Message::Job { id: 1, event });
+    }
+    let logs = &a.jobs[0].logs;
+    assert!(
+        logs.iter().any(|l| l.starts_with("[kontext] fetching the result is slow; attempt 2 of 10 in ")),
+        "{logs:?}"
+    );
+}
