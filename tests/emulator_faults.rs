@@ -173,3 +173,77 @@ fn fault_spec_grammar() {
     assert!("slow:soon".parse::<FaultSpec>().is_err());
     assert_eq!(FaultSpec::default().to_string(), "none");
 }
+
+/// Submits, waits for COMPLETED, and returns the submit envelope.
+async fn completed_request(emu: &Emulator) -> Value {
+    let sub = submit(emu, &input()).await;
+    wait_completed(sub["status_url"].as_str().unwrap()).await;
+    sub
+}
+
+#[tokio::test]
+async fn result_faults_not_ready_truncated_not_json_and_extra_images() {
+    let emu = with_faults("not-ready:#1,truncated:#1,not-json:#1,extra-images:#1").await;
+    let sub = completed_request(&emu).await;
+    let url = sub["response_url"].as_str().unwrap();
+    let r = get(url).await;
+    assert_eq!(r.status(), 400, "not ready although COMPLETED");
+    assert!(r.text().await.unwrap().contains("still in progress"));
+    let r = get(url).await;
+    assert_eq!(r.status(), 200);
+    assert!(serde_json::from_str::<Value>(&r.text().await.unwrap()).is_err(), "cut short");
+    let r = get(url).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().starts_with("<html>"));
+    let extra: Value = get(url).await.json().await.unwrap();
+    let plain: Value = get(url).await.json().await.unwrap();
+    assert_eq!(extra["images"].as_array().unwrap().len(), plain["images"].as_array().unwrap().len() + 2);
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn body_faults_short_trickle_and_oversize() {
+    let emu = with_faults("short-body@status:#1,trickle@status:#1,oversize@status:#1,oversize-chunked@status:#1").await;
+    let sub = submit(&emu, &input()).await;
+    let status_url = sub["status_url"].as_str().unwrap();
+
+    // Content-Length promises more than arrives.
+    let r = get(status_url).await;
+    let promised = r.content_length().unwrap();
+    let err = r.bytes().await.unwrap_err();
+    assert!(promised > 0 && (err.is_body() || err.is_decode()), "{err:?}");
+
+    // A byte every 20 ms.
+    let started = Instant::now();
+    let body = get(status_url).await.bytes().await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(20) * (body.len() as u32 - 1), "{:?}", started.elapsed());
+
+    let r = get(status_url).await;
+    assert_eq!(r.content_length(), Some(1024 * 1024 * 1024));
+    drop(r);
+    let mut r = get(status_url).await;
+    assert_eq!(r.content_length(), None);
+    let mut read = 0;
+    while read < 4 * 1024 * 1024 {
+        read += r.chunk().await.unwrap().unwrap().len();
+    }
+    drop(r);
+    assert_eq!(get(status_url).await.status().as_u16() / 100, 2, "then answers normally");
+    emu.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stream_without_line_ends() {
+    let emu = with_faults("no-newline:#1").await;
+    let sub = submit(&emu, &input()).await;
+    let mut r = get(&format!("{}/stream", sub["status_url"].as_str().unwrap())).await;
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let mut read = Vec::new();
+    while read.len() < 1024 * 1024 {
+        read.extend_from_slice(&r.chunk().await.unwrap().unwrap());
+    }
+    assert!(read.starts_with(b"data: xxx"));
+    assert!(!read.contains(&b'\n'));
+    drop(r);
+    emu.shutdown().await;
+}

@@ -83,8 +83,12 @@ pub(crate) async fn reshape(resp: Response<Body>, kind: FaultKind, stop: &Cancel
         FaultKind::ShortBody => {
             parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
             let half = bytes.slice(..bytes.len() / 2);
-            // An error from the body makes the server drop the connection mid-answer.
-            let cut = futures::stream::iter([Ok(half), Err(std::io::Error::other("short-body fault"))]);
+            // An error from the body makes the server drop the connection mid-answer; the pause
+            // lets the headers and the first half go out first.
+            let cut = futures::stream::once(async { Ok(half) }).chain(futures::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err(std::io::Error::other("short-body fault"))
+            }));
             streamed(cut, stop)
         }
         FaultKind::Truncated => {
