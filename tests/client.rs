@@ -555,9 +555,7 @@ async fn oversized_answers_are_refused_without_being_read() {
     let client = client_for(&emu);
     let handle = completed(&client).await;
     let out: KontextOutput = serde_json::from_value(client.result(&handle).await.unwrap()).unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(10), client.download(&out.images[0].url))
-        .await
-        .unwrap()
-        .unwrap_err();
+    let err =
+        tokio::time::timeout(Duration::from_secs(10), client.download(&out.images[0].url)).await.unwrap().unwrap_err();
     assert!(err.to_string().contains("image over 64 MiB"), "{err}");
 }

@@ -158,7 +158,11 @@ async fn more_images_than_asked_for_are_not_kept_and_the_user_is_told() {
     assert!(notes.iter().any(|n| n.contains("fal returned 4 images where 2 were asked for")), "{notes:?}");
     let files = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().path().is_file()).count();
     assert_eq!(files, 2, "only what was asked for is written");
-    assert_eq!(emu.journal().iter().filter(|r| r.route == Route::FileGet).count(), 2, "the extra images are not fetched");
+    assert_eq!(
+        emu.journal().iter().filter(|r| r.route == Route::FileGet).count(),
+        2,
+        "the extra images are not fetched"
+    );
 }
 
 /// Runs one job under `faults` with a history, and returns the state it was left in.

@@ -410,7 +410,8 @@ async fn a_slow_result_shows_its_retries_in_the_jobs_log() {
     fal.body_pace = BodyPace { grace: std::time::Duration::from_millis(300), min_rate: 4096 };
     let client = FalClient::new(fal).unwrap();
     let out = tempfile::tempdir().unwrap();
-    let draft = Draft { prompt: "make it blue".into(), images: vec!["https://a.example/x.png".into()], ..Draft::default() };
+    let draft =
+        Draft { prompt: "make it blue".into(), images: vec!["https://a.example/x.png".into()], ..Draft::default() };
     let job = kontext::runner::JobRequest {
         endpoint: Default::default(),
         input: draft.validate(4).unwrap(),

@@ -35,9 +35,8 @@ where
 
 /// Answers made up by a fault: `None` when `kind` does not replace the answer.
 pub(crate) fn replacement(kind: FaultKind, stop: &CancellationToken) -> Option<Response<Body>> {
-    let zeros = move || {
-        futures::stream::iter(0..OVERSIZE_BYTES / CHUNK as u64).map(|_| Ok(Bytes::from_static(&[0u8; CHUNK])))
-    };
+    let zeros =
+        move || futures::stream::iter(0..OVERSIZE_BYTES / CHUNK as u64).map(|_| Ok(Bytes::from_static(&[0u8; CHUNK])));
     let mut resp = match kind {
         FaultKind::NotReady => {
             return Some(super::util::detail(400, "Request is still in progress"));

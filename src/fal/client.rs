@@ -1,7 +1,6 @@
 //! fal's queue protocol as the official clients speak it (fal-protocol.md §1–§3): submit, follow
 //! status over SSE (polling as the fallback), result, cancel, storage upload and media download.
 
-
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Url};
@@ -248,9 +247,8 @@ impl FalClient {
             .map_err(|e| SubmitError::Rejected(FalError::Protocol(format!("bad endpoint URL: {e}"))))?;
         let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let op = || async {
-            let (_, body) = self
-                .call(Method::POST, &url, Some((bytes.clone(), "application/json")), true, SMALL_ANSWER)
-                .await?;
+            let (_, body) =
+                self.call(Method::POST, &url, Some((bytes.clone(), "application/json")), true, SMALL_ANSWER).await?;
             serde_json::from_slice::<SubmitResponse>(&body)
                 .map_err(|e| FalError::Protocol(format!("the submit answer could not be read ({e})")))
         };
@@ -335,9 +333,10 @@ impl FalClient {
         if !resp.status().is_success() {
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            let body = read_body(resp, &url, "error answer", ERROR_BODY_LIMIT, Overflow::Truncate, self.config.body_pace)
-                .await
-                .unwrap_or_default();
+            let body =
+                read_body(resp, &url, "error answer", ERROR_BODY_LIMIT, Overflow::Truncate, self.config.body_pace)
+                    .await
+                    .unwrap_or_default();
             return Err(FalError::from_response(status, &headers, &body));
         }
         let mut parser = SseParser::new(MAX_SSE_LINE, MAX_SSE_EVENT);
@@ -381,7 +380,8 @@ impl FalClient {
     pub async fn result(&self, handle: &RequestHandle) -> Result<Value, FalError> {
         let url = self.parse_url(&handle.response_url)?;
         let op = || async {
-            let (status, headers, body) = self.exchange(Method::GET, &url, None, true, ("result", RESULT_LIMIT)).await?;
+            let (status, headers, body) =
+                self.exchange(Method::GET, &url, None, true, ("result", RESULT_LIMIT)).await?;
             if status == 400 && String::from_utf8_lossy(&body).contains("still in progress") {
                 return Err(FalError::NotReady);
             }
@@ -441,13 +441,13 @@ impl FalClient {
         let put_url = self.parse_url(&initiated.upload_url)?;
         // A presigned URL: it carries its own authorisation, so the key is not sent.
         self.retrying(
-                "uploading",
-                || async {
-                    self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false, SMALL_ANSWER).await
-                },
-                FalError::is_retryable,
-            )
-            .await?;
+            "uploading",
+            || async {
+                self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false, SMALL_ANSWER).await
+            },
+            FalError::is_retryable,
+        )
+        .await?;
         Ok(initiated.file_url)
     }
 
@@ -461,16 +461,16 @@ impl FalClient {
             return Err(FalError::Protocol(format!("refusing to download from a {} URL", parsed.scheme())));
         }
         self.retrying(
-                "downloading an image",
-                || async {
-                    let (headers, body) = self.call(Method::GET, &parsed, None, false, ("image", DOWNLOAD_LIMIT)).await?;
-                    let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-                    Ok(Media { bytes: body, content_type })
-                },
-                // CDN GETs are idempotent: a server error there is worth another try too.
-                |e| e.is_retryable() || matches!(e, FalError::Api(a) if a.status >= 500),
-            )
-            .await
+            "downloading an image",
+            || async {
+                let (headers, body) = self.call(Method::GET, &parsed, None, false, ("image", DOWNLOAD_LIMIT)).await?;
+                let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+                Ok(Media { bytes: body, content_type })
+            },
+            // CDN GETs are idempotent: a server error there is worth another try too.
+            |e| e.is_retryable() || matches!(e, FalError::Api(a) if a.status >= 500),
+        )
+        .await
     }
 }
 

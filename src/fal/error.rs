@@ -399,7 +399,10 @@ mod tests {
         let api = |status| FalError::from_response(status, &HeaderMap::new(), b"{}");
         assert!(api(404).is_fal_verdict(), "no such request");
         assert!(api(422).is_fal_verdict());
-        assert!(FalError::from_response(422, &HeaderMap::new(), br#"{"detail":[{"loc":["body","prompt"]}]}"#).is_fal_verdict());
+        assert!(
+            FalError::from_response(422, &HeaderMap::new(), br#"{"detail":[{"loc":["body","prompt"]}]}"#)
+                .is_fal_verdict()
+        );
         assert!(FalError::RunFailed { error: "x".into(), error_type: None }.is_fal_verdict());
         for status in [400, 401, 403, 408, 429, 500, 502, 503, 504] {
             assert!(!api(status).is_fal_verdict(), "{status}");
@@ -408,7 +411,9 @@ mod tests {
         assert!(!net.is_fal_verdict());
         assert!(!FalError::Protocol("not JSON".into()).is_fal_verdict());
         assert!(!FalError::NotReady.is_fal_verdict());
-        assert!(!FalError::TooLarge { host: "h".into(), what: "result".into(), limit: "64 MiB".into() }.is_fal_verdict());
+        assert!(
+            !FalError::TooLarge { host: "h".into(), what: "result".into(), limit: "64 MiB".into() }.is_fal_verdict()
+        );
     }
 
     #[test]

@@ -8,11 +8,11 @@ mod error;
 mod retry;
 mod sse;
 
+pub use body::BodyPace;
 pub use client::{CancelOutcome, FalClient, FollowMode, Media, RequestHandle, StatusUpdate, SubmitError};
 pub use config::{
     DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL, FalConfig, FalKey, KeySource, is_loopback_url, key_from_env,
     parse_base_url, same_origin,
 };
 pub use error::{ApiError, FalError, FalFieldError, NetworkKind};
-pub use body::BodyPace;
 pub use retry::{RetryNotice, RetryPolicy};

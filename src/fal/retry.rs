@@ -138,13 +138,9 @@ mod tests {
             RetryPolicy { max_attempts: 3, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(2) };
         let notices = std::sync::Mutex::new(Vec::new());
         let r: Result<(), _> = policy
-            .run_within(
-                "fetching the result",
-                None,
-                || async { Err(slow()) },
-                |_| true,
-                &|n| notices.lock().unwrap().push(n),
-            )
+            .run_within("fetching the result", None, || async { Err(slow()) }, |_| true, &|n| {
+                notices.lock().unwrap().push(n)
+            })
             .await;
         assert!(matches!(r, Err(FalError::Network { attempts: 2, .. })), "{r:?}");
         let notices = notices.into_inner().unwrap();
@@ -155,8 +151,11 @@ mod tests {
 
     #[tokio::test]
     async fn no_retry_starts_past_the_deadline() {
-        let policy =
-            RetryPolicy { max_attempts: 10, base_delay: Duration::from_millis(40), max_delay: Duration::from_millis(40) };
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(40),
+            max_delay: Duration::from_millis(40),
+        };
         let tries = AtomicUsize::new(0);
         let started = Instant::now();
         let r: Result<(), _> = policy
