@@ -118,7 +118,7 @@ pub struct FalClient {
 
 /// Why the status stream was left for polling.
 enum StreamEnd {
-    Done(QueueStatus),
+    Done(Box<QueueStatus>),
     /// What happened, as a phrase after "the status stream".
     Fallback(String),
 }
@@ -287,7 +287,7 @@ impl FalClient {
         let mut tracker = Tracker::default();
         if mode == FollowMode::Stream {
             match self.follow_stream(handle, &mut tracker, &mut on_update).await {
-                Ok(StreamEnd::Done(done)) => return tracker.finish(done),
+                Ok(StreamEnd::Done(done)) => return tracker.finish(*done),
                 Ok(StreamEnd::Fallback(why)) => {
                     tracing::info!("status stream {why}");
                     on_update(StatusUpdate::Note(format!("status stream {why}; polling instead")))
@@ -368,7 +368,7 @@ impl FalClient {
                     }
                 };
                 if let Some(done) = tracker.observe(status, LogDelivery::Incremental, on_update) {
-                    return Ok(StreamEnd::Done(done));
+                    return Ok(StreamEnd::Done(Box::new(done)));
                 }
             }
         }
