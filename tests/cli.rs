@@ -140,13 +140,7 @@ fn without_a_key_it_runs_on_the_built_in_emulator_and_says_so() {
 fn a_failed_model_run_exits_3_and_says_why() {
     let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", "fail:1"]);
     let home = tempfile::tempdir().unwrap();
-    let out = kontext(home.path())
-        .env("FAL_KEY", "k")
-        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
-        .arg(home.path())
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&out);
+    let (out, stderr) = run_one(&emu, home.path(), home.path());
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("the model run failed"), "{stderr}");
 }
@@ -340,6 +334,18 @@ fn localhost_and_127_0_0_1_are_the_same_host_for_the_key() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
 
+/// `kontext run` of one small request against `emu`, images into `out_dir`; returns its stderr.
+fn run_one(emu: &EmulatorProcess, home: &Path, out_dir: &Path) -> (Output, String) {
+    let out = kontext(home)
+        .env("FAL_KEY", "k")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
+        .arg(out_dir)
+        .output()
+        .unwrap();
+    let stderr = text(&out).1;
+    (out, stderr)
+}
+
 fn images_in(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
@@ -355,13 +361,7 @@ fn a_result_still_unready_after_completed_exits_4_and_resume_finishes_it() {
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("config.toml"), "[network]\nretry_max_attempts = 3\n").unwrap();
     let out_dir = home.path().join("out");
-    let out = kontext(home.path())
-        .env("FAL_KEY", "k")
-        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
-        .arg(&out_dir)
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&out);
+    let (out, stderr) = run_one(&emu, home.path(), &out_dir);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("fetching the result is not ready yet; attempt 2 of 3"), "{stderr}");
     assert!(stderr.contains("run `kontext resume` to finish it"), "{stderr}");
@@ -378,13 +378,7 @@ fn a_result_still_unready_after_completed_exits_4_and_resume_finishes_it() {
 fn extra_images_and_a_stream_without_line_ends_are_survived_and_told() {
     let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", "no-newline:1,extra-images:1"]);
     let home = tempfile::tempdir().unwrap();
-    let out = kontext(home.path())
-        .env("FAL_KEY", "k")
-        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
-        .arg(home.path())
-        .output()
-        .unwrap();
-    let (_, stderr) = text(&out);
+    let (out, stderr) = run_one(&emu, home.path(), home.path());
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("status stream sent a line over 1 MiB without a line end; polling instead"), "{stderr}");
     assert!(stderr.contains("fal returned 3 images where 1 were asked for; keeping the first 1"), "{stderr}");

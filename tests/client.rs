@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use kontext::emulator::{Emulator, EmulatorConfig, FaultSpec, Route};
 use kontext::fal::*;
 use kontext::model::*;
@@ -432,19 +433,25 @@ async fn completed(client: &FalClient) -> RequestHandle {
     handle
 }
 
+/// Follows `handle` over the stream (bounded at 20 s), returning the final status and the notes.
+async fn follow_noting(client: &FalClient, handle: &RequestHandle) -> (QueueStatus, Vec<String>) {
+    let mut notes = Vec::new();
+    let follow = client.follow(handle, FollowMode::Stream, |u| {
+        if let StatusUpdate::Note(n) = u {
+            notes.push(n)
+        }
+    });
+    let done = tokio::time::timeout(Duration::from_secs(20), follow).await.expect("bounded").unwrap();
+    (done, notes)
+}
+
 #[tokio::test]
 async fn a_stream_without_line_ends_falls_back_to_polling_at_the_line_cap() {
     let emu = start(with_faults("no-newline:#1")).await;
     let client = client_for(&emu);
     let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
-    let mut notes = Vec::new();
-    let follow = client.follow(&handle, FollowMode::Stream, |u| {
-        if let StatusUpdate::Note(n) = u {
-            notes.push(n)
-        }
-    });
-    // Without a line cap the stream runs on for a GiB while the idle timeout never fires.
-    let done = tokio::time::timeout(Duration::from_secs(20), follow).await.expect("bounded").unwrap();
+    // Without a line cap the stream runs on for a GiB while no event ever completes.
+    let (done, notes) = follow_noting(&client, &handle).await;
     assert_eq!(done.status, StatusKind::Completed);
     assert_eq!(notes.len(), 1, "{notes:?}");
     assert!(notes[0].contains("line over 1 MiB") && notes[0].contains("polling instead"), "{notes:?}");
@@ -452,22 +459,37 @@ async fn a_stream_without_line_ends_falls_back_to_polling_at_the_line_cap() {
 }
 
 #[tokio::test]
-async fn a_stream_that_sends_only_bytes_without_events_counts_as_silent() {
-    let emu = start(with_faults("no-newline:#1")).await;
-    let mut cfg = client_for(&emu).config().clone();
+async fn bytes_that_never_complete_an_event_count_as_silence() {
+    use axum::routing::get;
+    // A status stream that trickles a byte every 20 ms and never ends a line; polling works.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let trickle = || async {
+        let bytes = futures::stream::iter(0..10_000).then(|_| async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Ok::<_, std::io::Error>(Bytes::from_static(b"x"))
+        });
+        axum::body::Body::from_stream(bytes)
+    };
+    let app = axum::Router::new()
+        .route("/r/status/stream", get(trickle))
+        .route("/r/status", get(|| async { axum::Json(json!({"status": "COMPLETED", "logs": []})) }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let mut cfg = FalConfig::single_host(base.parse().unwrap(), FalKey::new(TEST_KEY));
     cfg.stream_idle_timeout = Duration::from_millis(300);
     let client = FalClient::new(cfg).unwrap();
-    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
-    let mut notes = Vec::new();
-    // Bytes keep arriving, but no complete event: after the idle timeout it polls (or hits the
-    // line cap first, whichever comes first; both end the stream).
-    let follow = client.follow(&handle, FollowMode::Stream, |u| {
-        if let StatusUpdate::Note(n) = u {
-            notes.push(n)
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(20), follow).await.expect("bounded").unwrap();
-    assert!(notes.iter().any(|n| n.contains("was silent") || n.contains("line over")), "{notes:?}");
+    let handle = RequestHandle {
+        endpoint: Endpoint::default().id().to_string(),
+        request_id: "r".into(),
+        response_url: format!("{base}/r"),
+        status_url: format!("{base}/r/status"),
+        cancel_url: format!("{base}/r/cancel"),
+    };
+    let started = std::time::Instant::now();
+    let (done, notes) = follow_noting(&client, &handle).await;
+    assert_eq!(done.status, StatusKind::Completed);
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert_eq!(notes, ["status stream was silent for 0.3 s; polling instead"]);
 }
 
 #[tokio::test]

@@ -324,7 +324,7 @@ impl FalClient {
         url.query_pairs_mut().append_pair("logs", "1");
         let req = self.authorize(self.http.get(url.clone()).header(ACCEPT, "text/event-stream"), &url);
         let idle = self.config.stream_idle_timeout;
-        let silent = || StreamEnd::Fallback(format!("was silent for {:.0} s", idle.as_secs_f64()));
+        let silent = || StreamEnd::Fallback(format!("was silent for {:.1} s", idle.as_secs_f64()));
         // A stream that never answers must not hang the job: fall back to polling instead.
         let mut resp = match tokio::time::timeout(idle, req.send()).await {
             Ok(r) => r.map_err(|e| FalError::network(&url, &e))?,
