@@ -13,7 +13,8 @@ pub struct EmulatorArgs {
     /// Timing: fast (tests) or realistic (demos).
     #[arg(long, default_value = "realistic")]
     pub profile: Profile,
-    /// Fault injection, e.g. "429:0.2,502:0.1,reset:0.1,drop-stream:0.3,slow:500ms".
+    /// Fault injection, e.g. "429:0.2,502:0.1,reset:0.1,drop-stream:0.3,slow:500ms" or
+    /// "not-ready:#3,trickle@files:#1,no-newline:1,extra-images:1" (see docs/EMULATOR.md).
     #[arg(long, value_name = "SPEC")]
     pub faults: Option<FaultSpec>,
     /// Serve media (uploads, outputs) from a second loopback host, as fal's CDN is another host.
