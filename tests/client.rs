@@ -581,3 +581,14 @@ async fn oversized_answers_are_refused_without_being_read() {
         tokio::time::timeout(Duration::from_secs(10), client.download(&out.images[0].url)).await.unwrap().unwrap_err();
     assert!(err.to_string().contains("image over 64 MiB"), "{err}");
 }
+
+#[tokio::test]
+async fn an_oversized_or_cut_submit_answer_is_ambiguous_and_not_resent() {
+    for fault in ["oversize@submit:#1", "short-body@submit:#1", "truncated@submit:#1"] {
+        let emu = start(with_faults(fault)).await;
+        let client = client_for(&emu);
+        let err = client.submit(&Endpoint::default(), &sample_input()).await.unwrap_err();
+        assert!(matches!(err, SubmitError::Ambiguous(_)), "{fault}: {err:?}");
+        assert_eq!(emu.submit_count(), 1, "{fault}: sent once");
+    }
+}

@@ -504,7 +504,8 @@ fn decode_data_uri(rest: &str) -> Result<Media, FalError> {
 fn classify_submit_failure(e: FalError) -> SubmitError {
     match &e {
         FalError::Network { kind: NetworkKind::Connect, .. } => SubmitError::Rejected(e),
-        FalError::Network { .. } | FalError::Protocol(_) => SubmitError::Ambiguous(e),
+        // An answer that did not arrive whole (cut, unreadable, oversized) may be an acceptance.
+        FalError::Network { .. } | FalError::Protocol(_) | FalError::TooLarge { .. } => SubmitError::Ambiguous(e),
         // A gateway timeout or bad gateway: the queue behind it may have taken the request.
         FalError::Api(api) if matches!(api.status, 502 | 504) => SubmitError::Ambiguous(e),
         _ => SubmitError::Rejected(e),
@@ -633,6 +634,8 @@ mod tests {
         assert!(matches!(classify_submit_failure(net(NetworkKind::Connect)), SubmitError::Rejected(_)));
         assert!(matches!(classify_submit_failure(net(NetworkKind::Timeout)), SubmitError::Ambiguous(_)));
         assert!(matches!(classify_submit_failure(net(NetworkKind::Other)), SubmitError::Ambiguous(_)));
+        let huge = FalError::TooLarge { host: "h".into(), what: "answer".into(), limit: "1 MiB".into() };
+        assert!(matches!(classify_submit_failure(huge), SubmitError::Ambiguous(_)));
         let api = |status| FalError::from_response(status, &HeaderMap::new(), b"{}");
         assert!(matches!(classify_submit_failure(api(504)), SubmitError::Ambiguous(_)));
         assert!(matches!(classify_submit_failure(api(401)), SubmitError::Rejected(_)));
