@@ -384,3 +384,24 @@ fn extra_images_and_a_stream_without_line_ends_are_survived_and_told() {
     assert!(stderr.contains("fal returned 3 images where 1 were asked for; keeping the first 1"), "{stderr}");
     assert_eq!(images_in(home.path()).len(), 1);
 }
+
+#[test]
+fn a_resume_that_still_cannot_fetch_the_result_leaves_it_unfinished_for_the_next() {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", "not-ready:#6"]);
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config.toml"), "[network]\nretry_max_attempts = 3\n").unwrap();
+    let out_dir = home.path().join("out");
+    let (out, stderr) = run_one(&emu, home.path(), &out_dir);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    let resume =
+        || kontext(home.path()).env("FAL_KEY", "k").args(["resume", "--queue-url", &emu.url]).output().unwrap();
+    let out = resume();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
+    assert!(stdout.contains("interrupted") && stdout.contains("run `kontext resume` again"), "{stdout}");
+    let out = resume();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("completed"), "{stdout}");
+    assert_eq!(images_in(&out_dir).len(), 1);
+}
