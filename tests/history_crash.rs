@@ -265,3 +265,100 @@ async fn kill_a_run_in_progress(home: &Path, queue_url: &str) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// From outside, makes `pid`'s writes past `bytes` of any file fail with EFBIG, as on a full
+/// disk (RLIMIT_FSIZE; the child ignores SIGXFSZ, see `ignoring_sigxfsz`). Needs no mount and
+/// no privileges: a process may lower another same-user process's soft limit.
+fn fill_the_disk_of(pid: u32, bytes: u64) {
+    let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: libc::RLIM_INFINITY };
+    // SAFETY: prlimit reads `limit` and writes nothing (old limit pointer is null).
+    let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// A write past RLIMIT_FSIZE then fails with EFBIG instead of killing the process.
+fn ignoring_sigxfsz(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+}
+
+/// The history's files can no longer grow (the images, smaller than the WAL, still can).
+fn history_size(data: &Path) -> u64 {
+    let wal = data.join(format!("{}-wal", kontext::history::DB_FILE));
+    std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+}
+
+fn downloads(d: &HistoryDetail) -> usize {
+    d.events.iter().filter(|(_, e)| e.starts_with("downloading")).count()
+}
+
+/// The disk fills after fal accepted the request: the run still writes the image, but says
+/// plainly that the history could not record it (request id, how to recover) and exits 5, not 0;
+/// a resume on the still-full disk does not say "completed"; once there is room a resume records
+/// it, and fal saw one submit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_fills_after_the_submit_is_reported_and_resume_records_it_later() {
+    let mut cfg = EmulatorConfig::fast();
+    cfg.faults = "slow@files:2s".parse().unwrap();
+    let emu = Emulator::start(cfg, 0).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let out = home.path().join("out");
+
+    let mut run = kontext(home.path());
+    run.args(["run", "-p", "a lighthouse", "-i", "https://example.test/a.png", "--queue-url", emu.base_url()])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    ignoring_sigxfsz(&mut run);
+    let child = run.spawn().unwrap();
+    let before = wait_for(&data, "the download", |d| downloads(d) == 1).await;
+    fill_the_disk_of(child.id(), history_size(&data));
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let request_id = before.entry.request_id.clone().unwrap();
+    assert_eq!(o.status.code(), Some(5), "not a quiet 0: {stderr}");
+    assert!(stderr.contains(&format!("could not record request {request_id}")), "{stderr}");
+    assert!(stderr.contains("kontext resume") && stderr.contains("its images were written"), "{stderr}");
+    let written = files_in(&out);
+    assert_eq!(written.len(), 1, "the paid image is delivered: {written:?}");
+    image::open(&written[0]).expect("a whole image");
+    let h = History::open(&data).unwrap();
+    assert_ne!(h.get(&before.entry.id).unwrap().entry.state, JobState::Completed, "never claimed");
+
+    // Still full while resuming: not "completed".
+    let mut resume = kontext(home.path());
+    resume.args(["resume", "--queue-url", emu.base_url()]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    ignoring_sigxfsz(&mut resume);
+    let child = resume.spawn().unwrap();
+    wait_for(&data, "the resumed download", |d| downloads(d) == 2).await;
+    fill_the_disk_of(child.id(), history_size(&data));
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(5), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!stdout.contains(&format!("{}  completed", before.entry.id)), "{stdout}");
+    assert!(stdout.contains("unrecorded") && stdout.contains("kontext resume"), "{stdout}");
+    assert_ne!(h.get(&before.entry.id).unwrap().entry.state, JobState::Completed);
+
+    // Room again: recorded.
+    let mut resume = kontext(home.path());
+    resume.args(["resume", "--queue-url", emu.base_url()]);
+    let o = output(resume).await;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains(&format!("{}  completed", before.entry.id)), "{stdout}");
+    let d = h.get(&before.entry.id).unwrap();
+    assert_eq!(d.entry.state, JobState::Completed);
+    assert_eq!(d.outputs.len(), 1);
+    assert!(d.outputs[0].path.exists());
+    assert_eq!(files_in(&out), written, "the same file, no temporary leftovers");
+    assert_eq!(emu.submit_count(), 1, "nothing was submitted again");
+    emu.shutdown().await;
+}

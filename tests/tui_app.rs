@@ -146,6 +146,34 @@ fn jobs_follow_events_and_can_be_cancelled() {
 }
 
 #[test]
+fn a_job_the_history_could_not_record_is_reported_plainly_not_as_done() {
+    let mut a = app();
+    ready(&mut a);
+    key(&mut a, KeyCode::F(5));
+    a.update(Message::JobFinished {
+        id: 1,
+        outcome: Box::new(JobFinish::Done {
+            request_id: "req-full-disk".into(),
+            seed: 9,
+            files: vec![],
+            urls: vec![],
+            prompt_used: "p".into(),
+            inference: None,
+            unrecorded: vec![kontext::runner::Unrecorded {
+                what: "that the request completed".into(),
+                error: "database or disk is full".into(),
+            }],
+        }),
+    });
+    let (text, is_error) = a.notice.clone().unwrap();
+    assert!(is_error, "an error notice: {text}");
+    for needle in ["could not record", "req-full-disk", "kontext resume", "disk is full"] {
+        assert!(text.contains(needle), "{needle:?} in {text}");
+    }
+    assert!(a.jobs[0].logs.iter().any(|l| l.contains("could not record")), "kept in the job's log too");
+}
+
+#[test]
 fn results_copy_paths_and_ids_with_osc52_effects() {
     let mut a = app();
     ready(&mut a);
@@ -167,6 +195,7 @@ fn results_copy_paths_and_ids_with_osc52_effects() {
             urls: vec!["https://cdn/x.png".into()],
             prompt_used: "p".into(),
             inference: Some(1.25),
+            unrecorded: vec![],
         }),
     });
     assert_eq!(a.last_seed, Some(9));

@@ -195,7 +195,12 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     let code = match result {
         Ok(outcome) => {
             print_outcome(&outcome, &journal.short_id(), args.json);
-            exit::OK
+            if outcome.unrecorded.is_empty() {
+                exit::OK
+            } else {
+                report_unrecorded(&outcome, &journal.short_id());
+                exit::UNRECORDED
+            }
         }
         Err(e) => report_failure(&e),
     };
@@ -217,13 +222,16 @@ async fn watch_interrupts(cancel: CancellationToken) {
 
 fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     if as_json {
-        let value = json!({
+        let mut value = json!({
             "id": id,
             "request_id": outcome.handle.request_id,
             "endpoint": outcome.handle.endpoint,
             "result": outcome.raw_result,
             "files": outcome.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
         });
+        if !outcome.unrecorded.is_empty() {
+            value["unrecorded"] = json!(outcome.unrecorded);
+        }
         println!("{value}");
         return;
     }
@@ -240,6 +248,28 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     for f in &outcome.files {
         let nsfw = if f.nsfw { "  [flagged NSFW]" } else { "" };
         println!("image {}  {}  {}x{} {}{nsfw}", f.index + 1, f.path.display(), f.width, f.height, f.content_type);
+    }
+}
+
+/// The images are on disk but the history missed steps: say so plainly, with the request id and
+/// how to recover, rather than a note among the progress lines.
+pub(super) fn report_unrecorded(outcome: &JobOutcome, id: &str) {
+    let request = crate::sanitize::one_line(&outcome.handle.request_id);
+    eprintln!("kontext: the history could not record request {request} (history id {id}):");
+    for u in &outcome.unrecorded {
+        eprintln!("kontext:   {}: {}", u.what, crate::sanitize::one_line(&u.error));
+    }
+    let files: Vec<String> = outcome.files.iter().map(|f| f.path.display().to_string()).collect();
+    eprintln!("kontext: its images were written: {}", files.join("  "));
+    let id_lost = outcome.unrecorded.iter().any(|u| u.what == crate::runner::REQUEST_ID_STEP);
+    if id_lost {
+        eprintln!(
+            "kontext: the history does not know fal's request id: `kontext resume` will list it as uncertain. Do not re-run it — it is done and paid for; keep the request id above"
+        );
+    } else {
+        eprintln!(
+            "kontext: the history does not show it as completed. Once there is room on the disk, run `kontext resume` to record it (nothing is submitted or paid again)"
+        );
     }
 }
 

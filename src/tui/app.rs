@@ -1073,7 +1073,7 @@ impl App {
         let notice;
         let mut field_errors = Vec::new();
         match finish {
-            JobFinish::Done { request_id, seed, files, urls, prompt_used, inference } => {
+            JobFinish::Done { request_id, seed, files, urls, prompt_used, inference, unrecorded } => {
                 // Every output field is shown: seed and timing here, NSFW flags on the images.
                 let mut summary = format!("[kontext] done: seed {seed}");
                 if let Some(secs) = inference {
@@ -1092,7 +1092,19 @@ impl App {
                 job.files = files;
                 job.urls = urls;
                 job.phase = JobPhase::Completed;
-                notice = (format!("job #{id} done: {} image(s), seed {seed}", job.files.len()), false);
+                notice = if unrecorded.is_empty() {
+                    (format!("job #{id} done: {} image(s), seed {seed}", job.files.len()), false)
+                } else {
+                    let missed: Vec<String> = unrecorded.iter().map(|u| u.what.clone()).collect();
+                    let text = format!(
+                        "job #{id}: images saved, but the history could not record {} ({}) — request {}; run `kontext resume` once there is room on the disk",
+                        missed.join(", "),
+                        one_line(&unrecorded[0].error),
+                        one_line(job.request_id.as_deref().unwrap_or("?"))
+                    );
+                    job.logs.push(format!("[kontext] {text}"));
+                    (text, true)
+                };
                 self.last_seed = Some(seed);
             }
             JobFinish::Failed { message, field_errors: fe, request_id, ambiguous } => {
