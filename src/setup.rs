@@ -37,6 +37,35 @@ impl Locations {
     }
 }
 
+/// Checks that `dir` is a folder kontext can write files in, creating it (and its parents) when
+/// missing: by creating and removing a temporary file in it, not by reading mode bits (root
+/// ignores them; read-only mounts and full disks do not show in them). `what` names the folder
+/// in the message ("--out", "the data directory"). `kontext doctor` uses this too.
+pub fn check_writable_dir(dir: &Path, what: &str) -> Result<(), String> {
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => return Err(format!("{what} {shown} is not a folder")),
+        Ok(_) => {}
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("{what} {shown} does not exist and cannot be created: {e}"))?
+        }
+        Err(e) => return Err(format!("{what} {shown} cannot be used: {e}")),
+    }
+    let probe = tempfile::Builder::new()
+        .prefix(".kontext-write-check")
+        .tempfile_in(dir)
+        .map_err(|e| format!("{what} {shown} is not writable: {e}"))?;
+    // Writing a byte (and syncing it) finds a full disk too, not only a missing permission.
+    use std::io::Write;
+    let mut file = probe.as_file();
+    file.write_all(b"k")
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("{what} {shown} cannot be written to: {e}"))?;
+    probe.close().map_err(|e| format!("{what} {shown}: a test file could not be removed: {e}"))?;
+    Ok(())
+}
+
 /// How the app reaches fal (or the emulator).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {

@@ -310,6 +310,24 @@ fn local_images_show_size_and_whether_they_are_inlined_or_uploaded() {
 }
 
 #[test]
+fn the_studio_check_flags_damaged_and_oversized_local_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.png");
+    image::RgbImage::new(40, 30).save(&good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.png");
+    std::fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
+    let huge = dir.path().join("huge.png");
+    std::fs::write(&huge, &bytes).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&huge).unwrap().set_len(3 << 30).unwrap();
+    let items = [good, cut, huge].map(|p| p.display().to_string());
+    let info = kontext::tui::app::describe_images(&items, 256 * 1024);
+    assert_eq!(info[0].error, None);
+    assert!(info[1].error.as_deref().is_some_and(|e| e.contains("damaged or cut short")), "{:?}", info[1]);
+    assert!(info[2].error.as_deref().is_some_and(|e| e.contains("at most 64 MiB")), "{:?}", info[2]);
+}
+
+#[test]
 fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
     use kontext::tui::message::HistoryRow;
     let row = |i: i64| HistoryRow {

@@ -150,6 +150,18 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
     }
     let Ok(input) = validated else { return exit::INVALID_INPUT };
 
+    // Nothing is paid for in vain: every local image decodes and is within fal's limits, and
+    // both folders can be written, before anything is recorded or sent.
+    let out_dir = args.out.clone().or(config.output_dir.clone()).unwrap_or_else(|| PathBuf::from("."));
+    let problems = local_problems(&input, &out_dir, &locations.data_dir()).await;
+    if !problems.is_empty() {
+        eprintln!("kontext: nothing was sent:");
+        for p in &problems {
+            eprintln!("  {}", crate::sanitize::strip_controls(p));
+        }
+        return exit::INVALID_INPUT;
+    }
+
     // Nothing is sent unless it can be recorded first.
     let history = match crate::history::History::open(&locations.data_dir()) {
         Ok(h) => h,
@@ -173,7 +185,6 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     };
     eprintln!("kontext: using {}", connection.target.describe());
 
-    let out_dir = args.out.clone().or(config.output_dir.clone()).unwrap_or_else(|| PathBuf::from("."));
     let job = JobRequest {
         endpoint: connection.endpoint.clone(),
         input,
@@ -206,6 +217,34 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     };
     connection.shutdown().await;
     code
+}
+
+/// Every local reason the request would be paid for in vain, one message each: an input image
+/// that is too large, damaged or not an image; an output or data folder that cannot be written.
+async fn local_problems(
+    input: &crate::model::ValidInput,
+    out_dir: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> Vec<String> {
+    let images = input.images.clone();
+    let (out_dir, data_dir) = (out_dir.to_path_buf(), data_dir.to_path_buf());
+    let checks = tokio::task::spawn_blocking(move || {
+        let mut problems = Vec::new();
+        for (i, source) in images.iter().enumerate() {
+            if let crate::model::ImageSource::Local(path) = source
+                && let Err(e) = crate::runner::check_input_file(path)
+            {
+                problems.push(format!("image_urls[{i}]: {e}"));
+            }
+        }
+        for (dir, what) in [(&out_dir, "--out"), (&data_dir, "the data directory")] {
+            if let Err(e) = crate::setup::check_writable_dir(dir, what) {
+                problems.push(e);
+            }
+        }
+        problems
+    });
+    checks.await.unwrap_or_else(|e| vec![format!("checking the inputs crashed: {e}")])
 }
 
 /// First Ctrl-C: cancel the job (which asks fal to cancel); second: leave at once.
@@ -275,6 +314,12 @@ pub(super) fn report_unrecorded(outcome: &JobOutcome, id: &str) {
 
 fn report_failure(e: &JobError) -> u8 {
     eprintln!("kontext: {}", crate::sanitize::strip_controls(&e.to_string()));
+    if let JobError::Write { .. } = e {
+        // Only output images are written, so fal has the request and it is paid for.
+        eprintln!(
+            "kontext: fal has the request and its result; once there is room (or the folder is writable), run `kontext resume` to fetch and write the images again (nothing is submitted or paid again)"
+        );
+    }
     match e {
         JobError::Cancelled { .. } => exit::INTERRUPTED,
         JobError::Input { .. } => exit::INVALID_INPUT,

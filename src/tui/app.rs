@@ -197,10 +197,15 @@ pub struct App {
     queued: Vec<Effect>,
 }
 
-/// What an image reference is, and what is wrong with it: reads a few bytes of a local file, so
-/// it runs off the UI task for local files (the runtime calls it on a blocking thread).
+/// What an image reference is, and what is wrong with it: reads and decodes a local file, so it
+/// runs off the UI task for local files (the runtime calls it on a blocking thread).
 pub fn describe_image(source: &ImageSource, data_uri_threshold: u64) -> ImageInfo {
-    let error = crate::model::check_image_source(source).err();
+    let mut error = crate::model::check_image_source(source).err();
+    // A local file is read and decoded whole (within fal's limits), as `kontext run` does, so
+    // a damaged file is flagged here and never sent.
+    if let (None, ImageSource::Local(p)) = (&error, source) {
+        error = crate::runner::check_input_file(p).err();
+    }
     let (tag, local_file) = match source {
         ImageSource::Url(_) => ("url".to_string(), None),
         ImageSource::DataUri(d) => (format!("inline {} KB", d.len().div_ceil(1024)), None),
