@@ -77,10 +77,13 @@ pub struct EmulatorSection {
     pub faults: Option<String>,
 }
 
+/// A config file is a few hundred bytes; anything past this is not one.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {}: {error}", .path.display())]
-    Read { path: PathBuf, error: std::io::Error },
+    Read { path: PathBuf, error: crate::local_file::ReadError },
     #[error("config file {}: {message}", .path.display())]
     Parse { path: PathBuf, message: String },
 }
@@ -96,11 +99,12 @@ impl Config {
             (None, Some(p)) => (p.to_path_buf(), false),
             (None, None) => return Ok((Config::default(), None)),
         };
-        match std::fs::read_to_string(&path) {
+        // `--config /dev/zero` or a runaway file is refused, never read without end.
+        match crate::local_file::read_bounded_text(&path, MAX_CONFIG_BYTES) {
             Ok(text) => Config::parse(&text)
                 .map(|c| (c, Some(path.clone())))
                 .map_err(|message| ConfigError::Parse { path, message }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok((Config::default(), None)),
+            Err(e) if e.is_not_found() && !required => Ok((Config::default(), None)),
             Err(error) => Err(ConfigError::Read { path, error }),
         }
     }

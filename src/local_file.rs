@@ -54,6 +54,8 @@ pub fn regular_file_len(path: &Path, cap: u64) -> Result<u64, ReadError> {
 /// Reads a regular file of at most `cap` bytes: refused before reading when it is not a regular
 /// file or is larger, and stopped when it turns out larger while being read.
 pub fn read_bounded(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    // Looked at before opening: opening a pipe for reading would wait for a writer.
+    regular_file_len(path, cap)?;
     let file = std::fs::File::open(path)?;
     // The type and size of what was opened, not of what the name pointed at a moment ago.
     let meta = file.metadata()?;
@@ -93,8 +95,8 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        // Opening a FIFO for reading blocks until a writer comes: check the type first.
-        let e = regular_file_len(&fifo, 10).unwrap_err();
+        // Opening a FIFO for reading blocks until a writer comes: the type is checked first.
+        let e = read_bounded(&fifo, 10).unwrap_err();
         assert!(e.to_string().contains("a pipe"), "{e}");
     }
 

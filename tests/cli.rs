@@ -465,3 +465,41 @@ fn unwritable_out_and_data_folders_are_refused_before_sending() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("output_dir") && stderr.contains("cannot be created"), "{stderr}");
 }
+
+/// Files named on the command line are never read without end: devices, pipes and huge files
+/// are refused by their type and size before reading (exit 2, saying why), and so is a
+/// key_command that prints without end.
+#[test]
+fn dev_zero_pipes_and_huge_files_are_refused_not_read() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let fifo = h.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let sparse = h.join("huge");
+    std::fs::File::create(&sparse).unwrap().set_len(3 << 30).unwrap();
+    let (fifo_s, sparse_s) = (fifo.display().to_string(), sparse.display().to_string());
+    for (file, why) in
+        [("/dev/zero", "not a regular file (a device)"), (&fifo_s, "a pipe"), (&sparse_s, "bytes; at most")]
+    {
+        let cases: [Vec<&str>; 3] = [
+            vec!["--config", file, "run", "-p", "x", "-i", "https://a.b/c.png"],
+            vec!["inspect", file],
+            vec!["run", "--from", file],
+        ];
+        for args in cases {
+            let started = Instant::now();
+            let out = kontext(h).args(&args).output().unwrap();
+            let (_, stderr) = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(stderr.contains(why), "{args:?}: {stderr}");
+            assert!(started.elapsed() < Duration::from_secs(5), "{args:?}: {:?}", started.elapsed());
+        }
+    }
+    std::fs::write(h.join("config.toml"), "key_command = \"yes fal-key-fal-key\"\n").unwrap();
+    let out = kontext(h).args(["run", "-p", "x", "-i", "https://a.b/c.png"]).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("key_command printed more than 64 KiB"), "{stderr}");
+}
