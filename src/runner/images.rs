@@ -269,6 +269,32 @@ mod tests {
         assert!(verify_image(truncated, Some("image/png")).is_err(), "a truncated PNG must not pass");
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// The check every local input gets before it is sent: a damaged PNG or JPEG is an
+        /// error, never a panic, and nothing it accepts is larger than fal takes.
+        #[test]
+        fn the_input_check_never_panics_on_damaged_images(
+            jpeg in proptest::bool::ANY,
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY, proptest::bool::ANY), 1..6),
+        ) {
+            let mut bytes = png(12, 9);
+            if jpeg {
+                let mut out = std::io::Cursor::new(Vec::new());
+                image::RgbImage::new(12, 9).write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+                bytes = out.into_inner();
+            }
+            for (at, b, cut) in edits {
+                let at = at % bytes.len().max(1);
+                if cut { bytes.truncate(at.max(1)) } else if let Some(x) = bytes.get_mut(at) { *x = b }
+            }
+            if let Ok(v) = check_input_image(&bytes) {
+                proptest::prop_assert!(v.width <= MAX_IMAGE_SIDE && v.height <= MAX_IMAGE_SIDE);
+            }
+        }
+    }
+
     #[test]
     fn server_ids_cannot_escape_the_folder() {
         assert_eq!(safe_stem("../../etc/passwd"), "etcpasswd");
