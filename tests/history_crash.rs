@@ -362,3 +362,40 @@ async fn a_disk_that_fills_after_the_submit_is_reported_and_resume_records_it_la
     assert_eq!(emu.submit_count(), 1, "nothing was submitted again");
     emu.shutdown().await;
 }
+
+/// The disk is full for the images too: the run fails (exit 1) saying that fal has the request
+/// and that `kontext resume` fetches it again; it does, with one submit in all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_too_full_for_the_images_leaves_the_request_resumable_and_says_so() {
+    let mut cfg = EmulatorConfig::fast();
+    cfg.faults = "slow@files:2s".parse().unwrap();
+    let emu = Emulator::start(cfg, 0).await.unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let data = home.path().join("data");
+    let out = home.path().join("out");
+    let mut run = kontext(home.path());
+    run.args(["run", "-p", "a lighthouse", "-i", "https://example.test/a.png", "--queue-url", emu.base_url()])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    ignoring_sigxfsz(&mut run);
+    let child = run.spawn().unwrap();
+    let before = wait_for(&data, "the download", |d| downloads(d) == 1).await;
+    fill_the_disk_of(child.id(), 0);
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("could not write") && stderr.contains("kontext resume"), "{stderr}");
+    assert!(files_in(&out).is_empty(), "no half-written image: {:?}", files_in(&out));
+
+    let mut resume = kontext(home.path());
+    resume.args(["resume", "--queue-url", emu.base_url()]);
+    let o = output(resume).await;
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains(&format!("{}  completed", before.entry.id)), "{stdout}");
+    assert_eq!(files_in(&out).len(), 1);
+    assert_eq!(emu.submit_count(), 1);
+    emu.shutdown().await;
+}
