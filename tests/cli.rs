@@ -458,6 +458,11 @@ fn unwritable_out_and_data_folders_are_refused_before_sending() {
     assert!(stderr.contains("the data directory") && !stderr.contains("submitted"), "{stderr}");
     assert!(h.join("fresh/out").is_dir(), "a missing --out is created");
 
+    let out = kontext(h).args(["resume", "--out"]).arg(&under_file).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--out") && stderr.contains("nothing was resumed"), "{stderr}");
+
     // The studio checks its output folder before the screen opens.
     std::fs::write(h.join("config.toml"), format!("output_dir = {:?}\n", under_file.display().to_string())).unwrap();
     let out = kontext(h).output().unwrap();

@@ -303,6 +303,12 @@ fn export(h: &History, format: &str) -> u8 {
 }
 
 pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
+    if let Some(out) = &args.out
+        && let Err(e) = crate::setup::check_writable_dir(out, "--out")
+    {
+        eprintln!("kontext: {}; nothing was resumed", strip_controls(&e));
+        return exit::INVALID_INPUT;
+    }
     let h = match open(locations) {
         Ok(h) => h,
         Err(code) => return code,
