@@ -77,10 +77,13 @@ pub struct EmulatorSection {
     pub faults: Option<String>,
 }
 
+/// A config file is a few hundred bytes; anything past this is not one.
+pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config file {}: {error}", .path.display())]
-    Read { path: PathBuf, error: std::io::Error },
+    Read { path: PathBuf, error: crate::local_file::ReadError },
     #[error("config file {}: {message}", .path.display())]
     Parse { path: PathBuf, message: String },
 }
@@ -96,18 +99,20 @@ impl Config {
             (None, Some(p)) => (p.to_path_buf(), false),
             (None, None) => return Ok((Config::default(), None)),
         };
-        match std::fs::read_to_string(&path) {
+        // `--config /dev/zero` or a runaway file is refused, never read without end.
+        match crate::local_file::read_bounded_text(&path, MAX_CONFIG_BYTES) {
             Ok(text) => Config::parse(&text)
                 .map(|c| (c, Some(path.clone())))
                 .map_err(|message| ConfigError::Parse { path, message }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok((Config::default(), None)),
+            Err(e) if e.is_not_found() && !required => Ok((Config::default(), None)),
             Err(error) => Err(ConfigError::Read { path, error }),
         }
     }
 
-    /// toml's messages already say "line N, column M" and quote the offending line.
+    /// toml's messages already say "line N, column M" and quote the offending line; a secret in
+    /// that line (or anywhere in the message) is replaced by `<redacted>`.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+        toml::from_str(text).map_err(|e| redact_secrets(text, e.to_string().trim_end()))
     }
 
     /// The defaults as a draft, for fields the user leaves unset.
@@ -130,6 +135,75 @@ impl Config {
     }
 }
 
+/// What replaces a secret value in a message.
+pub const REDACTED: &str = "<redacted>";
+
+/// Whether a config key (as written, possibly misspelt or quoted) may hold a secret: `key`,
+/// `key_command`, anything naming a key, secret, token or password, and short near-misses of
+/// `key` (`kye`, `ky`), since a typo'd name still carries the secret.
+fn is_secret_name(name: &str) -> bool {
+    let n = name.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
+    let near_key = n.len() <= 4 && n.chars().filter(|c| "key".contains(*c)).count() >= 2;
+    near_key || ["key", "secret", "token", "passw"].iter().any(|w| n.contains(w))
+}
+
+/// The `name = value` split of a TOML line, if it is one (a `[table]` header or comment is not).
+fn assignment(line: &str) -> Option<(&str, &str)> {
+    let t = line.trim_start();
+    if t.starts_with(['#', '[']) {
+        return None;
+    }
+    t.split_once('=')
+}
+
+/// `message` (an error about `source`) with every secret value of `source` replaced by
+/// [`REDACTED`]: the values of secret-looking keys, wherever the message repeats them, and the
+/// value part of any quoted source line that assigns one.
+pub fn redact_secrets(source: &str, message: &str) -> String {
+    let mut secrets: Vec<&str> = Vec::new();
+    let mut lines = source.lines();
+    while let Some(line) = lines.next() {
+        let Some((name, value)) = assignment(line) else { continue };
+        if !is_secret_name(name) {
+            continue;
+        }
+        let value = value.trim();
+        secrets.push(value);
+        let inner = value.trim_matches(['"', '\'']);
+        secrets.push(inner.trim());
+        // A multi-line string: every line up to its end is the secret.
+        if let Some(delim) = ["\"\"\"", "\'\'\'"].into_iter().find(|d| value.starts_with(d)) {
+            for more in lines.by_ref() {
+                secrets.push(more.trim());
+                if more.contains(delim) {
+                    break;
+                }
+            }
+        }
+    }
+    // Longest first, so a value is replaced whole before any part of it; short values (a
+    // quote, `1`) would replace unrelated text and say nothing about a key.
+    secrets.retain(|s| s.len() >= 4);
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    let mut out = message.to_string();
+    for s in &secrets {
+        out = out.replace(s, REDACTED);
+    }
+    // toml quotes the source as `N | line`: a secret-looking assignment keeps only its name.
+    out.lines()
+        .map(|l| match l.split_once(" | ") {
+            Some((n, code)) if n.trim().chars().all(|c| c.is_ascii_digit()) && !n.trim().is_empty() => {
+                match assignment(code) {
+                    Some((name, _)) if is_secret_name(name) => format!("{n} | {}= {REDACTED}", name),
+                    _ => l.to_string(),
+                }
+            }
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +223,68 @@ mod tests {
         assert!(err.contains("endpont") && err.contains("line 1"), "{err}");
         let err = Config::parse("key = \n").unwrap_err();
         assert!(err.contains("line 1"), "{err}");
+    }
+
+    const SECRET: &str = "fal-1234abcd:5678efgh-secret";
+
+    /// Every way a config with the key in it can be wrong: the error names the line, never the key.
+    #[test]
+    fn config_errors_never_quote_the_key() {
+        let cases = [
+            ("missing quote", format!("key = \"{SECRET}\n")),
+            ("duplicate key", format!("key = \"{SECRET}\"\nkey = \"{SECRET}\"\n")),
+            ("type error", "key = 123456789\n".to_string()),
+            ("typo in the name", format!("kye = \"{SECRET}\"\n")),
+            ("typo, quoted name", format!("\"fal_key\" = \"{SECRET}\"\n")),
+            ("key_command", format!("key_command = [\"echo {SECRET}\"]\n")),
+            ("multi-line", format!("key = \"\"\"\n{SECRET}\n\"\"\"\nnope = 1\n")),
+        ];
+        for (what, text) in cases {
+            let err = Config::parse(&text).unwrap_err();
+            assert!(err.contains("line"), "{what}: still says where: {err}");
+            for leak in [SECRET, "5678efgh", "123456789"] {
+                assert!(!err.contains(leak), "{what}: leaks {leak:?}: {err}");
+            }
+        }
+        let err = Config::parse("key = \"ok-key\"\nendpont = \"a/b\"\n").unwrap_err();
+        assert!(err.contains("endpont") && err.contains("a/b"), "other values stay: {err}");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+
+        /// Arbitrary bytes never panic the loader, and an error never carries the key, whatever
+        /// surrounds it.
+        #[test]
+        fn arbitrary_config_text_never_panics_or_leaks_the_key(
+            before in "[ -~\n\"'=\\[\\]#]{0,80}",
+            name in "(key|kye|key_command|\"key\"|fal_key)",
+            quote in "(\"|'|\"\"\"|)",
+            after in "[ -~\n\"'=\\[\\]#]{0,80}",
+        ) {
+            let text = format!("{before}\n{name} = {quote}{SECRET}{after}\n");
+            if let Err(e) = Config::parse(&text) {
+                proptest::prop_assert!(!e.contains(SECRET), "{e}");
+                proptest::prop_assert!(!e.contains("5678efgh-secret"), "{e}");
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = Config::parse(&text);
+        }
+    }
+
+    #[test]
+    fn redaction_work_is_bounded_by_the_input() {
+        // Many secret lines and a long message: the result is never larger than the message
+        // plus a marker per line, so the work stays proportional to what came in.
+        let source: String = (0..2000).map(|i| format!("key = \"secret-{i:05}\"\n")).collect();
+        let message: String = (0..2000).map(|i| format!("{i} | key = \"secret-{i:05}\"\n")).collect();
+        let out = redact_secrets(&source, &message);
+        assert!(!out.contains("secret-"), "{}", &out[..200]);
+        assert!(out.len() <= message.len() + 2000 * REDACTED.len());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod emulator;
 pub mod fal;
 pub mod history;
+pub mod local_file;
 pub mod model;
 pub mod runner;
 pub mod sanitize;

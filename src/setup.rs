@@ -37,6 +37,35 @@ impl Locations {
     }
 }
 
+/// Checks that `dir` is a folder kontext can write files in, creating it (and its parents) when
+/// missing: by creating and removing a temporary file in it, not by reading mode bits (root
+/// ignores them; read-only mounts and full disks do not show in them). `what` names the folder
+/// in the message ("--out", "the data directory"). `kontext doctor` uses this too.
+pub fn check_writable_dir(dir: &Path, what: &str) -> Result<(), String> {
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => return Err(format!("{what} {shown} is not a folder")),
+        Ok(_) => {}
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("{what} {shown} does not exist and cannot be created: {e}"))?
+        }
+        Err(e) => return Err(format!("{what} {shown} cannot be used: {e}")),
+    }
+    let probe = tempfile::Builder::new()
+        .prefix(".kontext-write-check")
+        .tempfile_in(dir)
+        .map_err(|e| format!("{what} {shown} is not writable: {e}"))?;
+    // Writing a byte (and syncing it) finds a full disk too, not only a missing permission.
+    use std::io::Write;
+    let mut file = probe.as_file();
+    file.write_all(b"k")
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("{what} {shown} cannot be written to: {e}"))?;
+    probe.close().map_err(|e| format!("{what} {shown}: a test file could not be removed: {e}"))?;
+    Ok(())
+}
+
 /// How the app reaches fal (or the emulator).
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -122,22 +151,49 @@ fn resolve_key(config: &Config) -> Result<Option<(FalKey, KeySource)>, SetupErro
         return Ok(Some((k, KeySource::ConfigFile)));
     }
     if let Some(cmd) = config.key_command.as_deref().filter(|c| !c.trim().is_empty()) {
-        let out = std::process::Command::new("sh")
-            .args(["-c", cmd])
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .output()
-            .map_err(|e| SetupError::Invalid(format!("key_command could not be run: {e}")))?;
-        if !out.status.success() {
-            return Err(SetupError::Invalid(format!("key_command failed ({}); fix it or set FAL_KEY", out.status)));
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+        let stdout = run_key_command(cmd)?;
+        let text = String::from_utf8_lossy(&stdout);
         let key = text.lines().next().and_then(FalKey::new).ok_or_else(|| {
             SetupError::Invalid("key_command printed nothing; it must print the key on its first line".into())
         })?;
         return Ok(Some((key, KeySource::Command)));
     }
     Ok(None)
+}
+
+/// A key is a few dozen bytes; a command printing more than this is not printing a key.
+const MAX_KEY_COMMAND_OUTPUT: u64 = 64 * 1024;
+
+/// Runs the config's `key_command` and returns what it printed, reading at most
+/// [`MAX_KEY_COMMAND_OUTPUT`] bytes (a command that prints without end is stopped). It is not
+/// given a deadline: it may be waiting for a passphrase (pass, gpg).
+fn run_key_command(cmd: &str) -> Result<Vec<u8>, SetupError> {
+    use std::io::Read;
+    let mut child = std::process::Command::new("sh")
+        .args(["-c", cmd])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| SetupError::Invalid(format!("key_command could not be run: {e}")))?;
+    let mut stdout = Vec::new();
+    let read = child.stdout.take().map(|out| out.take(MAX_KEY_COMMAND_OUTPUT + 1).read_to_end(&mut stdout));
+    if stdout.len() as u64 > MAX_KEY_COMMAND_OUTPUT {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(SetupError::Invalid(format!(
+            "key_command printed more than {} KiB; it must print only the key",
+            MAX_KEY_COMMAND_OUTPUT / 1024
+        )));
+    }
+    let status = child.wait().map_err(|e| SetupError::Invalid(format!("key_command could not be run: {e}")))?;
+    if let Some(Err(e)) = read {
+        return Err(SetupError::Invalid(format!("key_command's output could not be read: {e}")));
+    }
+    if !status.success() {
+        return Err(SetupError::Invalid(format!("key_command failed ({status}); fix it or set FAL_KEY")));
+    }
+    Ok(stdout)
 }
 
 fn apply_network(cfg: &mut FalConfig, config: &Config) {

@@ -405,3 +405,173 @@ fn a_resume_that_still_cannot_fetch_the_result_leaves_it_unfinished_for_the_next
     assert!(stdout.contains("completed"), "{stdout}");
     assert_eq!(images_in(&out_dir).len(), 1);
 }
+
+/// CRC-32 (IEEE) of PNG chunks, for crafting headers.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+/// A small valid PNG whose IHDR is rewritten to claim `w`×`h` (colour type `color`): a
+/// decompression bomb's header, with a correct CRC, so only the dimensions give it away.
+fn png_claiming(path: &Path, w: u32, h: u32, color: u8) {
+    png(path, 4, 4);
+    let mut bytes = std::fs::read(path).unwrap();
+    // Signature (8), length (4), "IHDR" (4), then width, height, depth, colour type …
+    bytes[16..20].copy_from_slice(&w.to_be_bytes());
+    bytes[20..24].copy_from_slice(&h.to_be_bytes());
+    bytes[25] = color;
+    let crc = crc32(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn run_refused(home: &Path, extra: &[&str]) -> String {
+    let out = kontext(home).args(["run", "-p", "a cat", "--out"]).arg(home.join("out")).args(extra).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+    assert!(!stderr.contains("submitted"), "{extra:?}: nothing was sent: {stderr}");
+    stderr
+}
+
+/// Local inputs that fal would refuse, or that are not whole images, are caught before anything
+/// is recorded or sent (exit 2, naming the image): truncated, corrupt, dimension bombs, too big.
+#[test]
+fn damaged_oversized_and_bomb_images_are_refused_before_sending() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let good = h.join("good.png");
+    png(&good, 64, 48);
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = h.join("truncated.png");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let corrupt = h.join("corrupt.png");
+    let mut c = bytes.clone();
+    for b in &mut c[60..] {
+        *b = b.wrapping_mul(31).wrapping_add(7);
+    }
+    std::fs::write(&corrupt, c).unwrap();
+    let wide = h.join("wide.png");
+    png_claiming(&wide, 100_000, 100_000, 2);
+    let heavy = h.join("heavy.png");
+    png_claiming(&heavy, 14_000, 14_000, 6); // within fal's sides, 784 MB to decode
+    let jpeg_cut = h.join("cut.jpg");
+    let mut jpeg = std::io::Cursor::new(Vec::new());
+    image::RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3])).write_to(&mut jpeg, image::ImageFormat::Jpeg).unwrap();
+    std::fs::write(&jpeg_cut, &jpeg.get_ref()[..jpeg.get_ref().len() / 3]).unwrap();
+
+    for (file, needle) in [
+        (&truncated, "damaged or cut short"),
+        (&corrupt, "damaged or cut short"),
+        (&wide, "too large"),
+        (&heavy, "too large"),
+        (&jpeg_cut, "damaged or cut short"),
+    ] {
+        let started = Instant::now();
+        let stderr = run_refused(h, &["-i", &good.display().to_string(), "-i", &file.display().to_string()]);
+        assert!(stderr.contains("image_urls[1]") && stderr.contains(needle), "{}: {stderr}", file.display());
+        assert!(started.elapsed() < Duration::from_secs(10), "{}: {:?}", file.display(), started.elapsed());
+    }
+
+    // 2 GiB (sparse: no disk used) with a PNG signature: refused by its size, not read or copied.
+    let huge = h.join("huge.png");
+    std::fs::write(&huge, &bytes[..64]).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&huge).unwrap().set_len(2 << 30).unwrap();
+    let started = Instant::now();
+    let stderr = run_refused(h, &["-i", &huge.display().to_string()]);
+    assert!(stderr.contains("2048 MiB") && stderr.contains("at most 64 MiB"), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(5), "not read: {:?}", started.elapsed());
+    let media = walk(&h.join("data")).into_iter().filter(|p| p.starts_with(h.join("data/media"))).count();
+    assert_eq!(media, 0, "nothing copied into the media store");
+}
+
+/// `--out` and the data directory must be folders kontext can write (checked by writing, so it
+/// holds for root too: a path under a regular file can be created by nobody).
+#[test]
+fn unwritable_out_and_data_folders_are_refused_before_sending() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let img = h.join("in.png");
+    png(&img, 8, 8);
+    let file = h.join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let img_s = img.display().to_string();
+
+    let under_file = file.join("out");
+    let out = kontext(h).args(["run", "-p", "a cat", "-i", &img_s, "--out"]).arg(&under_file).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--out") && stderr.contains("cannot be created"), "{stderr}");
+
+    let out = kontext(h).args(["run", "-p", "a cat", "-i", &img_s, "--out"]).arg(&file).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not a folder"), "{stderr}");
+
+    let out = kontext(h)
+        .args(["run", "-p", "a cat", "-i", &img_s, "--out"])
+        .arg(h.join("fresh/out"))
+        .env("KONTEXT_DATA_DIR", file.join("data"))
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the data directory") && !stderr.contains("submitted"), "{stderr}");
+    assert!(h.join("fresh/out").is_dir(), "a missing --out is created");
+
+    let out = kontext(h).args(["resume", "--out"]).arg(&under_file).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--out") && stderr.contains("nothing was resumed"), "{stderr}");
+
+    // The studio checks its output folder before the screen opens.
+    std::fs::write(h.join("config.toml"), format!("output_dir = {:?}\n", under_file.display().to_string())).unwrap();
+    let out = kontext(h).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("output_dir") && stderr.contains("cannot be created"), "{stderr}");
+}
+
+/// Files named on the command line are never read without end: devices, pipes and huge files
+/// are refused by their type and size before reading (exit 2, saying why), and so is a
+/// key_command that prints without end.
+#[test]
+fn dev_zero_pipes_and_huge_files_are_refused_not_read() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let fifo = h.join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let sparse = h.join("huge");
+    std::fs::File::create(&sparse).unwrap().set_len(3 << 30).unwrap();
+    let (fifo_s, sparse_s) = (fifo.display().to_string(), sparse.display().to_string());
+    for (file, why) in
+        [("/dev/zero", "not a regular file (a device)"), (&fifo_s, "a pipe"), (&sparse_s, "bytes; at most")]
+    {
+        let cases: [Vec<&str>; 3] = [
+            vec!["--config", file, "run", "-p", "x", "-i", "https://a.b/c.png"],
+            vec!["inspect", file],
+            vec!["run", "--from", file],
+        ];
+        for args in cases {
+            let started = Instant::now();
+            let out = kontext(h).args(&args).output().unwrap();
+            let (_, stderr) = text(&out);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(stderr.contains(why), "{args:?}: {stderr}");
+            assert!(started.elapsed() < Duration::from_secs(5), "{args:?}: {:?}", started.elapsed());
+        }
+    }
+    std::fs::write(h.join("config.toml"), "key_command = \"yes fal-key-fal-key\"\n").unwrap();
+    let out = kontext(h).args(["run", "-p", "x", "-i", "https://a.b/c.png"]).output().unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("key_command printed more than 64 KiB"), "{stderr}");
+}

@@ -143,3 +143,40 @@ async fn history_commands_inspect_and_run_from() {
     assert_eq!(entries.len(), 2);
     assert!(entries.iter().all(|e| e["id"] != id.as_str()));
 }
+
+/// Every command that opens the history refuses an emptied store next to stored media, says
+/// what is wrong and what to do, sends nothing, and leaves the file exactly as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_refuses_an_emptied_or_corrupt_history_and_leaves_it_alone() {
+    let emu = Emulator::start(EmulatorConfig::fast(), 0).await.unwrap();
+    let url = emu.base_url().to_string();
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let data = h.join("data");
+    let out = h.join("out").display().to_string();
+    let (o, _, stderr) =
+        run(h, &["run", "-p", "kept", "-i", "https://example.test/a.png", "--queue-url", &url, "--out", &out]).await;
+    assert!(o.status.success(), "{stderr}");
+    let db = data.join(kontext::history::DB_FILE);
+    for (what, contents) in [("empty", b"".to_vec()), ("corrupt", b"not a database at all".repeat(300))] {
+        for side in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(data.join(format!("{}{side}", kontext::history::DB_FILE)));
+        }
+        std::fs::write(&db, &contents).unwrap();
+        let commands: [&[&str]; 4] = [
+            &["run", "-p", "new", "-i", "https://example.test/a.png", "--queue-url", &url, "--out", &out],
+            &["history", "list"],
+            &["resume", "--queue-url", &url],
+            // The studio: the store is opened before the screen is.
+            &["--queue-url", &url],
+        ];
+        for args in commands {
+            let (o, _, stderr) = run(h, args).await;
+            assert_eq!(o.status.code(), Some(1), "{what} {args:?}: {stderr}");
+            assert!(stderr.contains(&db.display().to_string()), "{what} {args:?}: names the file: {stderr}");
+            assert!(stderr.contains("will not touch it") && stderr.contains("--data-dir"), "{what} {args:?}: {stderr}");
+            assert_eq!(std::fs::read(&db).unwrap(), contents, "{what} {args:?}: the old file is untouched");
+        }
+    }
+    assert_eq!(emu.submit_count(), 1, "nothing was sent with a broken history");
+}

@@ -265,3 +265,138 @@ async fn kill_a_run_in_progress(home: &Path, queue_url: &str) {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Full-disk tests: Linux, where one process can lower another's RLIMIT_FSIZE (prlimit).
+#[cfg(target_os = "linux")]
+mod full_disk {
+    use super::*;
+
+    /// From outside, makes `pid`'s writes past `bytes` of any file fail with EFBIG, as on a full
+    /// disk (RLIMIT_FSIZE; the child ignores SIGXFSZ, see `ignoring_sigxfsz`). Needs no mount and
+    /// no privileges: a process may lower another same-user process's soft limit.
+    fn fill_the_disk_of(pid: u32, bytes: u64) {
+        let limit = libc::rlimit { rlim_cur: bytes as libc::rlim_t, rlim_max: libc::RLIM_INFINITY };
+        // SAFETY: prlimit reads `limit` and writes nothing (old limit pointer is null).
+        let rc = unsafe { libc::prlimit(pid as libc::pid_t, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+        assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
+    /// A write past RLIMIT_FSIZE then fails with EFBIG instead of killing the process.
+    fn ignoring_sigxfsz(cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
+
+    /// The history's files can no longer grow (the images, smaller than the WAL, still can).
+    fn history_size(data: &Path) -> u64 {
+        let wal = data.join(format!("{}-wal", kontext::history::DB_FILE));
+        std::fs::metadata(wal).map(|m| m.len()).unwrap_or(0)
+    }
+
+    fn downloads(d: &HistoryDetail) -> usize {
+        d.events.iter().filter(|(_, e)| e.starts_with("downloading")).count()
+    }
+
+    /// An emulator whose image downloads are slow, so a test can fill the disk while one runs.
+    async fn slow_download_emulator() -> Emulator {
+        let mut cfg = EmulatorConfig::fast();
+        cfg.faults = "slow@files:2s".parse().unwrap();
+        Emulator::start(cfg, 0).await.unwrap()
+    }
+
+    /// Starts `kontext <args>` and, once the history shows download number `nth` started, leaves it
+    /// `room(data dir)` bytes per file (see `fill_the_disk_of`); returns that history state and
+    /// how the process ended.
+    async fn on_a_disk_that_fills(
+        home: &Path,
+        args: &[&str],
+        nth: usize,
+        room: fn(&Path) -> u64,
+    ) -> (HistoryDetail, Output) {
+        let data = home.join("data");
+        let mut cmd = kontext(home);
+        cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        ignoring_sigxfsz(&mut cmd);
+        let child = cmd.spawn().unwrap();
+        let before = wait_for(&data, "the download", |d| downloads(d) == nth).await;
+        fill_the_disk_of(child.id(), room(&data));
+        let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+        (before, o)
+    }
+
+    /// With room again, `kontext resume` completes the request and records it; fal saw one submit.
+    async fn resume_records(home: &Path, emu: &Emulator, id: &str) {
+        let mut resume = kontext(home);
+        resume.args(["resume", "--queue-url", emu.base_url()]);
+        let o = output(resume).await;
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(stdout.contains(&format!("{id}  completed")), "{stdout}");
+        let d = History::open(&home.join("data")).unwrap().get(id).unwrap();
+        assert_eq!(d.entry.state, JobState::Completed);
+        assert_eq!(d.outputs.len(), 1);
+        assert!(d.outputs[0].path.exists());
+        assert_eq!(files_in(&home.join("out")).len(), 1, "one image, no temporary leftovers");
+        assert_eq!(emu.submit_count(), 1, "nothing was submitted again");
+    }
+
+    /// The disk fills after fal accepted the request: the run still writes the image, but says
+    /// plainly that the history could not record it (request id, how to recover) and exits 5, not 0;
+    /// a resume on the still-full disk does not say "completed"; once there is room a resume records
+    /// it, and fal saw one submit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_disk_that_fills_after_the_submit_is_reported_and_resume_records_it_later() {
+        let emu = slow_download_emulator().await;
+        let home = tempfile::tempdir().unwrap();
+        let (h, url) = (home.path(), emu.base_url().to_string());
+        let out = h.join("out").display().to_string();
+        let run = ["run", "-p", "a lighthouse", "-i", "https://example.test/a.png", "--queue-url", &url, "--out", &out];
+        let (before, o) = on_a_disk_that_fills(h, &run, 1, history_size).await;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        let request_id = before.entry.request_id.clone().unwrap();
+        assert_eq!(o.status.code(), Some(5), "not a quiet 0: {stderr}");
+        assert!(stderr.contains(&format!("could not record request {request_id}")), "{stderr}");
+        assert!(stderr.contains("kontext resume") && stderr.contains("its images were written"), "{stderr}");
+        let written = files_in(&h.join("out"));
+        assert_eq!(written.len(), 1, "the paid image is delivered: {written:?}");
+        image::open(&written[0]).expect("a whole image");
+        let history = History::open(&h.join("data")).unwrap();
+        assert_ne!(history.get(&before.entry.id).unwrap().entry.state, JobState::Completed, "never claimed");
+
+        // Still full while resuming: not "completed".
+        let (_, o) = on_a_disk_that_fills(h, &["resume", "--queue-url", &url], 2, history_size).await;
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert_eq!(o.status.code(), Some(5), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+        assert!(!stdout.contains(&format!("{}  completed", before.entry.id)), "{stdout}");
+        assert!(stdout.contains("unrecorded") && stdout.contains("kontext resume"), "{stdout}");
+        assert_ne!(history.get(&before.entry.id).unwrap().entry.state, JobState::Completed);
+
+        resume_records(h, &emu, &before.entry.id).await;
+        assert_eq!(files_in(&h.join("out")), written, "the same file");
+        emu.shutdown().await;
+    }
+
+    /// The disk is full for the images too: the run fails (exit 1) saying that fal has the request
+    /// and that `kontext resume` fetches it again; it does, with one submit in all.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_disk_too_full_for_the_images_leaves_the_request_resumable_and_says_so() {
+        let emu = slow_download_emulator().await;
+        let home = tempfile::tempdir().unwrap();
+        let (h, url) = (home.path(), emu.base_url().to_string());
+        let out = h.join("out").display().to_string();
+        let run = ["run", "-p", "a lighthouse", "-i", "https://example.test/a.png", "--queue-url", &url, "--out", &out];
+        let (before, o) = on_a_disk_that_fills(h, &run, 1, |_| 0).await;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("could not write") && stderr.contains("kontext resume"), "{stderr}");
+        assert!(files_in(&h.join("out")).is_empty(), "no half-written image: {:?}", files_in(&h.join("out")));
+        resume_records(h, &emu, &before.entry.id).await;
+        emu.shutdown().await;
+    }
+}

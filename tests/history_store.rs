@@ -225,6 +225,89 @@ fn a_database_from_a_newer_kontext_is_refused() {
     assert!(err.to_string().contains("newer than this kontext knows"), "{err}");
 }
 
+/// A data directory with one recorded request whose input image is in the media store.
+fn history_with_media(dir: &Path) -> std::path::PathBuf {
+    let h = History::open(dir).unwrap();
+    let j = h.journal();
+    let inp = input("kept", vec!["https://example.test/a.png".into()], None);
+    j.record(JournalEntry::Pending { endpoint: &Endpoint::default(), input: &inp, out_dir: dir }).unwrap();
+    let img = dir.join("in.png");
+    png(&img, 4, 4, 1);
+    let bytes = std::fs::read(&img).unwrap();
+    j.record(JournalEntry::InputFile { index: 0, path: &img, bytes: &bytes }).unwrap();
+    drop(j);
+    drop(h);
+    for side in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.join(format!("{}{side}", kontext::history::DB_FILE)));
+    }
+    dir.join(kontext::history::DB_FILE)
+}
+
+fn assert_refused_untouched(dir: &Path, db: &Path, before: &[u8], what: &str) {
+    let err = History::open(dir).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, HistoryError::Damaged { .. }), "{what}: {err:?}");
+    assert!(text.contains(&db.display().to_string()), "{what}: names the file: {text}");
+    assert!(text.contains("mv ") && text.contains("--data-dir"), "{what}: says what to do: {text}");
+    assert_eq!(std::fs::read(db).unwrap_or_default(), before, "{what}: the old file is left exactly as it was");
+    let deep = kontext::history::check_store_integrity(dir).unwrap_err();
+    assert!(matches!(deep, HistoryError::Damaged { .. }), "{what}: {deep:?}");
+    assert_eq!(std::fs::read(db).unwrap_or_default(), before, "{what}: the check does not write either");
+}
+
+#[test]
+fn an_emptied_store_next_to_stored_media_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = history_with_media(dir.path());
+    std::fs::write(&db, b"").unwrap();
+    assert_refused_untouched(dir.path(), &db, b"", "zero-length store");
+    let text = History::open(dir.path()).unwrap_err().to_string();
+    assert!(text.contains("is empty") && text.contains("stored file"), "{text}");
+
+    std::fs::remove_file(&db).unwrap();
+    let err = History::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("is missing"), "a deleted store next to media is not a new history: {err}");
+    assert!(!db.exists(), "no new store was created in its place");
+}
+
+#[test]
+fn a_store_that_is_not_a_database_or_is_damaged_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = history_with_media(dir.path());
+    let good = std::fs::read(&db).unwrap();
+
+    let garbage = b"this is not a database, it is a text file that someone saved here by mistake".repeat(100);
+    std::fs::write(&db, &garbage).unwrap();
+    assert_refused_untouched(dir.path(), &db, &garbage, "not a database");
+
+    std::fs::write(&db, &good[..10]).unwrap();
+    assert_refused_untouched(dir.path(), &db, &good[..10], "cut short");
+
+    // SQLite's header intact, its pages scrambled: found by SQLite's own first reads.
+    let mut damaged = good.clone();
+    for b in &mut damaged[100..] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&db, &damaged).unwrap();
+    assert_refused_untouched(dir.path(), &db, &damaged, "damaged pages");
+}
+
+#[test]
+fn a_new_or_empty_data_dir_still_just_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("new");
+    assert!(kontext::history::check_store_integrity(&data).is_ok());
+    let h = History::open(&data).unwrap();
+    assert_eq!(h.count().unwrap(), 0);
+    drop(h);
+    kontext::history::check_store_integrity(&data).unwrap();
+    // A zero-length store with no media (a process stopped before its first write) is new too.
+    let other = dir.path().join("zero");
+    std::fs::create_dir_all(other.join("media")).unwrap();
+    std::fs::write(other.join(kontext::history::DB_FILE), b"").unwrap();
+    assert_eq!(History::open(&other).unwrap().count().unwrap(), 0);
+}
+
 #[test]
 fn search_filters_and_keyset_paging() {
     let dir = tempfile::tempdir().unwrap();

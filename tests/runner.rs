@@ -215,3 +215,44 @@ async fn once_accepted_only_fals_verdict_fails_a_request() {
     assert!(!r.unwrap_err().is_resumable());
     assert_eq!(state, JobState::Failed);
 }
+
+/// A journal whose `Submitted` write fails the first `failures` times (a disk that is full for a
+/// moment); everything else is kept in memory.
+#[derive(Debug, Default)]
+struct FlakyJournal {
+    failures: std::sync::atomic::AtomicUsize,
+}
+
+impl kontext::runner::JobJournal for FlakyJournal {
+    fn record(&self, entry: kontext::runner::JournalEntry<'_>) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        if matches!(entry, kontext::runner::JournalEntry::Submitted { .. })
+            && self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+        {
+            return Err("database or disk is full".into());
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn an_unrecorded_request_id_is_retried_at_the_end_and_reported_when_still_lost() {
+    let emu = Emulator::start(EmulatorConfig::fast(), 0).await.unwrap();
+    let client = client_for(&emu);
+    let dir = tempfile::tempdir().unwrap();
+    for (failures, lost) in [(1, false), (2, true)] {
+        let journal = std::sync::Arc::new(FlakyJournal { failures: failures.into() });
+        let mut request = job(vec!["https://example.test/a.png".into()], dir.path(), 0);
+        request.journal = Some(journal);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let outcome = run_job(&client, request, tx, CancellationToken::new()).await.unwrap();
+        assert_eq!(outcome.files.len(), 2, "the images are saved either way");
+        let ids: Vec<&str> = outcome.unrecorded.iter().map(|u| u.what.as_str()).collect();
+        if lost {
+            assert_eq!(ids, [kontext::runner::REQUEST_ID_STEP], "{:?}", outcome.unrecorded);
+            assert!(outcome.unrecorded[0].error.contains("disk is full"));
+        } else {
+            assert!(ids.is_empty(), "the second try recorded it: {:?}", outcome.unrecorded);
+        }
+    }
+}

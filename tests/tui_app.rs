@@ -146,6 +146,34 @@ fn jobs_follow_events_and_can_be_cancelled() {
 }
 
 #[test]
+fn a_job_the_history_could_not_record_is_reported_plainly_not_as_done() {
+    let mut a = app();
+    ready(&mut a);
+    key(&mut a, KeyCode::F(5));
+    a.update(Message::JobFinished {
+        id: 1,
+        outcome: Box::new(JobFinish::Done {
+            request_id: "req-full-disk".into(),
+            seed: 9,
+            files: vec![],
+            urls: vec![],
+            prompt_used: "p".into(),
+            inference: None,
+            unrecorded: vec![kontext::runner::Unrecorded {
+                what: "that the request completed".into(),
+                error: "database or disk is full".into(),
+            }],
+        }),
+    });
+    let (text, is_error) = a.notice.clone().unwrap();
+    assert!(is_error, "an error notice: {text}");
+    for needle in ["could not record", "req-full-disk", "kontext resume", "disk is full"] {
+        assert!(text.contains(needle), "{needle:?} in {text}");
+    }
+    assert!(a.jobs[0].logs.iter().any(|l| l.contains("could not record")), "kept in the job's log too");
+}
+
+#[test]
 fn results_copy_paths_and_ids_with_osc52_effects() {
     let mut a = app();
     ready(&mut a);
@@ -167,6 +195,7 @@ fn results_copy_paths_and_ids_with_osc52_effects() {
             urls: vec!["https://cdn/x.png".into()],
             prompt_used: "p".into(),
             inference: Some(1.25),
+            unrecorded: vec![],
         }),
     });
     assert_eq!(a.last_seed, Some(9));
@@ -278,6 +307,24 @@ fn local_images_show_size_and_whether_they_are_inlined_or_uploaded() {
     assert!(a.images.info[0].tag.contains("inline"), "{:?}", a.images.info);
     assert_eq!(a.images.info[1].tag, "missing");
     assert!(a.errors.iter().any(|e| e.field == Field::ImageUrls(Some(1)) && e.message.contains("no such file")));
+}
+
+#[test]
+fn the_studio_check_flags_damaged_and_oversized_local_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.png");
+    image::RgbImage::new(40, 30).save(&good).unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.png");
+    std::fs::write(&cut, &bytes[..bytes.len() - 20]).unwrap();
+    let huge = dir.path().join("huge.png");
+    std::fs::write(&huge, &bytes).unwrap();
+    std::fs::OpenOptions::new().write(true).open(&huge).unwrap().set_len(3 << 30).unwrap();
+    let items = [good, cut, huge].map(|p| p.display().to_string());
+    let info = kontext::tui::app::describe_images(&items, 256 * 1024);
+    assert_eq!(info[0].error, None);
+    assert!(info[1].error.as_deref().is_some_and(|e| e.contains("damaged or cut short")), "{:?}", info[1]);
+    assert!(info[2].error.as_deref().is_some_and(|e| e.contains("at most 64 MiB")), "{:?}", info[2]);
 }
 
 #[test]

@@ -164,6 +164,7 @@ fn job_completed_shows_outputs() {
             urls: vec!["http://127.0.0.2/files/a.jpg".into(), "http://127.0.0.2/files/b.jpg".into()],
             prompt_used: "p".into(),
             inference: Some(1.25),
+            unrecorded: vec![],
         }),
     });
     focus(&mut a, '6');

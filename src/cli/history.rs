@@ -303,6 +303,12 @@ fn export(h: &History, format: &str) -> u8 {
 }
 
 pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
+    if let Some(out) = &args.out
+        && let Err(e) = crate::setup::check_writable_dir(out, "--out")
+    {
+        eprintln!("kontext: {}; nothing was resumed", strip_controls(&e));
+        return exit::INVALID_INPUT;
+    }
     let h = match open(locations) {
         Ok(h) => h,
         Err(code) => return code,
@@ -342,6 +348,24 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
     let mut finished = Vec::new();
     for r in &report.resumed {
         match &r.result {
+            Ok(o) if !o.unrecorded.is_empty() => {
+                // Never "completed" when the store could not record it.
+                let files: Vec<String> = o.files.iter().map(|f| f.path.display().to_string()).collect();
+                let missed: Vec<String> =
+                    o.unrecorded.iter().map(|u| format!("{}: {}", u.what, one_line(&u.error))).collect();
+                if !args.json {
+                    println!(
+                        "{}  unrecorded images saved to {}, but the history could not record {}; run `kontext resume` again once there is room on the disk",
+                        r.id,
+                        files.join("  "),
+                        missed.join("; ")
+                    );
+                }
+                if code == exit::OK {
+                    code = exit::UNRECORDED;
+                }
+                finished.push(json!({"id": r.id, "request_id": r.request_id, "state": "unrecorded", "files": files, "unrecorded": o.unrecorded}));
+            }
             Ok(o) => {
                 let files: Vec<String> = o.files.iter().map(|f| f.path.display().to_string()).collect();
                 if !args.json {

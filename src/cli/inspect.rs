@@ -22,7 +22,10 @@ pub struct InspectArgs {
 }
 
 pub fn read_metadata(file: &Path) -> Result<ImageMetadata, String> {
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot read it: {e}"))?;
+    // An image kontext wrote is at most the size of an image it downloads; `/dev/zero`, a pipe
+    // or a huge file is refused before reading.
+    let bytes = crate::local_file::read_bounded(file, crate::model::MAX_LOCAL_IMAGE_BYTES)
+        .map_err(|e| format!("cannot read it: {e}"))?;
     match metadata::read(&bytes)? {
         Some(m) => Ok(m),
         None => Err("it carries no kontext parameters (only images kontext wrote have them)".into()),

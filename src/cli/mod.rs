@@ -20,6 +20,9 @@ pub mod exit {
     pub const INVALID_INPUT: u8 = 2;
     pub const FAL_ERROR: u8 = 3;
     pub const NETWORK: u8 = 4;
+    /// The images were written, but the history could not record every step (a full disk):
+    /// `kontext resume` records it once there is room. Not 0, so a script notices.
+    pub const UNRECORDED: u8 = 5;
     pub const INTERRUPTED: u8 = 130;
 }
 

@@ -150,6 +150,18 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
     }
     let Ok(input) = validated else { return exit::INVALID_INPUT };
 
+    // Nothing is paid for in vain: every local image decodes and is within fal's limits, and
+    // both folders can be written, before anything is recorded or sent.
+    let out_dir = args.out.clone().or(config.output_dir.clone()).unwrap_or_else(|| PathBuf::from("."));
+    let problems = local_problems(&input, &out_dir, &locations.data_dir()).await;
+    if !problems.is_empty() {
+        eprintln!("kontext: nothing was sent:");
+        for p in &problems {
+            eprintln!("  {}", crate::sanitize::strip_controls(p));
+        }
+        return exit::INVALID_INPUT;
+    }
+
     // Nothing is sent unless it can be recorded first.
     let history = match crate::history::History::open(&locations.data_dir()) {
         Ok(h) => h,
@@ -173,7 +185,6 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     };
     eprintln!("kontext: using {}", connection.target.describe());
 
-    let out_dir = args.out.clone().or(config.output_dir.clone()).unwrap_or_else(|| PathBuf::from("."));
     let job = JobRequest {
         endpoint: connection.endpoint.clone(),
         input,
@@ -195,12 +206,45 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     let code = match result {
         Ok(outcome) => {
             print_outcome(&outcome, &journal.short_id(), args.json);
-            exit::OK
+            if outcome.unrecorded.is_empty() {
+                exit::OK
+            } else {
+                report_unrecorded(&outcome, &journal.short_id());
+                exit::UNRECORDED
+            }
         }
         Err(e) => report_failure(&e),
     };
     connection.shutdown().await;
     code
+}
+
+/// Every local reason the request would be paid for in vain, one message each: an input image
+/// that is too large, damaged or not an image; an output or data folder that cannot be written.
+async fn local_problems(
+    input: &crate::model::ValidInput,
+    out_dir: &std::path::Path,
+    data_dir: &std::path::Path,
+) -> Vec<String> {
+    let images = input.images.clone();
+    let (out_dir, data_dir) = (out_dir.to_path_buf(), data_dir.to_path_buf());
+    let checks = tokio::task::spawn_blocking(move || {
+        let mut problems = Vec::new();
+        for (i, source) in images.iter().enumerate() {
+            if let crate::model::ImageSource::Local(path) = source
+                && let Err(e) = crate::runner::check_input_file(path)
+            {
+                problems.push(format!("image_urls[{i}]: {e}"));
+            }
+        }
+        for (dir, what) in [(&out_dir, "--out"), (&data_dir, "the data directory")] {
+            if let Err(e) = crate::setup::check_writable_dir(dir, what) {
+                problems.push(e);
+            }
+        }
+        problems
+    });
+    checks.await.unwrap_or_else(|e| vec![format!("checking the inputs crashed: {e}")])
 }
 
 /// First Ctrl-C: cancel the job (which asks fal to cancel); second: leave at once.
@@ -217,13 +261,16 @@ async fn watch_interrupts(cancel: CancellationToken) {
 
 fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     if as_json {
-        let value = json!({
+        let mut value = json!({
             "id": id,
             "request_id": outcome.handle.request_id,
             "endpoint": outcome.handle.endpoint,
             "result": outcome.raw_result,
             "files": outcome.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
         });
+        if !outcome.unrecorded.is_empty() {
+            value["unrecorded"] = json!(outcome.unrecorded);
+        }
         println!("{value}");
         return;
     }
@@ -243,9 +290,36 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     }
 }
 
+/// The images are on disk but the history missed steps: say so plainly, with the request id and
+/// how to recover, rather than a note among the progress lines.
+pub(super) fn report_unrecorded(outcome: &JobOutcome, id: &str) {
+    let request = crate::sanitize::one_line(&outcome.handle.request_id);
+    eprintln!("kontext: the history could not record request {request} (history id {id}):");
+    for u in &outcome.unrecorded {
+        eprintln!("kontext:   {}: {}", u.what, crate::sanitize::one_line(&u.error));
+    }
+    let files: Vec<String> = outcome.files.iter().map(|f| f.path.display().to_string()).collect();
+    eprintln!("kontext: its images were written: {}", files.join("  "));
+    let id_lost = outcome.unrecorded.iter().any(|u| u.what == crate::runner::REQUEST_ID_STEP);
+    if id_lost {
+        eprintln!(
+            "kontext: the history does not know fal's request id: `kontext resume` will list it as uncertain. Do not re-run it — it is done and paid for; keep the request id above"
+        );
+    } else {
+        eprintln!(
+            "kontext: the history does not show it as completed. Once there is room on the disk, run `kontext resume` to record it (nothing is submitted or paid again)"
+        );
+    }
+}
+
 fn report_failure(e: &JobError) -> u8 {
     eprintln!("kontext: {}", crate::sanitize::strip_controls(&e.to_string()));
-    if e.is_resumable() {
+    if let JobError::Write { .. } = e {
+        // Only output images are written, so fal has the request and it is paid for.
+        eprintln!(
+            "kontext: fal has the request and its result; once there is room (or the folder is writable), run `kontext resume` to fetch and write the images again (nothing is submitted or paid again)"
+        );
+    } else if e.is_resumable() {
         eprintln!(
             "kontext: fal still has the request and the history keeps it unfinished: run `kontext resume` to finish it (nothing is submitted again)"
         );

@@ -120,6 +120,13 @@ pub enum HistoryError {
     Invalid(String),
     #[error("history: a stored record is unreadable: {0}")]
     Corrupt(String),
+    /// The store file is there but is not a usable history (empty next to stored media, not a
+    /// SQLite database, damaged). It is never opened for writing, so it is never overwritten.
+    #[error(
+        "the history database {shown} {problem}. kontext will not touch it. Move it aside (e.g. `mv {shown} {shown}.broken`) and restore a backup if you have one, or give another --data-dir to start a new history",
+        shown = .path.display()
+    )]
+    Damaged { path: PathBuf, problem: String },
 }
 
 /// Position in a newest-first listing; pass the last entry's cursor as `before` for the next page.
@@ -274,7 +281,15 @@ impl History {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| HistoryError::Io(format!("cannot create the data directory {}: {e}", data_dir.display())))?;
         let db_path = data_dir.join(DB_FILE);
-        let err = |error| HistoryError::Sqlite { path: db_path.clone(), error };
+        check_store_file(data_dir)?;
+        // A damaged file that still starts like a database is found by SQLite's first reads.
+        let err = |error: rusqlite::Error| {
+            if is_damage(&error) {
+                HistoryError::Damaged { path: db_path.clone(), problem: format!("is damaged ({error})") }
+            } else {
+                HistoryError::Sqlite { path: db_path.clone(), error }
+            }
+        };
         let mut conn = Connection::open(&db_path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         // Switching a new database to WAL needs an exclusive lock and SQLite reports "busy" at
@@ -297,7 +312,10 @@ impl History {
         // FULL: a committed step survives a power cut too, not only a killed process.
         conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
-        schema::migrate_to(&mut conn, version)?;
+        schema::migrate_to(&mut conn, version).map_err(|e| match e {
+            schema::MigrationError::Failed { error, .. } if is_damage(&error) => err(error),
+            other => HistoryError::Migration(other),
+        })?;
         Ok(History { inner: Arc::new(Inner { conn: Mutex::new(conn), db_path, media_dir: data_dir.join(MEDIA_DIR) }) })
     }
 
@@ -599,6 +617,91 @@ impl History {
             after = last;
         }
     }
+}
+
+/// SQLite's word for a file that is not (or no longer) a readable database.
+fn is_damage(error: &rusqlite::Error) -> bool {
+    matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
+}
+
+/// The 16 bytes every SQLite database file starts with.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Checks, without opening it, that the store file in `data_dir` can be opened without losing
+/// anything: absent or empty in a data directory with no stored media (a new history), or a
+/// file that starts as a SQLite database. A store that is missing or empty while `media/` holds
+/// files — the history was emptied, not new — and a file that is not a database are refused,
+/// so a fresh store is never written over them. (`kontext doctor` uses this too.)
+pub fn check_store_file(data_dir: &Path) -> Result<(), HistoryError> {
+    use std::io::Read;
+    let path = data_dir.join(DB_FILE);
+    let damaged = |problem: String| HistoryError::Damaged { path: path.clone(), problem };
+    let len = match std::fs::metadata(&path) {
+        Ok(m) if !m.is_file() => return Err(damaged("is not a regular file".into())),
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(HistoryError::Io(format!("cannot look at {}: {e}", path.display()))),
+    };
+    if len == 0 {
+        let media = stored_media_count(&data_dir.join(MEDIA_DIR));
+        if media > 0 {
+            let what = if path.exists() { "is empty" } else { "is missing" };
+            return Err(damaged(format!(
+                "{what}, but {} holds {media} stored file{} of an earlier history",
+                data_dir.join(MEDIA_DIR).display(),
+                if media == 1 { "" } else { "s" }
+            )));
+        }
+        return Ok(());
+    }
+    let mut head = [0u8; 16];
+    let read = std::fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head));
+    match read {
+        Ok(()) if &head == SQLITE_MAGIC => Ok(()),
+        Ok(()) => Err(damaged("is not a SQLite database (its first bytes are not SQLite's)".into())),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(damaged(format!("is cut short ({len} bytes; not even a SQLite header)")))
+        }
+        Err(e) => Err(HistoryError::Io(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+/// [`check_store_file`], then SQLite's own `quick_check` of every page, on a read-only
+/// connection (nothing is written). Slower than opening the store, so only `kontext doctor` and
+/// the like run it.
+pub fn check_store_integrity(data_dir: &Path) -> Result<(), HistoryError> {
+    check_store_file(data_dir)?;
+    let path = data_dir.join(DB_FILE);
+    if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) == 0 {
+        return Ok(());
+    }
+    let damaged = |problem: String| HistoryError::Damaged { path: path.clone(), problem };
+    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| damaged(format!("cannot be opened ({e})")))?;
+    let verdict: Result<String, _> = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0));
+    match verdict {
+        Ok(v) if v == "ok" => Ok(()),
+        Ok(v) => Err(damaged(format!("is damaged (SQLite's check says: {})", crate::sanitize::one_line(&v)))),
+        Err(e) if is_damage(&e) => Err(damaged(format!("is damaged ({e})"))),
+        Err(e) => Err(HistoryError::Sqlite { path: path.clone(), error: e }),
+    }
+}
+
+/// How many files are in the media store (its `<aa>/` folders; temporary files not counted).
+/// Stops counting at a few, which is all the caller needs to know.
+fn stored_media_count(media_dir: &Path) -> usize {
+    let Ok(dirs) = std::fs::read_dir(media_dir) else { return 0 };
+    let mut n = 0;
+    for d in dirs.flatten() {
+        if d.file_name() == ".tmp" || !d.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        n += std::fs::read_dir(d.path()).map(|files| files.flatten().take(100).count()).unwrap_or(0);
+        if n >= 100 {
+            break;
+        }
+    }
+    n
 }
 
 pub(crate) fn short_id(local_id: &str) -> String {

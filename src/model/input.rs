@@ -16,6 +16,16 @@ pub const NUM_IMAGES_RANGE: (u8, u8) = (1, 4);
 pub const MAX_DATA_URI_LEN: usize = 10 * 1024 * 1024;
 /// fal's toolkit refuses longer http(s) URLs (fal-protocol.md §3.1).
 pub const MAX_URL_LEN: usize = 2048;
+/// The largest local image kontext sends (inline or uploaded). fal documents no limit for this
+/// endpoint; kontext uploads in one PUT, fal's own clients switch to multipart uploads above
+/// 90 MiB, and 64 MiB is also the cap on images kontext downloads. Checked by size (stat)
+/// before a byte is read, so a huge file is neither read nor copied into the history.
+pub const MAX_LOCAL_IMAGE_BYTES: u64 = 64 * 1024 * 1024;
+/// fal's Kontext endpoints take input images up to 14142 px a side (fal-kontext-family.md §2).
+pub const MAX_IMAGE_SIDE: u32 = 14142;
+/// Decoding a local input to check it may allocate at most this much (a 12000×12000 RGB image
+/// fits); a file that claims more is refused as a decompression bomb.
+pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// The request body for `fal-ai/flux-pro/kontext/multi` exactly as fal types it: the tolerance is a
 /// JSON string, optional fields are omitted when unset, every other field is always sent.
@@ -475,6 +485,13 @@ fn check_local_image(path: &std::path::Path) -> Result<(), String> {
     }
     if meta.len() == 0 {
         return Err(format!("{shown:?} is empty"));
+    }
+    if meta.len() > MAX_LOCAL_IMAGE_BYTES {
+        return Err(format!(
+            "{shown:?} is {} MiB; kontext sends local images of at most {} MiB: make it smaller or give a URL",
+            meta.len().div_ceil(1024 * 1024),
+            MAX_LOCAL_IMAGE_BYTES / (1024 * 1024)
+        ));
     }
     let mut head = [0u8; 32];
     let n = std::fs::File::open(path)

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::metadata::{self, ImageMetadata};
 use super::{JobError, JobEvent, JournalEntry, Recorder, write_atomically};
 use crate::fal::{FalClient, RequestHandle};
-use crate::model::{ImageSource, KontextInput, KontextOutput};
+use crate::model::{ImageSource, KontextInput, KontextOutput, MAX_DECODE_BYTES, MAX_IMAGE_SIDE, MAX_LOCAL_IMAGE_BYTES};
 
 /// Turns every input into a URL fal can read: URLs and data: URIs pass through; local files go
 /// inline when small, otherwise through fal storage.
@@ -31,17 +31,19 @@ pub(super) async fn resolve_inputs(
             ImageSource::Local(p) => p,
         };
         let name = file_name_of(path);
-        let bytes = tokio::fs::read(path).await.map_err(|e| JobError::Input {
-            index,
-            name: name.clone(),
-            message: format!("cannot read {}: {e}", path.display()),
-        })?;
-        let content_type = match image::guess_format(&bytes) {
-            Ok(f) => f.to_mime_type(),
-            Err(_) => {
-                return Err(JobError::Input { index, name, message: "the file is not a recognised image".into() });
-            }
-        };
+        let input_err = |message: String| JobError::Input { index, name: name.clone(), message };
+        // Size and type before reading, a capped read, and a full decode: nothing is sent (or
+        // copied into the history) that fal would refuse or that is not a whole image.
+        let read_path = path.clone();
+        let checked = tokio::task::spawn_blocking(move || {
+            let bytes = read_input_file(&read_path)?;
+            let image = check_input_image(&bytes)?;
+            Ok::<_, String>((bytes, image))
+        })
+        .await
+        .map_err(|e| input_err(format!("checking the file crashed: {e}")))?;
+        let (bytes, checked) = checked.map_err(input_err)?;
+        let content_type = checked.format.to_mime_type();
         rec.note(JournalEntry::InputFile { index, path, bytes: &bytes });
         if bytes.len() as u64 <= data_uri_threshold {
             let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
@@ -58,6 +60,55 @@ pub(super) async fn resolve_inputs(
         urls.push(url);
     }
     Ok(urls)
+}
+
+/// Reads a local input image for sending: a regular file of at most
+/// [`MAX_LOCAL_IMAGE_BYTES`] (checked by its size before a byte is read).
+pub fn read_input_file(path: &Path) -> Result<Vec<u8>, String> {
+    use crate::local_file::ReadError;
+    crate::local_file::read_bounded(path, MAX_LOCAL_IMAGE_BYTES).map_err(|e| match e {
+        ReadError::TooLarge { len, cap } => format!(
+            "{} is {}; kontext sends local images of at most {} MiB: make it smaller or give a URL",
+            path.display(),
+            len.map(|l| format!("{} MiB", l.div_ceil(1024 * 1024))).unwrap_or_else(|| "larger than that".into()),
+            cap / (1024 * 1024)
+        ),
+        other => format!("cannot read {}: {other}", path.display()),
+    })
+}
+
+/// Checks that `bytes` are a PNG, JPEG, WebP or GIF image that decodes completely, no larger
+/// than fal accepts ([`MAX_IMAGE_SIDE`]) and no costlier to decode than [`MAX_DECODE_BYTES`]:
+/// truncated and corrupt files, and headers that promise a giant image, are caught here.
+pub fn check_input_image(bytes: &[u8]) -> Result<VerifiedImage, String> {
+    use image::ImageFormat as F;
+    let format = match image::guess_format(bytes) {
+        Ok(f @ (F::Png | F::Jpeg | F::WebP | F::Gif)) => f,
+        Ok(other) => return Err(format!("it is a {other:?} image; use PNG, JPEG, WebP or GIF")),
+        Err(_) => return Err("it is not an image kontext recognises (PNG, JPEG, WebP or GIF)".into()),
+    };
+    let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let kind = format.to_mime_type();
+    let decoded = reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => format!(
+            "the {kind} image is too large: fal takes at most {MAX_IMAGE_SIDE}×{MAX_IMAGE_SIDE} pixels, and kontext decodes at most {} MiB",
+            MAX_DECODE_BYTES / (1024 * 1024)
+        ),
+        other => format!("the {kind} data is damaged or cut short (it does not decode: {other})"),
+    })?;
+    Ok(VerifiedImage { format, width: decoded.width(), height: decoded.height() })
+}
+
+/// [`read_input_file`] then [`check_input_image`]: every check a local input gets before it is
+/// sent, for front ends to run before starting a job (on a blocking thread: it reads and decodes).
+pub fn check_input_file(path: &Path) -> Result<VerifiedImage, String> {
+    let bytes = read_input_file(path)?;
+    check_input_image(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn file_name_of(path: &Path) -> String {
@@ -216,6 +267,32 @@ mod tests {
         assert!(verify_image(b"<html>not an image</html>", None).is_err());
         let truncated = &bytes[..bytes.len() / 2];
         assert!(verify_image(truncated, Some("image/png")).is_err(), "a truncated PNG must not pass");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// The check every local input gets before it is sent: a damaged PNG or JPEG is an
+        /// error, never a panic, and nothing it accepts is larger than fal takes.
+        #[test]
+        fn the_input_check_never_panics_on_damaged_images(
+            jpeg in proptest::bool::ANY,
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY, proptest::bool::ANY), 1..6),
+        ) {
+            let mut bytes = png(12, 9);
+            if jpeg {
+                let mut out = std::io::Cursor::new(Vec::new());
+                image::RgbImage::new(12, 9).write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+                bytes = out.into_inner();
+            }
+            for (at, b, cut) in edits {
+                let at = at % bytes.len().max(1);
+                if cut { bytes.truncate(at.max(1)) } else if let Some(x) = bytes.get_mut(at) { *x = b }
+            }
+            if let Ok(v) = check_input_image(&bytes) {
+                proptest::prop_assert!(v.width <= MAX_IMAGE_SIDE && v.height <= MAX_IMAGE_SIDE);
+            }
+        }
     }
 
     #[test]

@@ -51,6 +51,38 @@ pub enum JournalEntry<'a> {
     Cancelled,
 }
 
+/// [`JournalEntry::what`] of `Submitted`: without it a resume cannot find the request again.
+pub const REQUEST_ID_STEP: &str = "fal's request id";
+
+impl JournalEntry<'_> {
+    /// What the entry records, in words for a message ("the request id", "image 2").
+    pub fn what(&self) -> String {
+        match self {
+            JournalEntry::Pending { .. } => "the new request".into(),
+            JournalEntry::InputFile { index, .. } => format!("input image {}", index + 1),
+            JournalEntry::Submitting { .. } => "the input as sent".into(),
+            JournalEntry::Submitted { .. } => REQUEST_ID_STEP.into(),
+            JournalEntry::SubmitFailed { .. } => "the failed submit".into(),
+            JournalEntry::Status(_) => "a status update".into(),
+            JournalEntry::Result { .. } => "fal's result".into(),
+            JournalEntry::Downloading { index } => format!("the download of image {}", index + 1),
+            JournalEntry::Output { index, .. } => format!("image {}", index + 1),
+            JournalEntry::Saved { index, .. } => format!("where image {} was saved", index + 1),
+            JournalEntry::Completed { .. } => "that the request completed".into(),
+            JournalEntry::Failed { .. } => "that the request failed".into(),
+            JournalEntry::Interrupted { .. } => "that the request was interrupted".into(),
+            JournalEntry::CancelRequested { .. } => "the cancel request".into(),
+            JournalEntry::Cancelled => "that the request was cancelled".into(),
+        }
+    }
+
+    /// Whether losing this entry leaves the history wrong about what the user has or paid for
+    /// (the request id, the result, an image, how it ended), rather than only missing progress.
+    pub fn is_essential(&self) -> bool {
+        !matches!(self, JournalEntry::Status(_) | JournalEntry::Downloading { .. } | JournalEntry::InputFile { .. })
+    }
+}
+
 /// Where a job's journal goes. Implementations must be cheap to call from async code (a small
 /// local write), and must never store the fal key (it is never passed to them).
 pub trait JobJournal: Send + Sync + std::fmt::Debug {

@@ -283,4 +283,62 @@ mod tests {
         }
         assert!(read(b"hello").is_err());
     }
+
+    /// A tagged image of each kind, to mutate.
+    fn tagged(format: image::ImageFormat) -> Vec<u8> {
+        let meta = ImageMetadata::new("fal-ai/flux-pro/kontext/multi", "req-1", &sent(), Some(77), 1);
+        embed(&encoded(format), &meta).unwrap()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+        /// Arbitrary bytes, and arbitrary bytes behind a PNG or JPEG signature, never panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            head in 0usize..3,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..2048),
+        ) {
+            let prefix: &[u8] = match head {
+                0 => b"",
+                1 => b"\x89PNG\r\n\x1a\n",
+                _ => b"\xff\xd8",
+            };
+            let _ = read(&[prefix, &body].concat());
+        }
+
+        /// A real tagged file with bytes flipped, cut or inserted anywhere: an answer or an error,
+        /// never a panic.
+        #[test]
+        fn mutated_tagged_files_never_panic(
+            jpeg in proptest::bool::ANY,
+            edits in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY, 0u8..3), 1..8),
+        ) {
+            let mut bytes = tagged(if jpeg { image::ImageFormat::Jpeg } else { image::ImageFormat::Png });
+            for (at, b, op) in edits {
+                if bytes.is_empty() { break; }
+                let at = at % bytes.len();
+                match op {
+                    0 => bytes[at] = b,
+                    1 => bytes.truncate(at),
+                    _ => bytes.insert(at, b),
+                }
+            }
+            let _ = read(&bytes);
+        }
+    }
+
+    /// The JPEG segment walk moves forward at least one byte per step, so its work is bounded
+    /// by the input's length: megabytes of fill bytes or of tiny segments are walked once.
+    #[test]
+    fn the_jpeg_walk_is_linear_in_the_input() {
+        let mut fill = vec![0xFF, 0xD8];
+        fill.resize(8 << 20, 0xFF);
+        assert_eq!(read(&fill).unwrap(), None);
+        let mut segments = vec![0xFF, 0xD8];
+        while segments.len() < 8 << 20 {
+            segments.extend_from_slice(&[0xFF, 0xE1, 0x00, 0x02]); // empty APP1 segments
+        }
+        assert_eq!(read(&segments).unwrap(), None);
+    }
 }

@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use crate::fal::{CancelOutcome, FalClient, FalError, FollowMode, RequestHandle, StatusUpdate, SubmitError};
 use crate::model::{Endpoint, KontextInput, KontextOutput, LogEntry, ValidInput};
 
-pub use images::{SavedImage, VerifiedImage, verify_image};
-pub use journal::{JobJournal, JournalEntry};
+pub use images::{SavedImage, VerifiedImage, check_input_file, check_input_image, read_input_file, verify_image};
+pub use journal::{JobJournal, JournalEntry, REQUEST_ID_STEP};
 
 /// Local files up to this size go inline as `data:` URIs unless configured otherwise.
 pub const DEFAULT_DATA_URI_THRESHOLD: u64 = 256 * 1024;
@@ -81,6 +81,18 @@ pub struct JobOutcome {
     pub logs: Vec<LogEntry>,
     pub metrics: Option<Value>,
     pub elapsed: Duration,
+    /// Steps the history could not record (a full disk, a failing store), each with its error:
+    /// the files are written but the history does not know it. Empty when the history has it
+    /// all. Front ends must say so plainly and not claim the request is recorded as completed.
+    pub unrecorded: Vec<Unrecorded>,
+}
+
+/// A step of a job the history could not record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unrecorded {
+    /// What was not recorded ("fal's request id", "image 1", "that the request completed").
+    pub what: String,
+    pub error: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,9 +155,19 @@ const CANCEL_CONFIRM_WAIT: Duration = Duration::from_secs(10);
 pub(crate) struct Recorder<'a> {
     journal: Option<&'a dyn JobJournal>,
     events: &'a UnboundedSender<JobEvent>,
+    /// Essential entries that could not be written (see [`JournalEntry::is_essential`]).
+    unrecorded: std::sync::Mutex<Vec<Unrecorded>>,
 }
 
-impl Recorder<'_> {
+impl<'a> Recorder<'a> {
+    fn new(journal: Option<&'a dyn JobJournal>, events: &'a UnboundedSender<JobEvent>) -> Self {
+        Recorder { journal, events, unrecorded: Default::default() }
+    }
+
+    fn unrecorded(&self) -> std::sync::MutexGuard<'_, Vec<Unrecorded>> {
+        self.unrecorded.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn emit(&self, e: JobEvent) {
         let _ = self.events.send(e);
     }
@@ -159,12 +181,26 @@ impl Recorder<'_> {
         }
     }
 
+    /// Records a best-effort entry. A failure is a note, and, for an essential entry, kept for
+    /// the outcome ([`JobOutcome::unrecorded`]).
     pub(crate) fn note(&self, entry: JournalEntry<'_>) {
-        if let Some(j) = self.journal
-            && let Err(e) = j.record(entry)
-        {
-            tracing::warn!("history: {e}");
-            self.emit(JobEvent::Note(format!("history: {e}")));
+        self.try_note(entry);
+    }
+
+    /// [`Recorder::note`], saying whether the entry was written.
+    fn try_note(&self, entry: JournalEntry<'_>) -> bool {
+        let Some(j) = self.journal else { return true };
+        let (what, essential) = (entry.what(), entry.is_essential());
+        match j.record(entry) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("history: could not record {what}: {e}");
+                self.emit(JobEvent::Note(format!("history: could not record {what}: {e}")));
+                if essential {
+                    self.unrecorded().push(Unrecorded { what, error: e });
+                }
+                false
+            }
         }
     }
 
@@ -192,7 +228,7 @@ pub async fn run_job(
 ) -> Result<JobOutcome, JobError> {
     let started = Instant::now();
     let client = &announcing_retries(client, &events);
-    let rec = Recorder { journal: job.journal.as_deref(), events: &events };
+    let rec = Recorder::new(job.journal.as_deref(), &events);
     rec.must(JournalEntry::Pending { endpoint: &job.endpoint, input: &job.input, out_dir: &job.out_dir })?;
 
     let image_urls = tokio::select! {
@@ -211,10 +247,21 @@ pub async fn run_job(
         return Err(rec.fail(e));
     }
     let handle = client.submit(&job.endpoint, &sent).await.map_err(|e| rec.fail(JobError::Submit(e)))?;
-    rec.note(JournalEntry::Submitted { handle: &handle });
+    let id_recorded = rec.try_note(JournalEntry::Submitted { handle: &handle });
     rec.emit(JobEvent::Submitted { handle: handle.clone() });
 
-    finish(client, &rec, handle, sent, &job.out_dir, job.follow, None, cancel, started).await.map_err(|e| rec.fail(e))
+    let result = finish(client, &rec, handle.clone(), sent, &job.out_dir, job.follow, None, cancel, started).await;
+    match result {
+        Ok(mut outcome) => {
+            // Without its request id a resume cannot find the request again: try once more now
+            // that the job is over (the disk may have room again).
+            if !id_recorded && rec.try_note(JournalEntry::Submitted { handle: &handle }) {
+                outcome.unrecorded.retain(|u| u.what != REQUEST_ID_STEP);
+            }
+            Ok(outcome)
+        }
+        Err(e) => Err(rec.fail(e)),
+    }
 }
 
 /// Finishes a request fal already has: follows it (unless its result is known), fetches the
@@ -227,7 +274,7 @@ pub async fn resume_job(
 ) -> Result<JobOutcome, JobError> {
     let started = Instant::now();
     let client = &announcing_retries(client, &events);
-    let rec = Recorder { journal: job.journal.as_deref(), events: &events };
+    let rec = Recorder::new(job.journal.as_deref(), &events);
     rec.emit(JobEvent::Submitted { handle: job.handle.clone() });
     finish(client, &rec, job.handle, job.sent, &job.out_dir, job.follow, job.known_result, cancel, started)
         .await
@@ -303,7 +350,8 @@ async fn finish(
     let elapsed = started.elapsed();
     rec.note(JournalEntry::Completed { elapsed });
 
-    Ok(JobOutcome { handle, sent, output, raw_result, files, logs, metrics, elapsed })
+    let unrecorded = std::mem::take(&mut *rec.unrecorded());
+    Ok(JobOutcome { handle, sent, output, raw_result, files, logs, metrics, elapsed, unrecorded })
 }
 
 fn status_event(u: StatusUpdate) -> JobEvent {

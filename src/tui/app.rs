@@ -197,10 +197,15 @@ pub struct App {
     queued: Vec<Effect>,
 }
 
-/// What an image reference is, and what is wrong with it: reads a few bytes of a local file, so
-/// it runs off the UI task for local files (the runtime calls it on a blocking thread).
+/// What an image reference is, and what is wrong with it: reads and decodes a local file, so it
+/// runs off the UI task for local files (the runtime calls it on a blocking thread).
 pub fn describe_image(source: &ImageSource, data_uri_threshold: u64) -> ImageInfo {
-    let error = crate::model::check_image_source(source).err();
+    let mut error = crate::model::check_image_source(source).err();
+    // A local file is read and decoded whole (within fal's limits), as `kontext run` does, so
+    // a damaged file is flagged here and never sent.
+    if let (None, ImageSource::Local(p)) = (&error, source) {
+        error = crate::runner::check_input_file(p).err();
+    }
     let (tag, local_file) = match source {
         ImageSource::Url(_) => ("url".to_string(), None),
         ImageSource::DataUri(d) => (format!("inline {} KB", d.len().div_ceil(1024)), None),
@@ -1073,7 +1078,7 @@ impl App {
         let notice;
         let mut field_errors = Vec::new();
         match finish {
-            JobFinish::Done { request_id, seed, files, urls, prompt_used, inference } => {
+            JobFinish::Done { request_id, seed, files, urls, prompt_used, inference, unrecorded } => {
                 // Every output field is shown: seed and timing here, NSFW flags on the images.
                 let mut summary = format!("[kontext] done: seed {seed}");
                 if let Some(secs) = inference {
@@ -1092,7 +1097,19 @@ impl App {
                 job.files = files;
                 job.urls = urls;
                 job.phase = JobPhase::Completed;
-                notice = (format!("job #{id} done: {} image(s), seed {seed}", job.files.len()), false);
+                notice = if unrecorded.is_empty() {
+                    (format!("job #{id} done: {} image(s), seed {seed}", job.files.len()), false)
+                } else {
+                    let missed: Vec<String> = unrecorded.iter().map(|u| u.what.clone()).collect();
+                    let text = format!(
+                        "job #{id}: images saved, but the history could not record {} ({}) — request {}; run `kontext resume` once there is room on the disk",
+                        missed.join(", "),
+                        one_line(&unrecorded[0].error),
+                        one_line(job.request_id.as_deref().unwrap_or("?"))
+                    );
+                    job.logs.push(format!("[kontext] {text}"));
+                    (text, true)
+                };
                 self.last_seed = Some(seed);
             }
             JobFinish::Failed { message, field_errors: fe, request_id, ambiguous } => {

@@ -67,6 +67,9 @@ pub enum JobFinish {
         prompt_used: String,
         /// `timings.inference`, when fal reports it.
         inference: Option<f64>,
+        /// Steps the history could not record (a full disk): the files are written, but the
+        /// history does not have it all.
+        unrecorded: Vec<crate::runner::Unrecorded>,
     },
     Failed {
         message: String,

@@ -154,6 +154,13 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
             return crate::cli::exit::INVALID_INPUT;
         }
     };
+    let out_dir = config.output_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    for (dir, what) in [(out_dir.as_path(), "output_dir"), (locations.data_dir().as_path(), "the data directory")] {
+        if let Err(e) = crate::setup::check_writable_dir(dir, what) {
+            eprintln!("kontext: {e}");
+            return crate::cli::exit::INVALID_INPUT;
+        }
+    }
     let history = match crate::history::History::open(&locations.data_dir()) {
         Ok(h) => h,
         Err(e) => {
@@ -164,7 +171,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     let services = Services {
         client: connection.client.clone(),
         endpoint: connection.endpoint.clone(),
-        out_dir: config.output_dir.clone().unwrap_or_else(|| PathBuf::from(".")),
+        out_dir,
         history,
         data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
     };

@@ -324,7 +324,17 @@ where
                             r.other_host.len()
                         ));
                     }
-                    let _ = tx.send(Message::Notice(text));
+                    let unrecorded =
+                        r.resumed.iter().filter(|o| o.result.as_ref().is_ok_and(|o| !o.unrecorded.is_empty()));
+                    let unrecorded = unrecorded.count();
+                    if unrecorded > 0 {
+                        text.push_str(&format!(
+                            "; {unrecorded} finished but the history could not record it (is the disk full?): run `kontext resume` once there is room"
+                        ));
+                        let _ = tx.send(Message::Error(text));
+                    } else {
+                        let _ = tx.send(Message::Notice(text));
+                    }
                     let _ = tx.send(Message::HistoryChanged);
                 }
                 Err(e) => {
@@ -368,6 +378,7 @@ where
                     files: o.files,
                     inference: o.output.inference_seconds(),
                     prompt_used: o.output.prompt,
+                    unrecorded: o.unrecorded,
                 },
                 Err(JobError::Cancelled { handle, .. }) => {
                     JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) }
