@@ -42,6 +42,22 @@ pub fn one_line(text: &str) -> String {
     strip_controls(text).replace(['\n', '\t'], " ")
 }
 
+/// Serialised JSON made safe to print: serde escapes C0 controls (ESC becomes `\u001b`) but
+/// writes DEL, C1 controls (U+009B is CSI to some terminals), bidi and invisible characters raw.
+/// They are written as `\uXXXX` too, so the data stays exact and the terminal sees none of them.
+/// Outside strings serialised JSON holds only ASCII punctuation, so escaping anywhere is safe.
+pub fn terminal_safe_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if matches!(c, '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}') || is_invisible_format(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Characters with no glyph that change how the text around them is shown: bidi embeddings,
 /// overrides, isolates and marks (the "Trojan Source" set), zero-width space, word joiner and
 /// invisible operators, BOM, deprecated format controls, interlinear annotations. Zero-width
@@ -126,6 +142,14 @@ mod tests {
         assert_eq!(strip_controls("\u{feff}zero\u{200b}width\u{2060}"), "zerowidth");
         assert_eq!(strip_controls("keep 👩\u{200d}💻 and \u{200c}"), "keep 👩\u{200d}💻 and \u{200c}", "joiners stay");
         assert_eq!(one_line("a\u{2028}b\u{2029}c\u{7f}"), "a b c");
+    }
+
+    #[test]
+    fn json_keeps_the_data_and_shows_no_control() {
+        let value = serde_json::json!({"error": "a\u{1b}]52;c;ZXZpbA==\u{7}\u{9b}2J\u{202e}x\u{7f}\u{2028}é"});
+        let json = terminal_safe_json(&serde_json::to_string(&value).unwrap());
+        assert_eq!(json, r#"{"error":"a\u001b]52;c;ZXZpbA==\u0007\u009b2J\u202ex\u007f\u2028é"}"#);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), value, "the same data");
     }
 
     mod properties {

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::exit;
 use super::run::{BaseRequest, RunArgs};
 use crate::history::{History, HistoryDetail, HistoryEntry, HistoryError, HistoryQuery, JobState};
-use crate::sanitize::{one_line, strip_controls};
+use crate::sanitize::{one_line, strip_controls, terminal_safe_json};
 use crate::setup::{Locations, connect};
 
 #[derive(Debug, Args)]
@@ -185,7 +185,7 @@ fn list(h: &History, a: ListArgs) -> u8 {
     };
     let mut out = std::io::stdout().lock();
     if a.json {
-        let _ = writeln!(out, "{}", serde_json::to_string(&entries).unwrap_or_default());
+        let _ = writeln!(out, "{}", terminal_safe_json(&serde_json::to_string(&entries).unwrap_or_default()));
         return exit::OK;
     }
     for e in &entries {
@@ -210,7 +210,7 @@ fn entry_line(e: &HistoryEntry) -> String {
 
 fn show(d: &HistoryDetail, as_json: bool) {
     if as_json {
-        println!("{}", serde_json::to_string(d).unwrap_or_default());
+        println!("{}", terminal_safe_json(&serde_json::to_string(d).unwrap_or_default()));
         return;
     }
     let e = &d.entry;
@@ -249,12 +249,18 @@ fn show(d: &HistoryDetail, as_json: bool) {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+/// A text field of the CSV export: server text stripped of escape sequences, and a field a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first: OWASP's list) gets a
+/// leading `'`. A plain number such as `-3` is data, not a formula, and is left alone.
+fn csv_text(s: &str) -> String {
+    let s = strip_controls(s);
+    let plain_number = s.parse::<f64>().is_ok() && s.chars().all(|c| c.is_ascii_digit() || ".eE+-".contains(c));
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number { format!("'{s}") } else { s }
 }
 
 fn export(h: &History, format: &str) -> u8 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let io_err = |e: std::io::Error| HistoryError::Io(e.to_string());
     let result = match format.trim().to_ascii_lowercase().as_str() {
         "json" => {
             let mut first = true;
@@ -262,33 +268,52 @@ fn export(h: &History, format: &str) -> u8 {
             let r = h.for_each(|d| {
                 let sep = if first { "" } else { "," };
                 first = false;
-                write!(out, "{sep}\n{}", serde_json::to_string(&d).unwrap_or_default())
-                    .map_err(|e| HistoryError::Io(e.to_string()))
+                let json = terminal_safe_json(&serde_json::to_string(&d).unwrap_or_default());
+                write!(out, "{sep}\n{json}").map_err(io_err)
             });
             let _ = writeln!(out, "\n]");
             r
         }
         "csv" => {
-            let _ = writeln!(out, "id,request_id,state,created_at,endpoint,seed,prompt,outputs,saved_paths,error");
-            h.for_each(|d| {
-                let e = &d.entry;
-                let saved: Vec<String> =
-                    d.outputs.iter().filter_map(|m| m.saved_path.as_ref().map(|p| p.display().to_string())).collect();
-                let fields = [
-                    e.id.clone(),
-                    e.request_id.clone().unwrap_or_default(),
-                    e.state.to_string(),
-                    e.created_at.to_string(),
-                    e.endpoint.clone(),
-                    e.seed.map(|s| s.to_string()).unwrap_or_default(),
-                    e.prompt.clone(),
-                    e.num_outputs.to_string(),
-                    saved.join(";"),
-                    d.error.clone().unwrap_or_default(),
-                ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                writeln!(out, "{}", line.join(",")).map_err(|e| HistoryError::Io(e.to_string()))
-            })
+            let mut csv = csv::Writer::from_writer(&mut out);
+            let header = [
+                "id",
+                "request_id",
+                "state",
+                "created_at",
+                "endpoint",
+                "seed",
+                "prompt",
+                "outputs",
+                "saved_paths",
+                "error",
+            ];
+            let r = csv.write_record(header).map_err(|e| HistoryError::Io(e.to_string())).and_then(|()| {
+                h.for_each(|d| {
+                    let e = &d.entry;
+                    let saved: Vec<String> = d
+                        .outputs
+                        .iter()
+                        .filter_map(|m| m.saved_path.as_ref().map(|p| p.display().to_string()))
+                        .collect();
+                    // Numbers we wrote ourselves go as they are; every text field through csv_text.
+                    let record = [
+                        csv_text(&e.id),
+                        csv_text(e.request_id.as_deref().unwrap_or_default()),
+                        csv_text(&e.state.to_string()),
+                        e.created_at.to_string(),
+                        csv_text(&e.endpoint),
+                        e.seed.map(|s| s.to_string()).unwrap_or_default(),
+                        csv_text(&e.prompt),
+                        e.num_outputs.to_string(),
+                        csv_text(&saved.join(";")),
+                        csv_text(d.error.as_deref().unwrap_or_default()),
+                    ];
+                    csv.write_record(&record).map_err(|e| HistoryError::Io(e.to_string()))
+                })
+            });
+            let _ = csv.flush();
+            r
         }
         other => {
             eprintln!("kontext: --format {other:?} is not known; use json or csv");

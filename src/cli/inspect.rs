@@ -38,7 +38,7 @@ pub fn inspect(args: InspectArgs) -> u8 {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string(&meta).unwrap_or_default());
+        println!("{}", crate::sanitize::terminal_safe_json(&serde_json::to_string(&meta).unwrap_or_default()));
         return exit::OK;
     }
     for (key, value) in meta.fields() {

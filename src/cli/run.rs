@@ -224,7 +224,7 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
             "result": outcome.raw_result,
             "files": outcome.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
         });
-        println!("{value}");
+        println!("{}", crate::sanitize::terminal_safe_json(&value.to_string()));
         return;
     }
     let o = &outcome.output;
