@@ -37,7 +37,14 @@ pub enum FaultKind {
     Fail,
     /// Added latency before answering.
     Slow,
+    /// The request runs, but every log line and the prompt fal echoes carry [`HOSTILE_TEXT`].
+    HostileText,
 }
+
+/// What a hostile server slips into its text: an OSC 52 clipboard write, a screen clear, a
+/// doubled ESC before an OSC (a naive stripper prints its payload), a C1 CSI and a bidi
+/// override. A terminal-safe client shows only ` desrever`.
+pub const HOSTILE_TEXT: &str = " \u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\u{1b}\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}desrever";
 
 const KINDS: &[(&str, FaultKind)] = &[
     ("429", FaultKind::RateLimit),
@@ -53,6 +60,7 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("drop-stream", FaultKind::DropStream),
     ("fail", FaultKind::Fail),
     ("slow", FaultKind::Slow),
+    ("hostile-text", FaultKind::HostileText),
 ];
 
 /// Route filter of a rule.
@@ -298,6 +306,8 @@ impl FaultState {
             FaultKind::DropStream => route == Route::StatusStream,
             // A model failure only makes sense where a model runs.
             FaultKind::Fail => matches!(route, Route::Submit | Route::Run),
+            // The text comes from the job, marked when it is submitted.
+            FaultKind::HostileText => route == Route::Submit,
             _ => route != Route::Other,
         }
     }

@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use faults::{Amount, FaultKind, FaultRoute, FaultRule, FaultSpec, FaultSpecError};
+pub use faults::{Amount, FaultKind, FaultRoute, FaultRule, FaultSpec, FaultSpecError, HOSTILE_TEXT};
 
 use util::lock;
 
