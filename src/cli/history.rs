@@ -422,7 +422,7 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
             "running_elsewhere": report.running_elsewhere,
             "other_host": report.other_host,
         });
-        println!("{v}");
+        println!("{}", terminal_safe_json(&v.to_string()));
     }
     code
 }

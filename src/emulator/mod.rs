@@ -272,6 +272,14 @@ impl Emulator {
         self.shared.submits.load(Ordering::SeqCst)
     }
 
+    /// Every request the queue accepted (the last 5000), as (request id, the submitted JSON —
+    /// `Null` when it did not parse), in no particular order: a test can tell from it whether
+    /// any content was submitted twice.
+    pub fn accepted(&self) -> Vec<(String, serde_json::Value)> {
+        let queue = lock(&self.shared.queue);
+        queue.jobs.values().map(|j| (j.id.clone(), j.body.clone().unwrap_or_default())).collect()
+    }
+
     /// When a status stream sent request `id`'s COMPLETED event (for latency measurements).
     pub fn completion_streamed_at(&self, id: &str) -> Option<std::time::Instant> {
         let job = lock(&self.shared.queue).jobs.get(id).cloned()?;
