@@ -230,7 +230,12 @@ async fn every_export_format_is_safe_to_print_and_to_open_in_a_spreadsheet() {
     let all: Vec<Value> = serde_json::from_str(&json).unwrap();
     assert_eq!(all[0]["entry"]["request_id"], format!("req{OSC52}\u{1b}[2J\u{9b}31m"), "the data is exact");
     let id = all[0]["entry"]["id"].as_str().unwrap();
-    for args in [&["history", "list", "--json"][..], &["history", "show", "--json", id][..]] {
+    for args in [
+        &["history", "list", "--json"][..],
+        &["history", "show", "--json", id],
+        &["history", "list"],
+        &["history", "show", id],
+    ] {
         let (_, out, _) = run(h, args).await;
         assert_no_terminal_control(&args.join(" "), &out);
     }

@@ -216,7 +216,7 @@ fn show(d: &HistoryDetail, as_json: bool) {
     let e = &d.entry;
     println!("id         {}", e.id);
     println!("request    {}", one_line(e.request_id.as_deref().unwrap_or("(not accepted by fal)")));
-    println!("endpoint   {}", e.endpoint);
+    println!("endpoint   {}", one_line(&e.endpoint));
     println!("state      {}", e.state);
     println!("created    {} UTC", crate::timefmt::format_utc(e.created_at));
     println!("prompt     {}", one_line(&e.prompt));
@@ -230,12 +230,19 @@ fn show(d: &HistoryDetail, as_json: bool) {
         println!("input {}    {}", i + 1, strip_controls(&img.display()));
     }
     for m in &d.inputs {
-        println!("  stored   {} ({}x{} {})", m.path.display(), m.width, m.height, m.content_type);
+        println!(
+            "  stored   {} ({}x{} {})",
+            one_line(&m.path.display().to_string()),
+            m.width,
+            m.height,
+            m.content_type
+        );
     }
     for m in &d.outputs {
-        println!("output {}   {} ({}x{} {})", m.index + 1, m.path.display(), m.width, m.height, m.content_type);
+        let path = one_line(&m.path.display().to_string());
+        println!("output {}   {path} ({}x{} {})", m.index + 1, m.width, m.height, m.content_type);
         if let Some(p) = &m.saved_path {
-            println!("  saved    {}", p.display());
+            println!("  saved    {}", one_line(&p.display().to_string()));
         }
     }
     for (at, ev) in &d.events {
@@ -370,7 +377,7 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
             Ok(o) => {
                 let files: Vec<String> = o.files.iter().map(|f| f.path.display().to_string()).collect();
                 if !args.json {
-                    println!("{}  completed  {}", r.id, files.join("  "));
+                    println!("{}  completed  {}", r.id, one_line(&files.join("  ")));
                 }
                 finished.push(json!({"id": r.id, "request_id": r.request_id, "state": "completed", "files": files}));
             }

@@ -33,7 +33,7 @@ pub fn inspect(args: InspectArgs) -> u8 {
     let meta = match read_metadata(&args.file) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("kontext: {}: {e}", args.file.display());
+            eprintln!("kontext: {}", strip_controls(&format!("{}: {e}", args.file.display())));
             return exit::INVALID_INPUT;
         }
     };
