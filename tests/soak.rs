@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use kontext::emulator::{Emulator, EmulatorConfig};
@@ -66,15 +66,7 @@ struct Figures {
     resumes: usize,
 }
 
-fn kontext(home: &Path) -> Command {
-    let config = home.join("config.toml");
-    if !config.exists() {
-        std::fs::write(&config, "[network]\npoll_interval_ms = 50\n").unwrap();
-    }
-    let mut cmd = support::kontext(home);
-    cmd.env("FAL_KEY", "test-key");
-    cmd
-}
+use support::kontext_with_key as kontext;
 
 /// Waits for `child`, killing it if it outlives the deadline (then the soak fails).
 fn wait_bounded(child: &mut Child, what: &str) -> std::process::ExitStatus {

@@ -82,6 +82,27 @@ impl Screen {
         }
     }
 
+    /// Once the studio is up: types `prompt`, adds an image URL (the emulator's placeholder) and
+    /// presses F5.
+    fn submit_a_url_job(&mut self, prompt: &str) {
+        self.wait_for("1 Prompt", Duration::from_secs(20));
+        self.send(prompt);
+        self.send("\t");
+        self.send("a");
+        self.send("https://v3.fal.media/files/a.png");
+        self.send("\r");
+        self.send("\x1b[15~"); // F5
+    }
+
+    /// Waits (bounded) for the studio to exit.
+    fn wait_exit(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "kontext did not exit");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
     fn send(&mut self, bytes: &str) {
         self.writer.write_all(bytes.as_bytes()).unwrap();
         self.writer.flush().unwrap();
@@ -182,20 +203,10 @@ fn quitting_with_a_running_job_leaves_it_to_finish_and_resume_fetches_it() {
         140,
         &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")],
     );
-    s.wait_for("1 Prompt", Duration::from_secs(20));
-    s.send("a lighthouse at dusk");
-    s.send("\t");
-    s.send("a");
-    s.send("https://v3.fal.media/files/a.png");
-    s.send("\r");
-    s.send("\x1b[15~"); // F5
+    s.submit_a_url_job("a lighthouse at dusk");
     s.wait_for("running", Duration::from_secs(10));
     s.send("\x11"); // Ctrl-Q while the job runs
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "kontext did not exit");
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    s.wait_exit();
     std::thread::sleep(Duration::from_millis(100));
     let text = s.text();
     assert!(text.contains("left to finish"), "{text}");
@@ -230,13 +241,7 @@ fn hostile_log_lines_and_prompt_echoes_reach_the_real_screen_clean() {
     std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
 
     let mut s = Screen::spawn_with(dir.path(), 40, 140, &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url())]);
-    s.wait_for("1 Prompt", Duration::from_secs(20));
-    s.send("a lighthouse at dusk");
-    s.send("\t");
-    s.send("a");
-    s.send("https://v3.fal.media/files/a.png");
-    s.send("\r");
-    s.send("\x1b[15~"); // F5
+    s.submit_a_url_job("a lighthouse at dusk");
     s.wait_for("job #1 done", Duration::from_secs(20));
     s.send("\x1b4"); // Alt-4: the job's log
     let screen = s.wait_for("Done in", Duration::from_secs(5));
@@ -250,10 +255,6 @@ fn hostile_log_lines_and_prompt_echoes_reach_the_real_screen_clean() {
         assert!(!raw.contains(sent), "{sent:?} was written to the terminal");
     }
     s.send("\x11"); // Ctrl-Q
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "kontext did not exit");
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    s.wait_exit();
     rt.block_on(emu.shutdown());
 }
