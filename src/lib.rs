@@ -10,6 +10,7 @@ pub mod emulator;
 pub mod fal;
 pub mod history;
 pub mod model;
+mod process;
 pub mod runner;
 pub mod sanitize;
 pub mod setup;

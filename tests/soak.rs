@@ -32,6 +32,7 @@ const SOAK_FAULTS: &str = "\
     429@result:0.05,\
     502@result:0.05,\
     reset@files:0.03,\
+    hostile-text@submit:0.2,\
     slow@files:30ms";
 
 /// Processes running at once (the machine has 2 cores, shared).
@@ -160,7 +161,8 @@ impl Soak {
             figures.resumes += 1;
             let log = File::create(logs.join(format!("resume-{}.log", figures.resumes))).unwrap();
             let mut resume = kontext(home.path());
-            resume.args(["resume", "--queue-url", emu.base_url()]).stdout(log).stderr(Stdio::null());
+            let err = File::create(logs.join(format!("resume-{}.err", figures.resumes))).unwrap();
+            resume.args(["resume", "--queue-url", emu.base_url()]).stdout(log).stderr(err);
             let mut child = resume.spawn().unwrap();
             wait_bounded(&mut child, "resume");
         }
@@ -229,6 +231,15 @@ impl Soak {
             Err(_) => Vec::new(),
         };
         assert_eq!(written.len(), saved_files, "exactly the saved images, no temporary files: {written:?}");
+        // What the runs and resumes printed (progress, log lines with `hostile-text`, errors)
+        // reached a terminal clean.
+        for entry in std::fs::read_dir(logs).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let unsafe_char =
+                |c: char| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c) || c == '\u{2066}';
+            assert!(!text.contains(unsafe_char), "{} lets a control through: {text:?}", path.display());
+        }
         assert_eq!(figures.lost, 0, "{figures:?}");
         assert_eq!(figures.doubled, 0, "{figures:?}");
         assert_eq!(
