@@ -65,6 +65,9 @@ struct Figures {
     doubled: usize,
     files_verified: usize,
     resumes: usize,
+    /// Half-written media left in `media/.tmp` by killed processes (harmless, never read; not
+    /// yet cleaned up): reported, not asserted.
+    media_temporaries_left: usize,
 }
 
 use support::kontext_with_key as kontext;
@@ -168,6 +171,8 @@ impl Soak {
         }
 
         self.check(&emu, &h, &out, &logs, &mut figures);
+        figures.media_temporaries_left =
+            std::fs::read_dir(h.media_dir().join(".tmp")).map(|r| r.count()).unwrap_or_default();
         rt.block_on(emu.shutdown());
         println!("soak: {figures:?} in {:.1}s", started.elapsed().as_secs_f64());
         figures
