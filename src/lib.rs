@@ -11,6 +11,7 @@ pub mod fal;
 pub mod history;
 pub mod local_file;
 pub mod model;
+mod process;
 pub mod runner;
 pub mod sanitize;
 pub mod setup;

@@ -575,3 +575,37 @@ fn dev_zero_pipes_and_huge_files_are_refused_not_read() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("key_command printed more than 64 KiB"), "{stderr}");
 }
+
+#[test]
+fn hostile_log_lines_and_prompt_echoes_are_clean_in_every_output_of_run() {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", "hostile-text:1"]);
+    let home = tempfile::tempdir().unwrap();
+    let unsafe_char =
+        |c: char| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c) || c == '\u{2066}';
+    for json in [false, true] {
+        let mut cmd = kontext(home.path());
+        cmd.env("FAL_KEY", "k")
+            .args(["run", "-p", "a lighthouse", "-i", "https://v3.fal.media/a.png", "--queue-url", &emu.url, "--out"])
+            .arg(home.path().join("out"));
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(stderr.contains("desrever"), "the log lines are shown: {stderr}");
+        for (what, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            assert!(!text.contains(unsafe_char), "{what} lets a control through: {text:?}");
+            // JSON keeps the data, escaped (`\u001b]0;owned`); text shows none of it.
+            let is_json = json && what == "stdout";
+            assert!(is_json || !text.contains("]0;owned") && !text.contains("ZXZpbA=="), "{what}: {text}");
+        }
+        if json {
+            let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+            let echoed = v["result"]["prompt"].as_str().unwrap();
+            assert_eq!(echoed, format!("a lighthouse{}", kontext::emulator::HOSTILE_TEXT), "the data is exact");
+        } else {
+            assert!(stdout.contains("prompt   a lighthouse desrever"), "{stdout}");
+        }
+    }
+}

@@ -180,3 +180,100 @@ async fn every_command_refuses_an_emptied_or_corrupt_history_and_leaves_it_alone
     }
     assert_eq!(emu.submit_count(), 1, "nothing was sent with a broken history");
 }
+
+/// A fal look-alike's text, as history keeps it: OSC 52 (clipboard write), CSI 2J, a C1 CSI, a
+/// bidi override, and spreadsheet formulas.
+const OSC52: &str = "\u{1b}]52;c;ZXZpbA==\u{7}";
+
+fn record_hostile(data: &Path, prompt: &str, request_id: &str, error: &str) {
+    use kontext::fal::RequestHandle;
+    use kontext::runner::{JobJournal, JournalEntry};
+    let h = kontext::history::History::open(data).unwrap();
+    let j = h.journal();
+    let draft = kontext::model::Draft {
+        prompt: prompt.into(),
+        images: vec!["https://example.test/a.png".into()],
+        ..Default::default()
+    };
+    let input = draft.validate(kontext::model::MAX_INPUT_IMAGES).unwrap();
+    let endpoint = kontext::model::Endpoint::default();
+    j.record(JournalEntry::Pending { endpoint: &endpoint, input: &input, out_dir: Path::new("/tmp") }).unwrap();
+    let url = |tail: &str| format!("http://127.0.0.1:9/x/requests/1{tail}");
+    let handle = RequestHandle {
+        endpoint: endpoint.id().into(),
+        request_id: request_id.into(),
+        response_url: url(""),
+        status_url: url("/status"),
+        cancel_url: url("/cancel"),
+    };
+    j.record(JournalEntry::Submitted { handle: &handle }).unwrap();
+    j.record(JournalEntry::Failed { error }).unwrap();
+}
+
+fn assert_no_terminal_control(what: &str, text: &str) {
+    let bad = |c: char| {
+        (c.is_control() && !"\n\r\t".contains(c))
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c)
+    };
+    assert!(!text.contains(bad), "{what} lets a control through: {text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_export_format_is_safe_to_print_and_to_open_in_a_spreadsheet() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let data = h.join("data");
+    record_hostile(
+        &data,
+        "=HYPERLINK(\"http://evil.test\",\"click\") \u{202e}txt.exe",
+        &format!("req{OSC52}\u{1b}[2J\u{9b}31m"),
+        &format!("@SUM(1+1)*cmd|' /C calc'!A0{OSC52}\u{1b}[2J"),
+    );
+    record_hostile(&data, "-2+3+cmd|' /C calc'!A0", "+1-555", "\tboom\r\n-12.5");
+    record_hostile(&data, "-3", "ok-id", "-12.5");
+
+    let (o, csv, err) = run(h, &["history", "export", "--format", "csv"]).await;
+    assert!(o.status.success(), "{err}");
+    assert_no_terminal_control("CSV", &csv);
+    assert!(!csv.contains("]52;") && !csv.contains("[2J") && !csv.contains("ZXZpbA"), "no leftovers: {csv}");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let headers = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 3, "{csv}");
+    let col = |row: &csv::StringRecord, name: &str| {
+        let i = headers.iter().position(|h| h == name).unwrap();
+        row[i].to_string()
+    };
+    assert_eq!(col(&rows[0], "request_id"), "req");
+    assert_eq!(col(&rows[0], "prompt"), "'=HYPERLINK(\"http://evil.test\",\"click\") txt.exe");
+    assert_eq!(col(&rows[0], "error"), "'@SUM(1+1)*cmd|' /C calc'!A0");
+    assert_eq!(col(&rows[1], "prompt"), "'-2+3+cmd|' /C calc'!A0");
+    assert_eq!(col(&rows[1], "request_id"), "'+1-555");
+    assert_eq!(col(&rows[1], "error"), "'\tboom\n-12.5", "a leading tab is a formula too; CR is dropped");
+    assert_eq!(col(&rows[2], "prompt"), "-3", "a plain number is data, not a formula");
+    assert_eq!(col(&rows[2], "error"), "-12.5");
+    for row in &rows {
+        for field in row {
+            assert!(!field.starts_with(['=', '+', '@', '\t', '\r']), "formula left in {field:?}");
+        }
+    }
+
+    // JSON keeps the data exact, with every control written as an escape.
+    let (o, json, err) = run(h, &["history", "export"]).await;
+    assert!(o.status.success(), "{err}");
+    assert_no_terminal_control("JSON", &json);
+    assert!(json.contains(r"\u001b]52;c;ZXZpbA==\u0007") && json.contains(r"\u202e"), "{json}");
+    let all: Vec<Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(all[0]["entry"]["request_id"], format!("req{OSC52}\u{1b}[2J\u{9b}31m"), "the data is exact");
+    let id = all[0]["entry"]["id"].as_str().unwrap();
+    for args in [
+        &["history", "list", "--json"][..],
+        &["history", "show", "--json", id],
+        &["history", "list"],
+        &["history", "show", id],
+    ] {
+        let (_, out, _) = run(h, args).await;
+        assert_no_terminal_control(&args.join(" "), &out);
+    }
+}

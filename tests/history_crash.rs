@@ -11,15 +11,7 @@ use kontext::history::{History, HistoryDetail, HistoryQuery, JobState};
 
 mod support;
 
-fn kontext(home: &Path) -> Command {
-    let config = home.join("config.toml");
-    if !config.exists() {
-        std::fs::write(&config, "[network]\npoll_interval_ms = 50\n").unwrap();
-    }
-    let mut cmd = support::kontext(home);
-    cmd.env("FAL_KEY", "test-key");
-    cmd
-}
+use support::kontext_with_key as kontext;
 
 async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()

@@ -14,6 +14,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_kontext");
 
 struct Screen {
     parser: Arc<Mutex<vt100::Parser>>,
+    /// Every byte the studio wrote to the terminal.
+    raw: Arc<Mutex<Vec<u8>>>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
 }
@@ -46,6 +48,8 @@ impl Screen {
             Arc::new(Mutex::new(vt100::Parser::new(NonZeroU16::new(rows).unwrap(), NonZeroU16::new(cols).unwrap(), 0)));
         let mut reader = pty.master.try_clone_reader().unwrap();
         let sink = parser.clone();
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let raw_sink = raw.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = reader.read(&mut buf) {
@@ -53,12 +57,13 @@ impl Screen {
                     break;
                 }
                 sink.lock().unwrap().process(&buf[..n]);
+                raw_sink.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
         let writer = pty.master.take_writer().unwrap();
         // Keep the master alive for the child's lifetime.
         std::mem::forget(pty.master);
-        Screen { parser, writer, child }
+        Screen { parser, raw, writer, child }
     }
 
     fn text(&self) -> String {
@@ -73,6 +78,27 @@ impl Screen {
                 return text;
             }
             assert!(Instant::now() < deadline, "timed out waiting for {needle:?}; screen:\n{text}");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// Once the studio is up: types `prompt`, adds an image URL (the emulator's placeholder) and
+    /// presses F5.
+    fn submit_a_url_job(&mut self, prompt: &str) {
+        self.wait_for("1 Prompt", Duration::from_secs(20));
+        self.send(prompt);
+        self.send("\t");
+        self.send("a");
+        self.send("https://v3.fal.media/files/a.png");
+        self.send("\r");
+        self.send("\x1b[15~"); // F5
+    }
+
+    /// Waits (bounded) for the studio to exit.
+    fn wait_exit(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "kontext did not exit");
             std::thread::sleep(Duration::from_millis(30));
         }
     }
@@ -177,20 +203,10 @@ fn quitting_with_a_running_job_leaves_it_to_finish_and_resume_fetches_it() {
         140,
         &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")],
     );
-    s.wait_for("1 Prompt", Duration::from_secs(20));
-    s.send("a lighthouse at dusk");
-    s.send("\t");
-    s.send("a");
-    s.send("https://v3.fal.media/files/a.png");
-    s.send("\r");
-    s.send("\x1b[15~"); // F5
+    s.submit_a_url_job("a lighthouse at dusk");
     s.wait_for("running", Duration::from_secs(10));
     s.send("\x11"); // Ctrl-Q while the job runs
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < deadline, "kontext did not exit");
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    s.wait_exit();
     std::thread::sleep(Duration::from_millis(100));
     let text = s.text();
     assert!(text.contains("left to finish"), "{text}");
@@ -211,5 +227,34 @@ fn quitting_with_a_running_job_leaves_it_to_finish_and_resume_fetches_it() {
     let files: Vec<_> = std::fs::read_dir(&out).unwrap().collect();
     assert_eq!(files.len(), 1, "the result was fetched after the studio quit");
     assert_eq!(emu.submit_count(), 1, "and it was submitted exactly once");
+    rt.block_on(emu.shutdown());
+}
+
+#[test]
+fn hostile_log_lines_and_prompt_echoes_reach_the_real_screen_clean() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut config = kontext::emulator::EmulatorConfig::fast();
+    config.faults = "hostile-text@submit:1".parse().unwrap();
+    let emu = rt.block_on(kontext::emulator::Emulator::start(config, 0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
+
+    let mut s = Screen::spawn_with(dir.path(), 40, 140, &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url())]);
+    s.submit_a_url_job("a lighthouse at dusk");
+    s.wait_for("job #1 done", Duration::from_secs(20));
+    s.send("\x1b4"); // Alt-4: the job's log
+    let screen = s.wait_for("Done in", Duration::from_secs(5));
+    assert!(screen.contains("desrever"), "the hostile lines are shown, cleaned:\n{screen}");
+    assert!(screen.contains("fal used the prompt: a lighthouse at dusk desrever"), "{screen}");
+    for leftover in ["]52;", "ZXZpbA", "[2J", "]0;", "owned", "31m", "\u{202e}"] {
+        assert!(!screen.contains(leftover), "{leftover:?} on the screen:\n{screen}");
+    }
+    let raw = String::from_utf8_lossy(&s.raw.lock().unwrap()).into_owned();
+    for sent in ["ZXZpbA", "owned", "\u{202e}", "\u{9b}"] {
+        assert!(!raw.contains(sent), "{sent:?} was written to the terminal");
+    }
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
     rt.block_on(emu.shutdown());
 }

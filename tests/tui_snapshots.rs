@@ -256,3 +256,48 @@ fn every_size_down_to_the_minimum_renders() {
         }
     }
 }
+
+/// Leftovers of a stripped sequence, as a half-sanitised screen would show them.
+fn assert_no_leftovers(screen: &str) {
+    for leftover in ["]52;", "ZXZpbA", "[2J", "]0;", "owned", "31m", "\u{202e}", "\u{1b}", "\u{9b}"] {
+        assert!(!screen.contains(leftover), "{leftover:?} reached the screen:\n{screen}");
+    }
+}
+
+#[test]
+fn hostile_server_text_leaves_nothing_on_the_screen() {
+    use kontext::emulator::HOSTILE_TEXT;
+    let mut a = filled();
+    ctrl(&mut a, 's');
+    let hostile_id = format!("3e3e5b8a{HOSTILE_TEXT}");
+    a.update(Message::Job { id: 1, event: JobEvent::Submitted { handle: handle(&hostile_id) } });
+    a.update(Message::Job { id: 1, event: JobEvent::InProgress });
+    let logs = [format!("Step 7/28{HOSTILE_TEXT}"), format!("two\nlines{HOSTILE_TEXT}")]
+        .into_iter()
+        .map(|message| LogEntry { message, timestamp: None, level: None, source: None })
+        .collect();
+    a.update(Message::Job { id: 1, event: JobEvent::Logs(logs) });
+    a.update(Message::Job { id: 1, event: JobEvent::Note(format!("retrying{HOSTILE_TEXT}")) });
+    focus(&mut a, '4');
+    let screen = render(&mut a, 120, 36);
+    assert_no_leftovers(&screen);
+    assert!(screen.contains("Step 7/28 desrever") && screen.contains("two lines desrever"), "{screen}");
+    assert!(screen.contains("log of #1 3e3e5b8a desrever"), "the request id, cleaned:\n{screen}");
+    assert_eq!(a.jobs[0].request_id.as_deref(), Some("3e3e5b8a desrever"), "cleaned where it enters");
+
+    a.update(Message::JobFinished {
+        id: 1,
+        outcome: Box::new(JobFinish::Failed {
+            message: format!("fal says: boom{HOSTILE_TEXT}"),
+            field_errors: vec![kontext::model::FieldError {
+                field: kontext::model::Field::GuidanceScale,
+                message: format!("too high{HOSTILE_TEXT}"),
+            }],
+            request_id: Some(hostile_id),
+            ambiguous: false,
+        }),
+    });
+    let screen = render(&mut a, 120, 36);
+    assert_no_leftovers(&screen);
+    assert!(screen.contains("too high desrever"), "{screen}");
+}

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use super::exit;
 use super::run::{BaseRequest, RunArgs};
 use crate::history::{History, HistoryDetail, HistoryEntry, HistoryError, HistoryQuery, JobState};
-use crate::sanitize::{one_line, strip_controls};
+use crate::sanitize::{one_line, strip_controls, terminal_safe_json};
 use crate::setup::{Locations, connect};
 
 #[derive(Debug, Args)]
@@ -185,7 +185,7 @@ fn list(h: &History, a: ListArgs) -> u8 {
     };
     let mut out = std::io::stdout().lock();
     if a.json {
-        let _ = writeln!(out, "{}", serde_json::to_string(&entries).unwrap_or_default());
+        let _ = writeln!(out, "{}", terminal_safe_json(&serde_json::to_string(&entries).unwrap_or_default()));
         return exit::OK;
     }
     for e in &entries {
@@ -210,13 +210,13 @@ fn entry_line(e: &HistoryEntry) -> String {
 
 fn show(d: &HistoryDetail, as_json: bool) {
     if as_json {
-        println!("{}", serde_json::to_string(d).unwrap_or_default());
+        println!("{}", terminal_safe_json(&serde_json::to_string(d).unwrap_or_default()));
         return;
     }
     let e = &d.entry;
     println!("id         {}", e.id);
     println!("request    {}", one_line(e.request_id.as_deref().unwrap_or("(not accepted by fal)")));
-    println!("endpoint   {}", e.endpoint);
+    println!("endpoint   {}", one_line(&e.endpoint));
     println!("state      {}", e.state);
     println!("created    {} UTC", crate::timefmt::format_utc(e.created_at));
     println!("prompt     {}", one_line(&e.prompt));
@@ -230,12 +230,19 @@ fn show(d: &HistoryDetail, as_json: bool) {
         println!("input {}    {}", i + 1, strip_controls(&img.display()));
     }
     for m in &d.inputs {
-        println!("  stored   {} ({}x{} {})", m.path.display(), m.width, m.height, m.content_type);
+        println!(
+            "  stored   {} ({}x{} {})",
+            one_line(&m.path.display().to_string()),
+            m.width,
+            m.height,
+            m.content_type
+        );
     }
     for m in &d.outputs {
-        println!("output {}   {} ({}x{} {})", m.index + 1, m.path.display(), m.width, m.height, m.content_type);
+        let path = one_line(&m.path.display().to_string());
+        println!("output {}   {path} ({}x{} {})", m.index + 1, m.width, m.height, m.content_type);
         if let Some(p) = &m.saved_path {
-            println!("  saved    {}", p.display());
+            println!("  saved    {}", one_line(&p.display().to_string()));
         }
     }
     for (at, ev) in &d.events {
@@ -249,12 +256,18 @@ fn show(d: &HistoryDetail, as_json: bool) {
     }
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() }
+/// A text field of the CSV export: server text stripped of escape sequences, and a field a
+/// spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab, CR first: OWASP's list) gets a
+/// leading `'`. A plain number such as `-3` is data, not a formula, and is left alone.
+fn csv_text(s: &str) -> String {
+    let s = strip_controls(s);
+    let plain_number = s.parse::<f64>().is_ok() && s.chars().all(|c| c.is_ascii_digit() || ".eE+-".contains(c));
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) && !plain_number { format!("'{s}") } else { s }
 }
 
 fn export(h: &History, format: &str) -> u8 {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let io_err = |e: std::io::Error| HistoryError::Io(e.to_string());
     let result = match format.trim().to_ascii_lowercase().as_str() {
         "json" => {
             let mut first = true;
@@ -262,33 +275,52 @@ fn export(h: &History, format: &str) -> u8 {
             let r = h.for_each(|d| {
                 let sep = if first { "" } else { "," };
                 first = false;
-                write!(out, "{sep}\n{}", serde_json::to_string(&d).unwrap_or_default())
-                    .map_err(|e| HistoryError::Io(e.to_string()))
+                let json = terminal_safe_json(&serde_json::to_string(&d).unwrap_or_default());
+                write!(out, "{sep}\n{json}").map_err(io_err)
             });
             let _ = writeln!(out, "\n]");
             r
         }
         "csv" => {
-            let _ = writeln!(out, "id,request_id,state,created_at,endpoint,seed,prompt,outputs,saved_paths,error");
-            h.for_each(|d| {
-                let e = &d.entry;
-                let saved: Vec<String> =
-                    d.outputs.iter().filter_map(|m| m.saved_path.as_ref().map(|p| p.display().to_string())).collect();
-                let fields = [
-                    e.id.clone(),
-                    e.request_id.clone().unwrap_or_default(),
-                    e.state.to_string(),
-                    e.created_at.to_string(),
-                    e.endpoint.clone(),
-                    e.seed.map(|s| s.to_string()).unwrap_or_default(),
-                    e.prompt.clone(),
-                    e.num_outputs.to_string(),
-                    saved.join(";"),
-                    d.error.clone().unwrap_or_default(),
-                ];
-                let line: Vec<String> = fields.iter().map(|f| csv_field(f)).collect();
-                writeln!(out, "{}", line.join(",")).map_err(|e| HistoryError::Io(e.to_string()))
-            })
+            let mut csv = csv::Writer::from_writer(&mut out);
+            let header = [
+                "id",
+                "request_id",
+                "state",
+                "created_at",
+                "endpoint",
+                "seed",
+                "prompt",
+                "outputs",
+                "saved_paths",
+                "error",
+            ];
+            let r = csv.write_record(header).map_err(|e| HistoryError::Io(e.to_string())).and_then(|()| {
+                h.for_each(|d| {
+                    let e = &d.entry;
+                    let saved: Vec<String> = d
+                        .outputs
+                        .iter()
+                        .filter_map(|m| m.saved_path.as_ref().map(|p| p.display().to_string()))
+                        .collect();
+                    // Numbers we wrote ourselves go as they are; every text field through csv_text.
+                    let record = [
+                        csv_text(&e.id),
+                        csv_text(e.request_id.as_deref().unwrap_or_default()),
+                        csv_text(&e.state.to_string()),
+                        e.created_at.to_string(),
+                        csv_text(&e.endpoint),
+                        e.seed.map(|s| s.to_string()).unwrap_or_default(),
+                        csv_text(&e.prompt),
+                        e.num_outputs.to_string(),
+                        csv_text(&saved.join(";")),
+                        csv_text(d.error.as_deref().unwrap_or_default()),
+                    ];
+                    csv.write_record(&record).map_err(|e| HistoryError::Io(e.to_string()))
+                })
+            });
+            let _ = csv.flush();
+            r
         }
         other => {
             eprintln!("kontext: --format {other:?} is not known; use json or csv");
@@ -369,7 +401,7 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
             Ok(o) => {
                 let files: Vec<String> = o.files.iter().map(|f| f.path.display().to_string()).collect();
                 if !args.json {
-                    println!("{}  completed  {}", r.id, files.join("  "));
+                    println!("{}  completed  {}", r.id, one_line(&files.join("  ")));
                 }
                 finished.push(json!({"id": r.id, "request_id": r.request_id, "state": "completed", "files": files}));
             }
@@ -437,7 +469,7 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
             "running_elsewhere": report.running_elsewhere,
             "other_host": report.other_host,
         });
-        println!("{v}");
+        println!("{}", terminal_safe_json(&v.to_string()));
     }
     code
 }

@@ -36,12 +36,12 @@ pub fn inspect(args: InspectArgs) -> u8 {
     let meta = match read_metadata(&args.file) {
         Ok(m) => m,
         Err(e) => {
-            eprintln!("kontext: {}: {e}", args.file.display());
+            eprintln!("kontext: {}", strip_controls(&format!("{}: {e}", args.file.display())));
             return exit::INVALID_INPUT;
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string(&meta).unwrap_or_default());
+        println!("{}", crate::sanitize::terminal_safe_json(&serde_json::to_string(&meta).unwrap_or_default()));
         return exit::OK;
     }
     for (key, value) in meta.fields() {

@@ -13,6 +13,7 @@ use super::progress::Progress;
 use crate::fal::{FalError, FollowMode, SubmitError};
 use crate::model::Draft;
 use crate::runner::{DEFAULT_DATA_URI_THRESHOLD, JobError, JobOutcome, JobRequest, run_job};
+use crate::sanitize::one_line;
 use crate::setup::{Locations, connect};
 
 #[derive(Debug, Args)]
@@ -73,7 +74,8 @@ pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
         Some(file) => match super::inspect::draft_from_file(file, locations) {
             Ok(b) => Some(b),
             Err(e) => {
-                eprintln!("kontext: --from {}: {e}", file.display());
+                // The error may quote the file, which may be hostile.
+                eprintln!("kontext: --from {}", one_line(&format!("{}: {e}", file.display())));
                 return exit::INVALID_INPUT;
             }
         },
@@ -139,11 +141,11 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
     if endpoint_check.is_err() || validated.is_err() {
         eprintln!("kontext: the request is not valid:");
         if let Err(m) = &endpoint_check {
-            eprintln!("  endpoint: {m}");
+            eprintln!("  endpoint: {}", one_line(m));
         }
         if let Err(errors) = &validated {
             for e in &errors.0 {
-                eprintln!("  {e}");
+                eprintln!("  {}", one_line(&e.to_string()));
             }
         }
         return exit::INVALID_INPUT;
@@ -271,7 +273,7 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
         if !outcome.unrecorded.is_empty() {
             value["unrecorded"] = json!(outcome.unrecorded);
         }
-        println!("{value}");
+        println!("{}", crate::sanitize::terminal_safe_json(&value.to_string()));
         return;
     }
     let o = &outcome.output;
@@ -286,7 +288,8 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     }
     for f in &outcome.files {
         let nsfw = if f.nsfw { "  [flagged NSFW]" } else { "" };
-        println!("image {}  {}  {}x{} {}{nsfw}", f.index + 1, f.path.display(), f.width, f.height, f.content_type);
+        let path = one_line(&f.path.display().to_string());
+        println!("image {}  {path}  {}x{} {}{nsfw}", f.index + 1, f.width, f.height, one_line(&f.content_type));
     }
 }
 

@@ -55,7 +55,14 @@ pub enum FaultKind {
     OversizeChunked,
     /// The result lists two more images than were asked for.
     ExtraImages,
+    /// The request runs, but every log line and the prompt fal echoes carry [`HOSTILE_TEXT`].
+    HostileText,
 }
+
+/// What a hostile server slips into its text: an OSC 52 clipboard write, a screen clear, a
+/// doubled ESC before an OSC (a naive stripper prints its payload), a C1 CSI and a bidi
+/// override. A terminal-safe client shows only ` desrever`.
+pub const HOSTILE_TEXT: &str = " \u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\u{1b}\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}desrever";
 
 const KINDS: &[(&str, FaultKind)] = &[
     ("429", FaultKind::RateLimit),
@@ -80,6 +87,7 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("oversize", FaultKind::Oversize),
     ("oversize-chunked", FaultKind::OversizeChunked),
     ("extra-images", FaultKind::ExtraImages),
+    ("hostile-text", FaultKind::HostileText),
 ];
 
 /// Route filter of a rule.
@@ -332,6 +340,8 @@ impl FaultState {
             FaultKind::NotReady | FaultKind::Truncated | FaultKind::NotJson | FaultKind::ExtraImages => {
                 route == Route::Result
             }
+            // The text comes from the job, marked when it is submitted.
+            FaultKind::HostileText => route == Route::Submit,
             _ => route != Route::Other,
         }
     }

@@ -36,7 +36,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use faults::{Amount, FaultKind, FaultRoute, FaultRule, FaultSpec, FaultSpecError};
+pub use faults::{Amount, FaultKind, FaultRoute, FaultRule, FaultSpec, FaultSpecError, HOSTILE_TEXT};
 
 use util::lock;
 
@@ -271,6 +271,14 @@ impl Emulator {
     /// Queue submits received (accepted or not).
     pub fn submit_count(&self) -> usize {
         self.shared.submits.load(Ordering::SeqCst)
+    }
+
+    /// Every request the queue accepted (the last 5000), as (request id, the submitted JSON —
+    /// `Null` when it did not parse), in no particular order: a test can tell from it whether
+    /// any content was submitted twice.
+    pub fn accepted(&self) -> Vec<(String, serde_json::Value)> {
+        let queue = lock(&self.shared.queue);
+        queue.jobs.values().map(|j| (j.id.clone(), j.body.clone().unwrap_or_default())).collect()
     }
 
     /// When a status stream sent request `id`'s COMPLETED event (for latency measurements).

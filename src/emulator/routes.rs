@@ -259,6 +259,10 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             flags.fail = true;
             None
         }
+        Some(FaultKind::HostileText) => {
+            flags.hostile_text = true;
+            None
+        }
         Some(kind) if !bodies::reshapes(kind) && kind != FaultKind::Slow => bodies::replacement(kind, &shared.shutdown),
         Some(_) | None => None,
     };
@@ -325,6 +329,7 @@ fn nginx(status: u16, reason: &str) -> Response<Body> {
 struct Flags {
     drop_stream: bool,
     fail: bool,
+    hostile_text: bool,
 }
 
 struct Req {
@@ -390,6 +395,7 @@ async fn submit(req: Req, app: String, endpoint: String) -> Response<Body> {
             endpoint,
             body: parse_body(&body),
             fail: flags.fail,
+            hostile_text: flags.hostile_text,
             webhook: query_param(query.as_deref(), "fal_webhook"),
             start_timeout,
         },

@@ -98,6 +98,8 @@ pub(crate) struct Job {
     pub body: Result<Value, String>,
     pub ready_at: Instant,
     pub fail: bool,
+    /// Log lines and the echoed prompt carry `HOSTILE_TEXT` (the `hostile-text` fault).
+    pub hostile_text: bool,
     pub webhook: Option<String>,
     pub state: Mutex<JobState>,
     pub changed: watch::Sender<u64>,
@@ -109,7 +111,10 @@ impl Job {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
-    fn log(&self, message: String) {
+    fn log(&self, mut message: String) {
+        if self.hostile_text {
+            message.push_str(super::faults::HOSTILE_TEXT);
+        }
         let entry = log_entry(&message);
         lock(&self.state).logs.push(entry);
         self.bump();
@@ -144,6 +149,7 @@ pub(crate) struct NewJob {
     pub endpoint: String,
     pub body: Result<Value, String>,
     pub fail: bool,
+    pub hostile_text: bool,
     pub webhook: Option<String>,
     pub start_timeout: Option<Duration>,
 }
@@ -159,6 +165,7 @@ pub(crate) fn enqueue(shared: &Arc<Shared>, new: NewJob) -> (Arc<Job>, usize) {
         body: new.body,
         ready_at: Instant::now() + queue_delay,
         fail: new.fail,
+        hostile_text: new.hostile_text,
         webhook: new.webhook,
         state: Mutex::new(JobState {
             phase: Phase::InQueue,
@@ -478,6 +485,9 @@ pub(crate) async fn run_model(
         "timings": {"inference": secs},
         "seed": seed,
         "has_nsfw_concepts": vec![false; input.num_images as usize],
-        "prompt": input.prompt,
+        "prompt": match job {
+            Some(j) if j.hostile_text => format!("{}{}", input.prompt, super::faults::HOSTILE_TEXT),
+            _ => input.prompt,
+        },
     }))
 }

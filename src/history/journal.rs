@@ -36,12 +36,6 @@ fn process_start(pid: i64) -> Option<String> {
     after.split_whitespace().nth(19).map(str::to_string)
 }
 
-fn pid_exists(pid: i64) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
-}
-
 /// Whether the process that owns a row is still running. Where /proc is missing, a recorded
 /// owner is taken as gone (resume is then the user's call).
 pub(super) fn owner_alive(pid: i64, start: Option<&str>) -> bool {
@@ -52,7 +46,7 @@ pub(super) fn owner_alive(pid: i64, start: Option<&str>) -> bool {
         (Some(now), Some(then)) => now == then,
         (Some(_), None) => true,
         // No /proc (macOS, BSD): ask the kernel whether the pid exists at all.
-        (None, _) if !std::path::Path::new("/proc/self").exists() => pid_exists(pid),
+        (None, _) if !std::path::Path::new("/proc/self").exists() => crate::process::pid_exists(pid),
         (None, _) => false,
     }
 }

@@ -364,13 +364,39 @@ fn status_event(u: StatusUpdate) -> JobEvent {
     }
 }
 
+/// Temporary files in the output folder are `.kontext-<pid>-<random>`.
+const TEMP_PREFIX: &str = ".kontext-";
+
+/// Removes the temporary files of killed `kontext` processes (a SIGKILL skips every clean-up)
+/// from `dir`. A live process's file, or one whose pid has been reused, is left alone; errors
+/// are ignored: this is tidying, not part of the write.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        if pid != i64::from(std::process::id()) && !crate::process::pid_exists(pid) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same folder and a rename, so no
 /// half-written file ever carries the final name.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    remove_stale_temporaries(dir);
+    // The name says whose it is, so a later write can remove it if this process is killed.
+    let mut tmp = tempfile::Builder::new().prefix(&format!("{TEMP_PREFIX}{}-", std::process::id())).tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
     // Temporary files are private (0600); a finished image is an ordinary file.
@@ -381,4 +407,27 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_removes_the_temporaries_of_killed_processes_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        let dead = dir.path().join(format!(".kontext-{}-AbC123", gone.id()));
+        let mine = dir.path().join(format!(".kontext-{}-XyZ789", std::process::id()));
+        let other = dir.path().join(".kontext-notes");
+        for p in [&dead, &mine, &other] {
+            std::fs::write(p, b"half an image").unwrap();
+        }
+        write_atomically(&dir.path().join("out.png"), b"image").unwrap();
+        assert!(!dead.exists(), "a killed process's temporary is removed");
+        assert!(mine.exists() && other.exists(), "a live process's file and other files stay");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 3, "the new file, no temporary of its own: {names:?}");
+    }
 }

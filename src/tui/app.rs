@@ -1044,18 +1044,20 @@ impl App {
         let phase = match event {
             JobEvent::Uploading { index, .. } => Some(JobPhase::Uploading(index)),
             JobEvent::Uploaded { .. } => None,
+            // Server text is made one clean line here, where it enters, so every pane, the
+            // clipboard copy and the status bar show the same safe text.
             JobEvent::Submitted { handle } => {
-                job.request_id = Some(handle.request_id);
+                job.request_id = Some(one_line(&handle.request_id));
                 Some(JobPhase::Submitted)
             }
             JobEvent::Queued { position } => Some(JobPhase::Queued(position)),
             JobEvent::InProgress => Some(JobPhase::Running),
             JobEvent::Logs(lines) => {
-                job.logs.extend(lines.iter().map(|l| strip_controls(&l.message)));
+                job.logs.extend(lines.iter().map(|l| one_line(&l.message)));
                 None
             }
             JobEvent::Note(n) => {
-                job.logs.push(format!("[kontext] {}", strip_controls(&n)));
+                job.logs.push(format!("[kontext] {}", one_line(&n)));
                 None
             }
             JobEvent::Completed | JobEvent::Downloading { .. } => Some(JobPhase::Fetching),
@@ -1092,7 +1094,7 @@ impl App {
                 if one_line(&prompt_used) != one_line(&job.prompt) {
                     job.logs.push(format!("[kontext] fal used the prompt: {}", one_line(&prompt_used)));
                 }
-                job.request_id = Some(request_id);
+                job.request_id = Some(one_line(&request_id));
                 job.seed = Some(seed);
                 job.files = files;
                 job.urls = urls;
@@ -1113,8 +1115,8 @@ impl App {
                 self.last_seed = Some(seed);
             }
             JobFinish::Failed { message, field_errors: fe, request_id, ambiguous } => {
-                if request_id.is_some() {
-                    job.request_id = request_id;
+                if let Some(r) = request_id {
+                    job.request_id = Some(one_line(&r));
                 }
                 let message = one_line(&message);
                 job.logs.push(format!("[kontext] {message}"));
@@ -1127,11 +1129,12 @@ impl App {
                     },
                     true,
                 );
-                field_errors = fe;
+                field_errors =
+                    fe.into_iter().map(|e| FieldError { message: one_line(&e.message), ..e }).collect::<Vec<_>>();
             }
             JobFinish::Cancelled { request_id } => {
-                if request_id.is_some() {
-                    job.request_id = request_id;
+                if let Some(r) = request_id {
+                    job.request_id = Some(one_line(&r));
                 }
                 job.phase = JobPhase::Cancelled;
                 notice = (format!("job #{id} cancelled"), false);
@@ -1145,7 +1148,9 @@ impl App {
         vec![self.reload_history()]
     }
 
-    fn on_history_detail(&mut self, detail: HistoryDetailView) -> Vec<Effect> {
+    fn on_history_detail(&mut self, mut detail: HistoryDetailView) -> Vec<Effect> {
+        // The stored request id is fal's text: clean before it is shown or copied.
+        detail.request_id = detail.request_id.map(|r| one_line(&r));
         match detail.purpose {
             DetailPurpose::Show => {
                 self.results.source = ResultsSource::History(Box::new(detail));

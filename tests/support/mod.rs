@@ -35,3 +35,15 @@ pub fn kontext(home: &Path) -> Command {
         .stdin(Stdio::null());
     cmd
 }
+
+/// [`kontext`] with a key and a 50 ms poll interval (unless the test wrote a config): for the
+/// crash tests and the soak, which run against an emulator in the test process.
+pub fn kontext_with_key(home: &Path) -> Command {
+    let config = home.join("config.toml");
+    if !config.exists() {
+        std::fs::write(&config, "[network]\npoll_interval_ms = 50\n").unwrap();
+    }
+    let mut cmd = kontext(home);
+    cmd.env("FAL_KEY", "test-key");
+    cmd
+}
