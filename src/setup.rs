@@ -140,6 +140,16 @@ fn resolve_key(config: &Config) -> Result<Option<(FalKey, KeySource)>, SetupErro
     Ok(None)
 }
 
+/// A key HTTP cannot carry is refused before anything is sent, naming where it came from.
+pub fn check_key_format(key: &FalKey, source: KeySource) -> Result<(), SetupError> {
+    match key.format_problem() {
+        Some(problem) => Err(SetupError::Invalid(format!(
+            "the fal key from {source} {problem}. Fix it there (kontext never shows the key); nothing was sent"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn apply_network(cfg: &mut FalConfig, config: &Config) {
     let n = &config.network;
     if let Some(s) = n.timeout_secs {
@@ -169,6 +179,9 @@ pub async fn connect(config: &Config, opts: &ConnectOptions) -> Result<Connectio
     let custom_hosts = queue.is_some() || run.is_some() || rest.is_some();
 
     let key = if opts.offline { None } else { resolve_key(config)? };
+    if let Some((k, source)) = &key {
+        check_key_format(k, *source)?;
+    }
 
     if opts.offline || (key.is_none() && !custom_hosts) {
         let reason = if opts.offline { "--offline" } else { "no fal key configured" };

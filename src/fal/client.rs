@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::FalConfig;
-use super::error::{FalError, NetworkKind};
+use super::destination::{DestinationPolicy, GuardedResolver, redirect_policy};
+use super::error::{Answerer, FalError, NetworkKind};
 use crate::model::{Endpoint, KontextInput, LogEntry, QueueStatus, StatusKind, SubmitResponse};
 
 const USER_AGENT: &str = concat!("kontext/", env!("CARGO_PKG_VERSION"));
@@ -110,25 +111,33 @@ pub struct Media {
 pub struct FalClient {
     http: reqwest::Client,
     config: std::sync::Arc<FalConfig>,
+    destinations: std::sync::Arc<DestinationPolicy>,
 }
 
 impl FalClient {
     pub fn new(config: FalConfig) -> Result<FalClient, FalError> {
-        let mut builder = reqwest::Client::builder().user_agent(USER_AGENT).connect_timeout(config.connect_timeout);
+        // One policy for server-given URLs, redirects and DNS answers (see destination.rs).
+        let destinations = std::sync::Arc::new(DestinationPolicy::for_config(&config));
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.connect_timeout)
+            .redirect(redirect_policy(destinations.clone()))
+            .dns_resolver(GuardedResolver { policy: destinations.clone() });
         if config.is_loopback() {
             // A proxy from the environment must not capture traffic to the local emulator.
             builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| FalError::Protocol(format!("cannot build the HTTP client: {e}")))?;
-        Ok(FalClient { http, config: std::sync::Arc::new(config) })
+        Ok(FalClient { http, config: std::sync::Arc::new(config), destinations })
     }
 
     pub fn config(&self) -> &FalConfig {
         &self.config
     }
 
-    /// Sends one request and returns status, headers and body. The key is attached only when the
-    /// URL is one of the configured fal hosts; reqwest drops it on a redirect to another host.
+    /// Sends one request to `who` and returns status, headers and body, and who really answered.
+    /// The key is attached only when the URL is one of the configured fal hosts; reqwest drops it
+    /// on a redirect to another host.
     async fn exchange(
         &self,
         method: Method,
@@ -136,7 +145,8 @@ impl FalClient {
         body: Option<(Bytes, &str)>,
         timeout: Option<Duration>,
         auth: bool,
-    ) -> Result<(u16, HeaderMap, Bytes), FalError> {
+        who: Answerer,
+    ) -> Result<Answer, FalError> {
         let mut req = self.http.request(method, url.clone()).header(ACCEPT, "application/json");
         if let Some(t) = timeout {
             req = req.timeout(t);
@@ -148,10 +158,11 @@ impl FalClient {
             req = req.header(CONTENT_TYPE, content_type).body(bytes);
         }
         let resp = req.send().await.map_err(|e| FalError::network(url, &e))?;
+        let from = answered_by(who, url, resp.url());
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = resp.bytes().await.map_err(|e| FalError::network(url, &e))?;
-        Ok((status, headers, bytes))
+        let body = resp.bytes().await.map_err(|e| FalError::network(url, &e))?;
+        Ok(Answer { status, headers, body, from })
     }
 
     /// Adds the key, but only for the configured fal hosts.
@@ -169,17 +180,20 @@ impl FalClient {
         url: &Url,
         body: Option<(Bytes, &str)>,
         auth: bool,
+        who: Answerer,
     ) -> Result<(HeaderMap, Bytes), FalError> {
-        let (status, headers, bytes) = self.exchange(method, url, body, Some(self.config.timeout), auth).await?;
-        if (200..300).contains(&status) {
-            Ok((headers, bytes))
-        } else {
-            Err(FalError::from_response(status, &headers, &bytes))
-        }
+        let answer = self.exchange(method, url, body, Some(self.config.timeout), auth, who).await?;
+        if (200..300).contains(&answer.status) { Ok((answer.headers, answer.body)) } else { Err(answer.error()) }
     }
 
+    /// A URL a server handed us, if the destination policy lets us go there.
     fn parse_url(&self, text: &str) -> Result<Url, FalError> {
-        Url::parse(text).map_err(|e| FalError::Protocol(format!("fal returned an invalid URL {text:?}: {e}")))
+        let url = Url::parse(text).map_err(|e| {
+            let shown: String = crate::sanitize::strip_controls(text).chars().take(200).collect();
+            FalError::Protocol(format!("fal returned an invalid URL {shown:?}: {e}"))
+        })?;
+        self.destinations.check(&url).map_err(FalError::Refused)?;
+        Ok(url)
     }
 
     /// Submits validated input to the queue. Retried only when fal provably did not accept it.
@@ -198,7 +212,8 @@ impl FalClient {
             .map_err(|e| SubmitError::Rejected(FalError::Protocol(format!("bad endpoint URL: {e}"))))?;
         let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let op = || async {
-            let (_, body) = self.call(Method::POST, &url, Some((bytes.clone(), "application/json")), true).await?;
+            let (_, body) =
+                self.call(Method::POST, &url, Some((bytes.clone(), "application/json")), true, Answerer::Queue).await?;
             serde_json::from_slice::<SubmitResponse>(&body)
                 .map_err(|e| FalError::Protocol(format!("the submit answer could not be read ({e})")))
         };
@@ -219,7 +234,7 @@ impl FalClient {
         let mut url = self.parse_url(&handle.status_url)?;
         url.query_pairs_mut().append_pair("logs", if logs { "1" } else { "0" });
         let op = || async {
-            let (_, body) = self.call(Method::GET, &url, None, true).await?;
+            let (_, body) = self.call(Method::GET, &url, None, true, Answerer::Queue).await?;
             serde_json::from_slice::<QueueStatus>(&body)
                 .map_err(|e| FalError::Protocol(format!("the status answer could not be read ({e})")))
         };
@@ -314,15 +329,15 @@ impl FalClient {
     pub async fn result(&self, handle: &RequestHandle) -> Result<Value, FalError> {
         let url = self.parse_url(&handle.response_url)?;
         let op = || async {
-            let (status, headers, body) =
-                self.exchange(Method::GET, &url, None, Some(self.config.timeout), true).await?;
-            if status == 400 && String::from_utf8_lossy(&body).contains("still in progress") {
+            let answer =
+                self.exchange(Method::GET, &url, None, Some(self.config.timeout), true, Answerer::Queue).await?;
+            if answer.status == 400 && String::from_utf8_lossy(&answer.body).contains("still in progress") {
                 return Err(FalError::NotReady);
             }
-            if !(200..300).contains(&status) {
-                return Err(FalError::from_response(status, &headers, &body));
+            if !(200..300).contains(&answer.status) {
+                return Err(answer.error());
             }
-            serde_json::from_slice::<Value>(&body)
+            serde_json::from_slice::<Value>(&answer.body)
                 .map_err(|e| FalError::Protocol(format!("the result could not be read as JSON ({e})")))
         };
         self.config.retry.run("result", op, FalError::is_retryable).await
@@ -332,13 +347,13 @@ impl FalClient {
     pub async fn cancel(&self, handle: &RequestHandle) -> Result<CancelOutcome, FalError> {
         let url = self.parse_url(&handle.cancel_url)?;
         let op = || async {
-            let (status, headers, body) =
-                self.exchange(Method::PUT, &url, None, Some(self.config.timeout), true).await?;
-            match status {
+            let answer =
+                self.exchange(Method::PUT, &url, None, Some(self.config.timeout), true, Answerer::Queue).await?;
+            match answer.status {
                 200..=299 => Ok(CancelOutcome::Requested),
                 400 => Ok(CancelOutcome::AlreadyCompleted),
                 404 => Ok(CancelOutcome::NotFound),
-                _ => Err(FalError::from_response(status, &headers, &body)),
+                _ => Err(answer.error()),
             }
         };
         self.config.retry.run("cancel", op, FalError::is_retryable).await
@@ -366,7 +381,14 @@ impl FalClient {
                 "upload initiate",
                 || async {
                     let (_, body) =
-                        self.call(Method::POST, &initiate, Some((request.clone(), "application/json")), true).await?;
+                        self.call(
+                            Method::POST,
+                            &initiate,
+                            Some((request.clone(), "application/json")),
+                            true,
+                            Answerer::Storage,
+                        )
+                        .await?;
                     serde_json::from_slice(&body)
                         .map_err(|e| FalError::Protocol(format!("the upload answer could not be read ({e})")))
                 },
@@ -379,7 +401,9 @@ impl FalClient {
             .retry
             .run(
                 "upload",
-                || async { self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false).await },
+                || async {
+                    self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false, Answerer::Storage).await
+                },
                 FalError::is_retryable,
             )
             .await?;
@@ -391,16 +415,15 @@ impl FalClient {
         if let Some(rest) = url.strip_prefix("data:") {
             return decode_data_uri(rest);
         }
+        // parse_url refuses schemes other than https (and http on this machine).
         let parsed = self.parse_url(url)?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(FalError::Protocol(format!("refusing to download from a {} URL", parsed.scheme())));
-        }
+        let cdn = Answerer::Cdn { host: parsed.host_str().unwrap_or("?").to_string() };
         self.config
             .retry
             .run(
                 "download",
                 || async {
-                    let (headers, body) = self.call(Method::GET, &parsed, None, false).await?;
+                    let (headers, body) = self.call(Method::GET, &parsed, None, false, cdn.clone()).await?;
                     if body.len() > MAX_DOWNLOAD_BYTES {
                         return Err(FalError::Protocol(format!("image is {} bytes, over the limit", body.len())));
                     }
@@ -411,6 +434,30 @@ impl FalClient {
                 |e| e.is_retryable() || matches!(e, FalError::Api(a) if a.status >= 500),
             )
             .await
+    }
+}
+
+/// One HTTP answer and who sent it.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+    from: Answerer,
+}
+
+impl Answer {
+    /// The error for a non-success answer, naming who sent it.
+    fn error(&self) -> FalError {
+        FalError::from_response(self.status, &self.headers, &self.body).answered_by(self.from.clone())
+    }
+}
+
+/// `asked`, unless a redirect took the request to another origin: then that server answered.
+fn answered_by(asked: Answerer, requested: &Url, answered: &Url) -> Answerer {
+    if super::config::same_origin(requested, answered) {
+        asked
+    } else {
+        Answerer::RedirectTarget { host: answered.host_str().unwrap_or("?").to_string() }
     }
 }
 
@@ -428,11 +475,14 @@ fn decode_data_uri(rest: &str) -> Result<Media, FalError> {
     Ok(Media { bytes: Bytes::from(bytes), content_type })
 }
 
-/// Decides, after retries, whether a failed submit might have been accepted.
+/// Decides, after retries, whether a failed submit might have been accepted. A request that
+/// never left this machine (it could not be built, the name did not resolve, the connection was
+/// refused) was not sent. A refused redirect means the queue answered the POST with a redirect:
+/// it had the body, so it may have taken it.
 fn classify_submit_failure(e: FalError) -> SubmitError {
     match &e {
-        FalError::Network { kind: NetworkKind::Connect, .. } => SubmitError::Rejected(e),
-        FalError::Network { .. } | FalError::Protocol(_) => SubmitError::Ambiguous(e),
+        FalError::Network { kind: NetworkKind::Connect | NetworkKind::NotSent, .. } => SubmitError::Rejected(e),
+        FalError::Network { .. } | FalError::Protocol(_) | FalError::Refused(_) => SubmitError::Ambiguous(e),
         // A gateway timeout or bad gateway: the queue behind it may have taken the request.
         FalError::Api(api) if matches!(api.status, 502 | 504) => SubmitError::Ambiguous(e),
         _ => SubmitError::Rejected(e),
@@ -559,6 +609,7 @@ mod tests {
     fn ambiguous_submit_classification() {
         let net = |kind| FalError::Network { host: "h".into(), kind, message: "m".into(), attempts: 0 };
         assert!(matches!(classify_submit_failure(net(NetworkKind::Connect)), SubmitError::Rejected(_)));
+        assert!(matches!(classify_submit_failure(net(NetworkKind::NotSent)), SubmitError::Rejected(_)));
         assert!(matches!(classify_submit_failure(net(NetworkKind::Timeout)), SubmitError::Ambiguous(_)));
         assert!(matches!(classify_submit_failure(net(NetworkKind::Other)), SubmitError::Ambiguous(_)));
         let api = |status| FalError::from_response(status, &HeaderMap::new(), b"{}");

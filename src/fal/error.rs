@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+use super::destination::{DestinationRefused, refusal_in};
 use crate::model::{Field, FieldError};
 
 /// One item of a 422 `detail` list.
@@ -47,12 +48,43 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
     /// A gateway error from fal's ingress (nginx page, no `x-fal-request-id`): retryable.
     pub ingress: bool,
+    /// Who sent this answer, so a message does not blame fal for a CDN's or a redirect's error.
+    pub answered_by: Answerer,
+}
+
+/// The server an error answer came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Answerer {
+    /// fal's queue (submit, status, result, cancel).
+    #[default]
+    Queue,
+    /// fal storage (upload initiate, the presigned upload URL).
+    Storage,
+    /// The CDN an output image is fetched from.
+    Cdn { host: String },
+    /// A server a redirect led to, not the one asked.
+    RedirectTarget { host: String },
+}
+
+impl fmt::Display for Answerer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Answerer::Queue => f.write_str("fal's queue"),
+            Answerer::Storage => f.write_str("fal storage"),
+            Answerer::Cdn { host } => write!(f, "the CDN ({host})"),
+            Answerer::RedirectTarget { host } => write!(f, "a redirect target ({host})"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkKind {
-    /// The connection could not be made: the request was certainly not sent.
+    /// The connection could not be made (refused, or the name did not resolve): the request was
+    /// certainly not sent.
     Connect,
+    /// The request could not even be built (e.g. a header value HTTP refuses): nothing left this
+    /// machine, and trying again cannot help.
+    NotSent,
     Timeout,
     /// The connection broke, or the body could not be read.
     Other,
@@ -73,8 +105,13 @@ pub enum FalError {
     /// fal answered something this client cannot read.
     #[error("unexpected answer from fal: {0}")]
     Protocol(String),
-    #[error("the result is not ready yet (fal says the request is still in progress)")]
+    #[error("the result is not ready yet (fal's queue says the request is still in progress)")]
     NotReady,
+    /// A server sent a URL (or a redirect) to a destination kontext never connects to.
+    #[error(
+        "{0}. kontext follows only https to public hosts (plain http only on this machine, for the emulator); nothing was sent there"
+    )]
+    Refused(DestinationRefused),
 }
 
 impl FalError {
@@ -82,7 +119,7 @@ impl FalError {
     /// way fal's Python client decides (fal-protocol.md §5.1).
     pub fn is_retryable(&self) -> bool {
         match self {
-            FalError::Network { .. } => true,
+            FalError::Network { kind, .. } => *kind != NetworkKind::NotSent,
             FalError::Api(e) => match e.status {
                 408 | 409 | 429 => true,
                 502..=504 => e.ingress && e.timeout_type.is_none(),
@@ -118,7 +155,12 @@ impl FalError {
     }
 
     pub(crate) fn network(url: &reqwest::Url, err: &reqwest::Error) -> FalError {
-        let kind = if err.is_connect() {
+        if let Some(refused) = refusal_in(err) {
+            return FalError::Refused(refused);
+        }
+        let kind = if err.is_builder() {
+            NetworkKind::NotSent
+        } else if err.is_connect() {
             NetworkKind::Connect
         } else if err.is_timeout() {
             NetworkKind::Timeout
@@ -175,7 +217,16 @@ impl FalError {
             timeout_type: header("x-fal-request-timeout-type"),
             retry_after: header("retry-after").and_then(|v| parse_retry_after(&v)),
             ingress,
+            answered_by: Answerer::Queue,
         })
+    }
+
+    /// Names who sent an error answer (fal's queue unless told otherwise).
+    pub(crate) fn answered_by(mut self, who: Answerer) -> FalError {
+        if let FalError::Api(api) = &mut self {
+            api.answered_by = who;
+        }
+        self
     }
 }
 
@@ -236,7 +287,7 @@ fn describe_validation(errors: &[FalFieldError]) -> String {
 }
 
 fn describe_api(e: &ApiError) -> String {
-    let mut s = format!("fal answered HTTP {}", e.status);
+    let mut s = format!("{} answered HTTP {}", e.answered_by, e.status);
     if let Some(t) = &e.error_type {
         s.push_str(&format!(" ({t})"));
     }
@@ -244,7 +295,13 @@ fn describe_api(e: &ApiError) -> String {
         s.push_str(&format!(": {}", e.detail));
     }
     s.push_str(". ");
-    s.push_str(request_error_hint(e.error_type.as_deref(), e.status));
+    s.push_str(match e.answered_by {
+        Answerer::Queue | Answerer::Storage => request_error_hint(e.error_type.as_deref(), e.status),
+        Answerer::Cdn { .. } => "The image could not be fetched from where fal stored it; try again later.",
+        Answerer::RedirectTarget { .. } => {
+            "That server is not fal's; the URL fal gave redirected there. Try again later, and report it if it persists."
+        }
+    });
     if let Some(id) = &e.request_id {
         s.push_str(&format!(" [request {id}]"));
     }
@@ -291,6 +348,7 @@ impl fmt::Display for NetworkKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             NetworkKind::Connect => "could not connect",
+            NetworkKind::NotSent => "could not be sent",
             NetworkKind::Timeout => "timed out",
             NetworkKind::Other => "connection failed",
         })
@@ -377,6 +435,24 @@ mod tests {
         assert_eq!(parse_retry_after("NaN"), None);
         let err = FalError::from_response(429, &headers(&[("retry-after", "3")]), b"{}");
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn errors_name_who_answered() {
+        let body = br#"{"detail":"Not Found"}"#;
+        let queue = FalError::from_response(404, &HeaderMap::new(), body);
+        assert!(queue.to_string().starts_with("fal's queue answered HTTP 404"), "{queue}");
+        let cdn = FalError::from_response(404, &HeaderMap::new(), body).answered_by(Answerer::Cdn { host: "v3.fal.media".into() });
+        let text = cdn.to_string();
+        assert!(text.starts_with("the CDN (v3.fal.media) answered HTTP 404"), "{text}");
+        assert!(!text.contains("fal does not know this endpoint"), "{text}");
+        let other = FalError::from_response(500, &HeaderMap::new(), body)
+            .answered_by(Answerer::RedirectTarget { host: "evil.example".into() });
+        let text = other.to_string();
+        assert!(text.starts_with("a redirect target (evil.example) answered HTTP 500"), "{text}");
+        assert!(!text.contains("fal had"), "{text}");
+        let storage = FalError::from_response(403, &HeaderMap::new(), body).answered_by(Answerer::Storage);
+        assert!(storage.to_string().starts_with("fal storage answered HTTP 403"), "{storage}");
     }
 
     #[test]
