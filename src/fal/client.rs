@@ -6,13 +6,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::config::FalConfig;
-use super::destination::{DestinationPolicy, GuardedResolver, redirect_policy};
+use super::destination::{DestinationPolicy, DestinationRefused, GuardedResolver, redirect_policy};
 use super::error::{Answerer, FalError, NetworkKind};
 use crate::model::{Endpoint, KontextInput, LogEntry, QueueStatus, StatusKind, SubmitResponse};
 
@@ -380,8 +380,8 @@ impl FalClient {
             .run(
                 "upload initiate",
                 || async {
-                    let (_, body) =
-                        self.call(
+                    let (_, body) = self
+                        .call(
                             Method::POST,
                             &initiate,
                             Some((request.clone(), "application/json")),
@@ -402,7 +402,8 @@ impl FalClient {
             .run(
                 "upload",
                 || async {
-                    self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false, Answerer::Storage).await
+                    self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false, Answerer::Storage)
+                        .await
                 },
                 FalError::is_retryable,
             )
@@ -446,8 +447,13 @@ struct Answer {
 }
 
 impl Answer {
-    /// The error for a non-success answer, naming who sent it.
+    /// The error for a non-success answer, naming who sent it. A redirect that reaches us was
+    /// not followed (reqwest could not read its `Location`, e.g. `file:`): refused, not fal's error.
     fn error(&self) -> FalError {
+        if (300..400).contains(&self.status) {
+            let location = self.headers.get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            return FalError::Refused(DestinationRefused::unfollowed(location.as_deref().unwrap_or("")));
+        }
         FalError::from_response(self.status, &self.headers, &self.body).answered_by(self.from.clone())
     }
 }

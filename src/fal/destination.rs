@@ -106,6 +106,17 @@ impl DestinationRefused {
     fn new(url: &Url, reason: impl Into<String>) -> DestinationRefused {
         DestinationRefused { url: shown(url), reason: reason.into() }
     }
+
+    /// A redirect the HTTP library did not follow because its `Location` is not a web URL.
+    pub(crate) fn unfollowed(location: &str) -> DestinationRefused {
+        match Url::parse(location) {
+            Ok(url) => DestinationRefused::new(&url, format!("the {:?} scheme is never followed", url.scheme())),
+            Err(_) => DestinationRefused {
+                url: crate::sanitize::strip_controls(location).chars().take(200).collect(),
+                reason: "the redirect's target is not a URL kontext follows".into(),
+            },
+        }
+    }
 }
 
 /// `scheme://host[:port]/path`, at most 200 characters.
@@ -150,28 +161,23 @@ impl DestinationPolicy {
     /// Whether a URL a server gave us (or a redirect points to) may be fetched. Names are
     /// checked again, address by address, when they resolve.
     pub fn check(&self, url: &Url) -> Result<(), DestinationRefused> {
-        let class = host_class(url);
-        match url.scheme() {
-            "https" => {}
-            "http" if class == Some(AddressClass::Loopback) && self.allows(AddressClass::Loopback) => {}
-            "http" => {
-                return Err(DestinationRefused::new(
-                    url,
-                    "plain http is allowed only from this machine to this machine; fal's URLs are https",
-                ));
-            }
-            other => return Err(DestinationRefused::new(url, format!("the {other:?} scheme is never followed"))),
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(DestinationRefused::new(url, format!("the {:?} scheme is never followed", url.scheme())));
         }
         if url.host_str().is_none() {
             return Err(DestinationRefused::new(url, "it has no host"));
         }
-        match class {
-            Some(c) if !self.allows(c) => Err(DestinationRefused::new(
-                url,
-                format!("it is {}, and no configured fal host is", c.describe()),
-            )),
-            _ => Ok(()),
+        let class = host_class(url);
+        if let Some(c) = class.filter(|c| !self.allows(*c)) {
+            return Err(DestinationRefused::new(url, format!("it is {}, and no configured fal host is", c.describe())));
         }
+        if url.scheme() == "http" && class != Some(AddressClass::Loopback) {
+            return Err(DestinationRefused::new(
+                url,
+                "plain http is allowed only from this machine to this machine; fal's URLs are https",
+            ));
+        }
+        Ok(())
     }
 
     /// [`DestinationPolicy::check`] for a redirect: plain http also needs a loopback origin.
@@ -199,7 +205,10 @@ impl DestinationPolicy {
             (false, _) => Ok(kept),
             (true, Some(first)) => Err(DestinationRefused {
                 url: name.clone(),
-                reason: format!("{name} resolves to {}, and no configured fal host is", AddressClass::of(first.ip()).describe()),
+                reason: format!(
+                    "{name} resolves to {}, and no configured fal host is",
+                    AddressClass::of(first.ip()).describe()
+                ),
             }),
             (true, None) => Err(DestinationRefused { url: name.clone(), reason: format!("{name} has no address") }),
         }

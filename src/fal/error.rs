@@ -442,7 +442,8 @@ mod tests {
         let body = br#"{"detail":"Not Found"}"#;
         let queue = FalError::from_response(404, &HeaderMap::new(), body);
         assert!(queue.to_string().starts_with("fal's queue answered HTTP 404"), "{queue}");
-        let cdn = FalError::from_response(404, &HeaderMap::new(), body).answered_by(Answerer::Cdn { host: "v3.fal.media".into() });
+        let cdn = FalError::from_response(404, &HeaderMap::new(), body)
+            .answered_by(Answerer::Cdn { host: "v3.fal.media".into() });
         let text = cdn.to_string();
         assert!(text.starts_with("the CDN (v3.fal.media) answered HTTP 404"), "{text}");
         assert!(!text.contains("fal does not know this endpoint"), "{text}");
