@@ -114,7 +114,7 @@ pub enum SetupError {
 }
 
 /// The key from the environment, then the config file, then the config's key command.
-fn resolve_key(config: &Config) -> Result<Option<(FalKey, KeySource)>, SetupError> {
+pub fn resolve_key(config: &Config) -> Result<Option<(FalKey, KeySource)>, SetupError> {
     if let Some(found) = key_from_env(|k| std::env::var(k).ok()) {
         return Ok(Some(found));
     }

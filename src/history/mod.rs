@@ -305,6 +305,15 @@ impl History {
         &self.inner.db_path
     }
 
+    /// What SQLite's `PRAGMA quick_check` finds wrong with the store (empty when it is sound).
+    pub fn integrity_problems(&self) -> Result<Vec<String>, HistoryError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("PRAGMA quick_check").map_err(|e| self.sql_err(e))?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.sql_err(e))?;
+        let lines = rows.collect::<Result<Vec<String>, _>>().map_err(|e| self.sql_err(e))?;
+        Ok(lines.into_iter().filter(|l| l != "ok").collect())
+    }
+
     pub fn media_dir(&self) -> &Path {
         &self.inner.media_dir
     }
