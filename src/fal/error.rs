@@ -95,8 +95,9 @@ pub enum FalError {
     /// fal refused the input (422 with a `detail` list); each item maps onto an input field.
     #[error("{}", describe_validation(.errors))]
     Validation { errors: Vec<FalFieldError>, request_id: Option<String> },
+    /// Boxed: it is by far the largest variant, and every `Result<_, FalError>` carries its size.
     #[error("{}", describe_api(.0))]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The request finished with `error` on its COMPLETED status.
     #[error("the model run failed: {error}{}. {}", .error_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(), request_error_hint(.error_type.as_deref(), 0))]
     RunFailed { error: String, error_type: Option<String> },
@@ -204,7 +205,7 @@ impl FalError {
             },
         };
         let ingress = request_id.is_none() && text.contains("nginx");
-        FalError::Api(ApiError {
+        FalError::Api(Box::new(ApiError {
             status,
             detail: crate::sanitize::strip_controls(&detail),
             error_type: json
@@ -218,7 +219,7 @@ impl FalError {
             retry_after: header("retry-after").and_then(|v| parse_retry_after(&v)),
             ingress,
             answered_by: Answerer::Queue,
-        })
+        }))
     }
 
     /// Names who sent an error answer (fal's queue unless told otherwise).
