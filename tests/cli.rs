@@ -458,3 +458,32 @@ fn doctor_names_an_unwritable_data_dir_and_a_damaged_history() {
     assert!(report.contains("FAIL  history") && report.contains("move"), "{report}");
     assert_eq!(std::fs::read(data.join("history.sqlite3")).unwrap(), vec![0x5a; 8192], "the store was left alone");
 }
+
+#[test]
+fn a_result_redirected_to_the_metadata_service_stays_resumable() {
+    let emu = EmulatorProcess::spawn(&[
+        "--profile",
+        "fast",
+        "--faults",
+        "redirect@result:#1=http://169.254.169.254/latest/meta-data/",
+    ]);
+    let home = tempfile::tempdir().unwrap();
+    let run = kontext(home.path())
+        .env("FAL_KEY", "any-key")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&run);
+    assert_ne!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("refused to connect to http://169.254.169.254/"), "{stderr}");
+
+    let resume =
+        kontext(home.path()).env("FAL_KEY", "any-key").args(["resume", "--queue-url", &emu.url]).output().unwrap();
+    let (stdout, stderr) = text(&resume);
+    assert_eq!(resume.status.code(), Some(0), "{stdout}\n{stderr}");
+    let listed = kontext(home.path()).args(["history", "list", "--json"]).output().unwrap();
+    let entries: Value = serde_json::from_str(text(&listed).0.trim()).unwrap();
+    assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
+    assert_eq!(entries[0]["state"], "completed", "{entries}");
+}

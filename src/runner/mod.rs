@@ -168,6 +168,11 @@ impl Recorder<'_> {
             {
                 self.note(JournalEntry::Interrupted { error: &e.to_string() })
             }
+            // A destination kontext refused (a redirect to the metadata service, say) is not
+            // fal's verdict on the request: fal still has it, and a later resume may reach it.
+            JobError::Fal { error: FalError::Refused(_), .. } => {
+                self.note(JournalEntry::Interrupted { error: &e.to_string() })
+            }
             JobError::Write { .. } | JobError::Download { .. } => {
                 self.note(JournalEntry::Interrupted { error: &e.to_string() })
             }
