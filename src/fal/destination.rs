@@ -378,6 +378,23 @@ mod tests {
         assert!(p.check(&u("https://169.254.169.254/")).is_err());
     }
 
+    #[tokio::test]
+    async fn the_resolver_refuses_local_answers_for_other_names_and_never_looks_up_invalid() {
+        use reqwest::dns::Resolve;
+        let resolve = |policy: DestinationPolicy, name: &str| {
+            let resolver = GuardedResolver { policy: Arc::new(policy) };
+            resolver.resolve(name.parse().unwrap())
+        };
+        // `localhost` comes from the hosts file (no network): loopback, refused on fal.
+        let err = resolve(fal(), "localhost").await.err().expect("refused");
+        assert!(refusal_in(err.as_ref()).is_some_and(|r| r.reason.contains("loopback")), "{err}");
+        // On the emulator loopback is where fal is.
+        let found: Vec<SocketAddr> = resolve(emulator(), "localhost").await.ok().expect("resolves").collect();
+        assert!(found.iter().all(|a| a.ip().is_loopback()) && !found.is_empty(), "{found:?}");
+        let err = resolve(fal(), "queue.kontext.invalid").await.err().expect("never resolves");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
     #[test]
     fn resolved_addresses_are_filtered_except_for_configured_names() {
         let p = fal();
