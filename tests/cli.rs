@@ -138,14 +138,7 @@ fn without_a_key_it_runs_on_the_built_in_emulator_and_says_so() {
 
 #[test]
 fn a_failed_model_run_exits_3_and_says_why() {
-    let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", "fail:1"]);
-    let home = tempfile::tempdir().unwrap();
-    let out = kontext(home.path())
-        .env("FAL_KEY", "k")
-        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
-        .arg(home.path())
-        .output()
-        .unwrap();
+    let (_emu, _home, out) = run_with_faults("fail:1");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("the model run failed"), "{stderr}");
@@ -371,14 +364,10 @@ fn a_key_http_cannot_carry_exits_2_names_its_source_and_is_never_shown() {
     assert_eq!(text(&listed).0.trim(), "[]", "nothing was recorded");
 }
 
-#[test]
-fn a_cdn_redirect_to_the_metadata_service_is_refused_by_run() {
-    let emu = EmulatorProcess::spawn(&[
-        "--profile",
-        "fast",
-        "--faults",
-        "redirect@files:1=http://169.254.169.254/latest/meta-data/iam/security-credentials/",
-    ]);
+/// `kontext run` with a key against an emulator process with these faults: the emulator, the
+/// home folder, and the run's output.
+fn run_with_faults(faults: &str) -> (EmulatorProcess, tempfile::TempDir, Output) {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", faults]);
     let home = tempfile::tempdir().unwrap();
     let out = kontext(home.path())
         .env("FAL_KEY", "any-key")
@@ -386,6 +375,13 @@ fn a_cdn_redirect_to_the_metadata_service_is_refused_by_run() {
         .arg(home.path())
         .output()
         .unwrap();
+    (emu, home, out)
+}
+
+#[test]
+fn a_cdn_redirect_to_the_metadata_service_is_refused_by_run() {
+    let (_emu, _home, out) =
+        run_with_faults("redirect@files:1=http://169.254.169.254/latest/meta-data/iam/security-credentials/");
     let (_, stderr) = text(&out);
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("refused to connect to http://169.254.169.254/latest/meta-data/"), "{stderr}");
@@ -461,19 +457,7 @@ fn doctor_names_an_unwritable_data_dir_and_a_damaged_history() {
 
 #[test]
 fn a_result_redirected_to_the_metadata_service_stays_resumable() {
-    let emu = EmulatorProcess::spawn(&[
-        "--profile",
-        "fast",
-        "--faults",
-        "redirect@result:#1=http://169.254.169.254/latest/meta-data/",
-    ]);
-    let home = tempfile::tempdir().unwrap();
-    let run = kontext(home.path())
-        .env("FAL_KEY", "any-key")
-        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
-        .arg(home.path())
-        .output()
-        .unwrap();
+    let (emu, home, run) = run_with_faults("redirect@result:#1=http://169.254.169.254/latest/meta-data/");
     let (_, stderr) = text(&run);
     assert_ne!(run.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("refused to connect to http://169.254.169.254/"), "{stderr}");
