@@ -225,7 +225,7 @@ impl FromStr for FaultSpec {
             };
             let (head, amount) = rule_head.rsplit_once(':').ok_or_else(|| {
                 FaultSpecError(format!(
-                    "fault rule \"{rule}\" has no amount; expected KIND[@ROUTE]:AMOUNT, e.g. \"429:0.2\", \"502@submit:#2\" or \"slow:500ms\""
+                    "fault rule \"{rule}\" has no amount; expected KIND[@ROUTE]:AMOUNT[=URL], e.g. \"429:0.2\", \"502@submit:#2\", \"slow:500ms\" or \"redirect@files:#1=URL\""
                 ))
             })?;
             let (kind_s, route_s) = match head.split_once('@') {
