@@ -168,6 +168,18 @@ fn apply_network(cfg: &mut FalConfig, config: &Config) {
 
 /// Decides whom to talk to and builds the client (starting the emulator if needed).
 pub async fn connect(config: &Config, opts: &ConnectOptions) -> Result<Connection, SetupError> {
+    let key = if opts.offline { None } else { resolve_key(config)? };
+    connect_with_key(config, opts, key).await
+}
+
+/// [`connect`] with the key already resolved (so `key_command` runs once when the caller needed
+/// the key itself, as `kontext doctor` does). The key's format is checked here.
+pub async fn connect_with_key(
+    config: &Config,
+    opts: &ConnectOptions,
+    key: Option<(FalKey, KeySource)>,
+) -> Result<Connection, SetupError> {
+    let key = if opts.offline { None } else { key };
     let endpoint = match &config.endpoint {
         Some(e) => Endpoint::parse(e).map_err(|m| SetupError::Invalid(format!("config endpoint: {m}")))?,
         None => Endpoint::default(),
@@ -178,7 +190,6 @@ pub async fn connect(config: &Config, opts: &ConnectOptions) -> Result<Connectio
     let rest = pick(&opts.rest_url, &config.rest_url);
     let custom_hosts = queue.is_some() || run.is_some() || rest.is_some();
 
-    let key = if opts.offline { None } else { resolve_key(config)? };
     if let Some((k, source)) = &key {
         check_key_format(k, *source)?;
     }

@@ -453,6 +453,23 @@ fn doctor_names_an_unwritable_data_dir_and_a_damaged_history() {
     assert_eq!(code, 1, "{report}");
     assert!(report.contains("FAIL  history") && report.contains("move"), "{report}");
     assert_eq!(std::fs::read(data.join("history.sqlite3")).unwrap(), vec![0x5a; 8192], "the store was left alone");
+
+    // An emptied store next to the media it recorded is not "no history".
+    std::fs::write(data.join("history.sqlite3"), b"").unwrap();
+    std::fs::create_dir_all(data.join("media").join("ab")).unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("FAIL  history") && report.contains("empty (0 bytes)"), "{report}");
+    assert_eq!(std::fs::metadata(data.join("history.sqlite3")).unwrap().len(), 0, "the store was left alone");
+
+    // A sound store passes, and checking it changes nothing.
+    std::fs::remove_file(data.join("history.sqlite3")).unwrap();
+    kontext::history::History::open(&data).unwrap();
+    let before = std::fs::read(data.join("history.sqlite3")).unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("passes SQLite's check"), "{report}");
+    assert_eq!(std::fs::read(data.join("history.sqlite3")).unwrap(), before);
 }
 
 #[test]
@@ -470,4 +487,19 @@ fn a_result_redirected_to_the_metadata_service_stays_resumable() {
     let entries: Value = serde_json::from_str(text(&listed).0.trim()).unwrap();
     assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
     assert_eq!(entries[0]["state"], "completed", "{entries}");
+}
+
+#[test]
+fn doctor_runs_key_command_once() {
+    let home = tempfile::tempdir().unwrap();
+    let counter = home.path().join("runs");
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!("key_command = \"echo run >> '{}'; echo kq7z-id:wv3x\"\n", counter.display()),
+    )
+    .unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("key_command") && !report.contains("kq7z"), "{report}");
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().lines().count(), 1, "{report}");
 }

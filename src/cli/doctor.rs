@@ -8,8 +8,9 @@ use clap::Args;
 
 use super::{ConnectArgs, exit};
 use crate::config::Config;
+use crate::fal::{FalKey, KeySource};
 use crate::sanitize::strip_controls;
-use crate::setup::{Locations, check_key_format, connect, resolve_key};
+use crate::setup::{Locations, check_key_format, connect_with_key, resolve_key};
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
@@ -62,11 +63,11 @@ pub async fn doctor(args: DoctorArgs, locations: &Locations) -> u8 {
     let mut checks = vec![config_check];
     match &config {
         Some(config) => {
-            let key = check_key(config, args.connect.offline);
-            let key_passed = key.passed();
-            checks.push(key);
+            let (key, check) = check_key(config, args.connect.offline);
+            let key_passed = check.passed();
+            checks.push(check);
             checks.push(if key_passed {
-                check_destination(config, &args.connect).await
+                check_destination(config, &args.connect, key).await
             } else {
                 Check { name: "requests", verdict: Verdict::Skipped("not checked until the key is fixed".into()) }
             });
@@ -131,28 +132,35 @@ fn check_config(locations: &Locations) -> (Option<Config>, Check) {
     }
 }
 
-fn check_key(config: &Config, offline: bool) -> Check {
+/// The key (for the next check) and the verdict on it.
+fn check_key(config: &Config, offline: bool) -> (Option<(FalKey, KeySource)>, Check) {
     if offline {
-        return Check::ok("key", "--offline: the built-in emulator is used and no key is sent");
+        return (None, Check::ok("key", "--offline: the built-in emulator is used and no key is sent"));
     }
     match resolve_key(config) {
-        Ok(None) => {
-            Check::ok("key", "no fal key set: kontext runs on the built-in emulator (set FAL_KEY to use fal.ai)")
+        Ok(None) => (
+            None,
+            Check::ok("key", "no fal key set: kontext runs on the built-in emulator (set FAL_KEY to use fal.ai)"),
+        ),
+        Ok(Some((key, source))) => {
+            let check = match check_key_format(&key, source) {
+                Ok(()) => Check::ok("key", format!("a key from {source}, in a form HTTP can carry (not shown)")),
+                Err(e) => Check::fail(
+                    "key",
+                    e.to_string(),
+                    format!("set the key again in {source}, as fal's dashboard shows it"),
+                ),
+            };
+            (Some((key, source)), check)
         }
-        Ok(Some((key, source))) => match check_key_format(&key, source) {
-            Ok(()) => Check::ok("key", format!("a key from {source}, in a form HTTP can carry (not shown)")),
-            Err(e) => {
-                Check::fail("key", e.to_string(), format!("set the key again in {source}, as fal's dashboard shows it"))
-            }
-        },
-        Err(e) => Check::fail("key", e.to_string(), "fix key_command in the config file, or set FAL_KEY"),
+        Err(e) => (None, Check::fail("key", e.to_string(), "fix key_command in the config file, or set FAL_KEY")),
     }
 }
 
 /// Builds the connection as a request would (starting the built-in emulator if that is what a
 /// request would use) and names the hosts; nothing is sent.
-async fn check_destination(config: &Config, args: &ConnectArgs) -> Check {
-    match connect(config, &args.options()).await {
+async fn check_destination(config: &Config, args: &ConnectArgs, key: Option<(FalKey, KeySource)>) -> Check {
+    match connect_with_key(config, &args.options(), key).await {
         Ok(conn) => {
             let fal = conn.client.config();
             let text = match conn.target {
@@ -193,17 +201,30 @@ fn check_data_dir(dir: &Path) -> Check {
 
 fn check_history(dir: &Path) -> Check {
     let db = dir.join(crate::history::DB_FILE);
-    if !db.exists() {
-        return Check::ok("history", format!("no history yet ({} is created on the first request)", db.display()));
-    }
     let fix = format!(
         "move {} aside (do not delete it: it lists what you paid for) and run kontext again to start a new one",
         db.display()
     );
-    match crate::history::History::open(dir).and_then(|h| h.integrity_problems()) {
-        Ok(problems) if problems.is_empty() => Check::ok("history", format!("{} passes SQLite's check", db.display())),
-        Ok(problems) => Check::fail("history", format!("{} is damaged: {}", db.display(), problems.join("; ")), fix),
-        Err(e) => Check::fail("history", e.to_string(), fix),
+    match std::fs::metadata(&db) {
+        Err(_) => Check::ok("history", format!("no history yet ({} is created on the first request)", db.display())),
+        Ok(m) if m.len() == 0 => {
+            let media = std::fs::read_dir(dir.join(crate::history::MEDIA_DIR)).map(|d| d.count()).unwrap_or(0);
+            let lost = if media > 0 { format!(", yet its media folder holds {media} entries") } else { String::new() };
+            Check::fail(
+                "history",
+                format!("{} is empty (0 bytes){lost}", db.display()),
+                "restore it from a backup if you have one; otherwise move it aside",
+            )
+        }
+        Ok(_) => match crate::history::History::integrity_problems(&db) {
+            Ok(problems) if problems.is_empty() => {
+                Check::ok("history", format!("{} passes SQLite's check", db.display()))
+            }
+            Ok(problems) => {
+                Check::fail("history", format!("{} is damaged: {}", db.display(), problems.join("; ")), fix)
+            }
+            Err(e) => Check::fail("history", e.to_string(), fix),
+        },
     }
 }
 
