@@ -143,7 +143,7 @@ pub enum SetupError {
 }
 
 /// The key from the environment, then the config file, then the config's key command.
-fn resolve_key(config: &Config) -> Result<Option<(FalKey, KeySource)>, SetupError> {
+pub fn resolve_key(config: &Config) -> Result<Option<(FalKey, KeySource)>, SetupError> {
     if let Some(found) = key_from_env(|k| std::env::var(k).ok()) {
         return Ok(Some(found));
     }
@@ -196,6 +196,16 @@ fn run_key_command(cmd: &str) -> Result<Vec<u8>, SetupError> {
     Ok(stdout)
 }
 
+/// A key HTTP cannot carry is refused before anything is sent, naming where it came from.
+pub fn check_key_format(key: &FalKey, source: KeySource) -> Result<(), SetupError> {
+    match key.format_problem() {
+        Some(problem) => Err(SetupError::Invalid(format!(
+            "the fal key from {source} {problem}. Fix it there (kontext never shows the key); nothing was sent"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn apply_network(cfg: &mut FalConfig, config: &Config) {
     let n = &config.network;
     if let Some(s) = n.timeout_secs {
@@ -214,6 +224,18 @@ fn apply_network(cfg: &mut FalConfig, config: &Config) {
 
 /// Decides whom to talk to and builds the client (starting the emulator if needed).
 pub async fn connect(config: &Config, opts: &ConnectOptions) -> Result<Connection, SetupError> {
+    let key = if opts.offline { None } else { resolve_key(config)? };
+    connect_with_key(config, opts, key).await
+}
+
+/// [`connect`] with the key already resolved (so `key_command` runs once when the caller needed
+/// the key itself, as `kontext doctor` does). The key's format is checked here.
+pub async fn connect_with_key(
+    config: &Config,
+    opts: &ConnectOptions,
+    key: Option<(FalKey, KeySource)>,
+) -> Result<Connection, SetupError> {
+    let key = if opts.offline { None } else { key };
     let endpoint = match &config.endpoint {
         Some(e) => Endpoint::parse(e).map_err(|m| SetupError::Invalid(format!("config endpoint: {m}")))?,
         None => Endpoint::default(),
@@ -224,7 +246,9 @@ pub async fn connect(config: &Config, opts: &ConnectOptions) -> Result<Connectio
     let rest = pick(&opts.rest_url, &config.rest_url);
     let custom_hosts = queue.is_some() || run.is_some() || rest.is_some();
 
-    let key = if opts.offline { None } else { resolve_key(config)? };
+    if let Some((k, source)) = &key {
+        check_key_format(k, *source)?;
+    }
 
     if opts.offline || (key.is_none() && !custom_hosts) {
         let reason = if opts.offline { "--offline" } else { "no fal key configured" };

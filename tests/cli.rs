@@ -609,3 +609,175 @@ fn hostile_log_lines_and_prompt_echoes_are_clean_in_every_output_of_run() {
         }
     }
 }
+
+#[test]
+fn a_key_http_cannot_carry_exits_2_names_its_source_and_is_never_shown() {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast"]);
+    let home = tempfile::tempdir().unwrap();
+    let run = |home: &Path, key: Option<&str>| {
+        let mut cmd = kontext(home);
+        if let Some(k) = key {
+            cmd.env("FAL_KEY", k);
+        }
+        cmd.args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url])
+            .output()
+            .unwrap()
+    };
+    let out = run(home.path(), Some("kq7z-id:wv3x\nyy8p"));
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("FAL_KEY") && stderr.contains("line break"), "{stderr}");
+    assert!(!stderr.contains("may or may not"), "nothing was sent, so nothing is ambiguous: {stderr}");
+    for part in ["kq7z", "wv3x", "yy8p"] {
+        assert!(!stderr.contains(part), "the key was printed: {stderr}");
+    }
+
+    std::fs::write(home.path().join("config.toml"), "key = \"kq7z-id:wv3x\\u0007yy8p\"\n").unwrap();
+    let out = run(home.path(), None);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("the config file") && stderr.contains("control character"), "{stderr}");
+    assert!(!stderr.contains("kq7z") && !stderr.contains("wv3x"), "{stderr}");
+    let listed = kontext(home.path()).args(["history", "list", "--json"]).output().unwrap();
+    assert_eq!(text(&listed).0.trim(), "[]", "nothing was recorded");
+}
+
+/// `kontext run` with a key against an emulator process with these faults: the emulator, the
+/// home folder, and the run's output.
+fn run_with_faults(faults: &str) -> (EmulatorProcess, tempfile::TempDir, Output) {
+    let emu = EmulatorProcess::spawn(&["--profile", "fast", "--faults", faults]);
+    let home = tempfile::tempdir().unwrap();
+    let out = kontext(home.path())
+        .env("FAL_KEY", "any-key")
+        .args(["run", "-p", "x", "-i", "https://v3.fal.media/files/a.png", "--queue-url", &emu.url, "--out"])
+        .arg(home.path())
+        .output()
+        .unwrap();
+    (emu, home, out)
+}
+
+#[test]
+fn a_cdn_redirect_to_the_metadata_service_is_refused_by_run() {
+    let (_emu, _home, out) =
+        run_with_faults("redirect@files:1=http://169.254.169.254/latest/meta-data/iam/security-credentials/");
+    let (_, stderr) = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("refused to connect to http://169.254.169.254/latest/meta-data/"), "{stderr}");
+    assert!(stderr.contains("link-local"), "{stderr}");
+    assert!(!stderr.contains("fal had"), "{stderr}");
+}
+
+fn doctor(home: &Path) -> (i32, String) {
+    let out = kontext(home).arg("doctor").output().unwrap();
+    let (stdout, stderr) = text(&out);
+    (out.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+#[test]
+fn doctor_passes_on_a_sound_set_up() {
+    let home = tempfile::tempdir().unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 0, "{report}");
+    for name in ["config", "key", "requests", "data dir", "history", "graphics"] {
+        assert!(report.lines().any(|l| l.starts_with("ok") && l.contains(name)), "{name}: {report}");
+    }
+    assert!(report.contains("built-in emulator"), "{report}");
+}
+
+#[test]
+fn doctor_names_a_broken_config_without_its_key() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join("config.toml"), "key = \"kq7z-id:wv3x\n").unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("FAIL  config") && report.contains("line 1"), "{report}");
+    assert!(report.contains("fix:"), "{report}");
+    assert!(!report.contains("kq7z") && !report.contains("wv3x"), "the key was shown: {report}");
+}
+
+#[test]
+fn doctor_names_a_key_that_cannot_be_sent() {
+    let home = tempfile::tempdir().unwrap();
+    let out = kontext(home.path()).env("FAL_KEY", "kq7z-id:wv3x\u{1b}yy8p").arg("doctor").output().unwrap();
+    let (report, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  key") && report.contains("FAL_KEY") && report.contains("control character"),
+        "{report}"
+    );
+    assert!(!report.contains("kq7z") && !report.contains("wv3x") && !report.contains("yy8p"), "{report}");
+
+    let out = kontext(home.path()).env("FAL_KEY", "kq7z-id:wv3x").arg("doctor").output().unwrap();
+    let (report, _) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("fal.ai (key from FAL_KEY)") && report.contains("https://queue.fal.run"), "{report}");
+    assert!(!report.contains("kq7z") && !report.contains("wv3x"), "{report}");
+}
+
+#[test]
+fn doctor_names_an_unwritable_data_dir_and_a_damaged_history() {
+    let home = tempfile::tempdir().unwrap();
+    let file = home.path().join("a-file");
+    std::fs::write(&file, "not a folder").unwrap();
+    let out = kontext(home.path()).env("KONTEXT_DATA_DIR", file.join("data")).arg("doctor").output().unwrap();
+    let (report, _) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("FAIL  data dir") && report.contains("--data-dir"), "{report}");
+
+    let data = home.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("history.sqlite3"), vec![0x5a; 8192]).unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("FAIL  history") && report.contains("move"), "{report}");
+    assert_eq!(std::fs::read(data.join("history.sqlite3")).unwrap(), vec![0x5a; 8192], "the store was left alone");
+
+    // An emptied store next to the media it recorded is not "no history".
+    std::fs::write(data.join("history.sqlite3"), b"").unwrap();
+    std::fs::create_dir_all(data.join("media").join("ab")).unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 1, "{report}");
+    assert!(report.contains("FAIL  history") && report.contains("empty (0 bytes)"), "{report}");
+    assert_eq!(std::fs::metadata(data.join("history.sqlite3")).unwrap().len(), 0, "the store was left alone");
+
+    // A sound store passes, and checking it changes nothing.
+    std::fs::remove_file(data.join("history.sqlite3")).unwrap();
+    kontext::history::History::open(&data).unwrap();
+    let before = std::fs::read(data.join("history.sqlite3")).unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("passes SQLite's check"), "{report}");
+    assert_eq!(std::fs::read(data.join("history.sqlite3")).unwrap(), before);
+}
+
+#[test]
+fn a_result_redirected_to_the_metadata_service_stays_resumable() {
+    let (emu, home, run) = run_with_faults("redirect@result:#1=http://169.254.169.254/latest/meta-data/");
+    let (_, stderr) = text(&run);
+    assert_ne!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("refused to connect to http://169.254.169.254/"), "{stderr}");
+
+    let resume =
+        kontext(home.path()).env("FAL_KEY", "any-key").args(["resume", "--queue-url", &emu.url]).output().unwrap();
+    let (stdout, stderr) = text(&resume);
+    assert_eq!(resume.status.code(), Some(0), "{stdout}\n{stderr}");
+    let listed = kontext(home.path()).args(["history", "list", "--json"]).output().unwrap();
+    let entries: Value = serde_json::from_str(text(&listed).0.trim()).unwrap();
+    assert_eq!(entries.as_array().map(Vec::len), Some(1), "{entries}");
+    assert_eq!(entries[0]["state"], "completed", "{entries}");
+}
+
+#[test]
+fn doctor_runs_key_command_once() {
+    let home = tempfile::tempdir().unwrap();
+    let counter = home.path().join("runs");
+    std::fs::write(
+        home.path().join("config.toml"),
+        format!("key_command = \"echo run >> '{}'; echo kq7z-id:wv3x\"\n", counter.display()),
+    )
+    .unwrap();
+    let (code, report) = doctor(home.path());
+    assert_eq!(code, 0, "{report}");
+    assert!(report.contains("key_command") && !report.contains("kq7z"), "{report}");
+    assert_eq!(std::fs::read_to_string(&counter).unwrap().lines().count(), 1, "{report}");
+}

@@ -592,3 +592,182 @@ async fn an_oversized_or_cut_submit_answer_is_ambiguous_and_not_resent() {
         assert_eq!(emu.submit_count(), 1, "{fault}: sent once");
     }
 }
+
+#[tokio::test]
+async fn the_key_does_not_go_to_another_loopback_address_on_the_same_port() {
+    // The emulator's CDN listener is 127.0.0.2 on the API's port: another host, same port.
+    let emu = start(EmulatorConfig { separate_cdn_host: true, ..EmulatorConfig::fast() }).await;
+    let api_port = emu.base_url().rsplit(':').next().unwrap().to_string();
+    assert!(emu.cdn_base_url().ends_with(&format!(":{api_port}")), "{}", emu.cdn_base_url());
+    let client = client_for(&emu);
+    let at_other_host = RequestHandle {
+        endpoint: Endpoint::default().id().to_string(),
+        request_id: "abc".into(),
+        response_url: format!("{}/fal-ai/flux-pro/requests/abc", emu.cdn_base_url()),
+        status_url: format!("{}/fal-ai/flux-pro/requests/abc/status", emu.cdn_base_url()),
+        cancel_url: format!("{}/fal-ai/flux-pro/requests/abc/cancel", emu.cdn_base_url()),
+    };
+    let err = client.status(&at_other_host, false).await.unwrap_err();
+    assert!(matches!(&err, FalError::Api(a) if a.status == 401), "no key, so the emulator says 401: {err:?}");
+    let polls = routes(&emu, Route::Status);
+    assert_eq!(polls.len(), 1);
+    assert!(polls[0].host.starts_with("127.0.0.2"), "{:?}", polls[0]);
+    assert!(!polls[0].has_authorization, "the key went to 127.0.0.2: {:?}", polls[0]);
+}
+
+fn refused(err: &FalError) -> &DestinationRefused {
+    match err {
+        FalError::Refused(r) => r,
+        other => panic!("expected a refused destination, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn redirects_to_metadata_private_addresses_or_files_are_refused_before_connecting() {
+    for (target, why) in [
+        ("http://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://[fe80::1]/x", "link-local"),
+        ("https://10.0.0.1/x", "private"),
+        ("https://192.168.1.1/x", "private"),
+        ("https://224.0.0.1/x", "multicast"),
+        ("file:///etc/passwd", "scheme"),
+    ] {
+        let emu = start(with_faults(&format!("redirect@files:#1={target}"))).await;
+        let client = client_for(&emu);
+        let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+        client.follow(&handle, FollowMode::Stream, |_| {}).await.unwrap();
+        let out: KontextOutput = serde_json::from_value(client.result(&handle).await.unwrap()).unwrap();
+        let started = std::time::Instant::now();
+        let err = client.download(&out.images[0].url).await.unwrap_err();
+        let r = refused(&err);
+        assert!(r.reason.contains(why), "{target}: {err}");
+        assert!(err.to_string().contains("nothing was sent there"), "{err}");
+        assert!(!err.is_retryable(), "a refused destination is not retried");
+        assert_eq!(routes(&emu, Route::FileGet).len(), 1, "{target}: one GET, no retries");
+        // No connection attempt: a connect to those addresses would take the connect timeout.
+        assert!(started.elapsed() < Duration::from_secs(2), "{target}: took {:?}", started.elapsed());
+    }
+}
+
+#[tokio::test]
+async fn a_redirect_of_the_result_to_the_metadata_service_is_refused() {
+    let emu = start(with_faults("redirect@result:#1=http://169.254.169.254/latest/meta-data/iam")).await;
+    let client = client_for(&emu);
+    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    client.follow(&handle, FollowMode::Stream, |_| {}).await.unwrap();
+    let err = client.result(&handle).await.unwrap_err();
+    assert_eq!(refused(&err).url, "http://169.254.169.254/latest/meta-data/iam");
+    assert_eq!(routes(&emu, Route::Result).len(), 1);
+}
+
+#[tokio::test]
+async fn server_given_urls_are_checked_before_any_connection() {
+    // Something listens on loopback and counts connections.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((_s, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    // On fal (not the emulator), URLs that point at this machine, a private network, the
+    // metadata service, plain http or a file are refused without a connection.
+    let client = FalClient::new(FalConfig::production(FalKey::new(TEST_KEY))).unwrap();
+    let local = format!("http://{addr}/fal-ai/flux-pro/requests/abc");
+    for bad in [
+        local.clone(),
+        format!("https://{addr}/x"),
+        format!("https://localhost:{}/x", addr.port()),
+        "http://v3.fal.media/files/a.png".to_string(),
+        "https://169.254.169.254/latest/meta-data/".to_string(),
+        "https://[::ffff:169.254.169.254]/".to_string(),
+        "https://172.20.0.1/x".to_string(),
+        "file:///etc/passwd".to_string(),
+    ] {
+        let handle = RequestHandle {
+            endpoint: Endpoint::default().id().to_string(),
+            request_id: "abc".into(),
+            response_url: bad.clone(),
+            status_url: bad.clone(),
+            cancel_url: bad.clone(),
+        };
+        refused(&client.status(&handle, false).await.unwrap_err());
+        refused(&client.result(&handle).await.unwrap_err());
+        refused(&client.cancel(&handle).await.unwrap_err());
+        refused(&client.download(&bad).await.unwrap_err());
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing connected");
+}
+
+#[tokio::test]
+async fn an_error_from_a_redirect_target_is_not_labelled_fal_s() {
+    // The CDN redirects to another server on this machine, which answers 500.
+    let other = axum::Router::new().fallback(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "nope") });
+    let other_listener = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let other_addr = other_listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(other_listener, other).await.unwrap() });
+    let emu = start(with_faults(&format!("redirect@files:#1=http://{other_addr}/moved"))).await;
+    let client = client_for(&emu);
+    let handle = client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    client.follow(&handle, FollowMode::Stream, |_| {}).await.unwrap();
+    let out: KontextOutput = serde_json::from_value(client.result(&handle).await.unwrap()).unwrap();
+    // The CDN fault fires once; the retried GET goes straight to the image.
+    let cfg = FalConfig { retry: RetryPolicy { max_attempts: 1, ..RetryPolicy::default() }, ..client.config().clone() };
+    let once = FalClient::new(cfg).unwrap();
+    let err = once.download(&out.images[0].url).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("a redirect target (127.0.0.2) answered HTTP 500"), "{text}");
+    assert!(!text.contains("fal had"), "{text}");
+    // The CDN itself answering an error says so too.
+    let err = once.download(&format!("{}/files/none/missing.png", emu.cdn_base_url())).await.unwrap_err();
+    assert!(err.to_string().starts_with("the CDN (127.0.0.1) answered HTTP 404"), "{err}");
+}
+
+#[tokio::test]
+async fn a_key_http_cannot_carry_is_not_sent_and_not_ambiguous() {
+    let emu = start(EmulatorConfig::fast()).await;
+    let mut cfg = client_for(&emu).config().clone();
+    cfg.key = FalKey::new("test-id:test\nsecret");
+    let client = FalClient::new(cfg).unwrap();
+    let err = client.submit(&Endpoint::default(), &sample_input()).await.unwrap_err();
+    assert!(
+        matches!(&err, SubmitError::Rejected(FalError::Network { kind: NetworkKind::NotSent, attempts: 0, .. })),
+        "nothing left this machine, so it is not ambiguous (and not retried): {err:?}"
+    );
+    assert!(!err.to_string().contains("may or may not"), "{err}");
+    assert_eq!(emu.submit_count(), 0);
+}
+
+#[tokio::test]
+async fn a_name_that_does_not_resolve_is_not_sent() {
+    // `.invalid` never resolves (RFC 6761); the resolver answers that itself, without a query.
+    let mut cfg = FalConfig::single_host("https://queue.kontext.invalid".parse().unwrap(), FalKey::new(TEST_KEY));
+    cfg.retry =
+        RetryPolicy { max_attempts: 2, base_delay: Duration::from_millis(5), max_delay: Duration::from_millis(20) };
+    let client = FalClient::new(cfg).unwrap();
+    let err = client.submit(&Endpoint::default(), &sample_input()).await.unwrap_err();
+    assert!(matches!(&err, SubmitError::Rejected(FalError::Network { kind: NetworkKind::Connect, .. })), "{err:?}");
+    assert!(err.to_string().contains("queue.kontext.invalid"), "{err}");
+}
+
+#[tokio::test]
+async fn gateway_answers_without_fal_s_markers_follow_the_submit_rule() {
+    // 429 and 503 (fal's queue refusing) are "not accepted": retried, billed once.
+    let emu = start(with_faults("429@submit:#1,503@submit:#1")).await;
+    let client = client_for(&emu);
+    client.submit(&Endpoint::default(), &sample_input()).await.unwrap();
+    assert_eq!(routes(&emu, Route::Submit).iter().map(|r| r.status).collect::<Vec<_>>(), vec![429, 503, 200]);
+
+    // A 502 or 504 from the gateway in front of the queue may hide an accepted request: never resent.
+    for fault in ["502@submit:#1", "504@submit:#1"] {
+        let emu = start(with_faults(fault)).await;
+        let client = client_for(&emu);
+        let err = client.submit(&Endpoint::default(), &sample_input()).await.unwrap_err();
+        assert!(matches!(&err, SubmitError::Ambiguous(FalError::Api(a)) if a.ingress), "{fault}: {err:?}");
+        assert_eq!(emu.submit_count(), 1, "{fault}: not sent again");
+    }
+}

@@ -258,3 +258,32 @@ fn hostile_log_lines_and_prompt_echoes_reach_the_real_screen_clean() {
     s.wait_exit();
     rt.block_on(emu.shutdown());
 }
+
+#[test]
+fn the_studio_refuses_an_image_redirected_to_the_metadata_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        format!(
+            "output_dir = {:?}\n[emulator]\nfaults = \"redirect@files:1=http://169.254.169.254/latest/meta-data/\"\n",
+            out.display().to_string()
+        ),
+    )
+    .unwrap();
+    let mut s = Screen::spawn(dir.path(), 40, 160);
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    s.send("Put a small red hat on it");
+    s.send("\t"); // Images
+    s.send("a");
+    s.send("https://v3.fal.media/files/a.png");
+    s.send("\r");
+    s.send("\x1b[15~"); // F5
+    s.send("\x1b4"); // Alt-4: the Jobs pane and its log
+    let screen = s.wait_for("169.254.169.254", Duration::from_secs(20));
+    assert!(screen.contains("refused") && !screen.contains("fal had"), "{screen}");
+    assert_eq!(std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0), 0, "nothing was written");
+    s.send("\x11"); // Ctrl-Q
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = s.child.kill();
+}

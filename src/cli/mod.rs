@@ -1,5 +1,6 @@
 //! Command-line front end: `kontext run` (one request, headless) and `kontext emulator`.
 
+mod doctor;
 mod emulator;
 mod history;
 mod inspect;
@@ -107,6 +108,8 @@ pub enum Command {
     Resume(history::ResumeArgs),
     /// Print the request parameters embedded in an image kontext wrote.
     Inspect(inspect::InspectArgs),
+    /// Check the config, key, hosts, data folder, history and graphics, and say what to fix.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -127,6 +130,7 @@ pub fn main() -> ExitCode {
             Some(Command::History(args)) => history::history(args, &locations).await,
             Some(Command::Resume(args)) => history::resume(args, &locations).await,
             Some(Command::Inspect(args)) => inspect::inspect(args),
+            Some(Command::Doctor(args)) => doctor::doctor(args, &locations).await,
             None => {
                 let s = cli.studio;
                 let opts = crate::tui::TuiOptions { connect: s.connect.options(), graphics: s.graphics };

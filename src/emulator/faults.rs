@@ -1,4 +1,4 @@
-//! Fault injection: `KIND[@ROUTE]:AMOUNT` rules, comma separated (see docs/EMULATOR.md).
+//! Fault injection: `KIND[@ROUTE]:AMOUNT[=URL]` rules, comma separated (see docs/EMULATOR.md).
 
 use std::fmt;
 use std::str::FromStr;
@@ -57,6 +57,8 @@ pub enum FaultKind {
     ExtraImages,
     /// The request runs, but every log line and the prompt fal echoes carry [`HOSTILE_TEXT`].
     HostileText,
+    /// 302 with `Location:` the rule's URL (`redirect@files:#1=http://169.254.169.254/`).
+    Redirect,
 }
 
 /// What a hostile server slips into its text: an OSC 52 clipboard write, a screen clear, a
@@ -88,6 +90,7 @@ const KINDS: &[(&str, FaultKind)] = &[
     ("oversize-chunked", FaultKind::OversizeChunked),
     ("extra-images", FaultKind::ExtraImages),
     ("hostile-text", FaultKind::HostileText),
+    ("redirect", FaultKind::Redirect),
 ];
 
 /// Route filter of a rule.
@@ -150,6 +153,8 @@ pub struct FaultRule {
     pub kind: FaultKind,
     pub route: Option<FaultRoute>,
     pub amount: Amount,
+    /// For `redirect`: where to (the `=URL` part).
+    pub location: Option<String>,
 }
 
 /// A parsed fault specification; `Default` injects nothing.
@@ -188,6 +193,10 @@ impl fmt::Display for FaultRule {
             Amount::Probability(p) => write!(f, ":{p}"),
             Amount::Count(n) => write!(f, ":#{n}"),
             Amount::Delay(d) => write!(f, ":{}", fmt_duration(d)),
+        }?;
+        match &self.location {
+            Some(l) => write!(f, "={l}"),
+            None => Ok(()),
         }
     }
 }
@@ -244,9 +253,14 @@ impl FromStr for FaultSpec {
             if rule.is_empty() {
                 continue;
             }
-            let (head, amount) = rule.rsplit_once(':').ok_or_else(|| {
+            // `=URL` comes last, so the URL's own ':' and '@' do not confuse the rest.
+            let (rule_head, location) = match rule.split_once('=') {
+                Some((h, l)) => (h.trim_end(), Some(l.trim().to_string())),
+                None => (rule, None),
+            };
+            let (head, amount) = rule_head.rsplit_once(':').ok_or_else(|| {
                 FaultSpecError(format!(
-                    "fault rule \"{rule}\" has no amount; expected KIND[@ROUTE]:AMOUNT, e.g. \"429:0.2\", \"502@submit:#2\" or \"slow:500ms\""
+                    "fault rule \"{rule}\" has no amount; expected KIND[@ROUTE]:AMOUNT[=URL], e.g. \"429:0.2\", \"502@submit:#2\", \"slow:500ms\" or \"redirect@files:#1=URL\""
                 ))
             })?;
             let (kind_s, route_s) = match head.split_once('@') {
@@ -302,7 +316,21 @@ impl FromStr for FaultSpec {
                     "\"{kind_s}\" only applies to the stream route, not in \"{rule}\""
                 )));
             }
-            rules.push(FaultRule { kind, route, amount });
+            match (kind, &location) {
+                (FaultKind::Redirect, None) => {
+                    return Err(FaultSpecError(format!(
+                        "\"redirect\" needs a target in \"{rule}\", e.g. \"redirect@files:#1=http://169.254.169.254/\""
+                    )));
+                }
+                (FaultKind::Redirect, Some(l)) if l.is_empty() || l.contains(char::is_whitespace) => {
+                    return Err(FaultSpecError(format!("invalid redirect target in \"{rule}\"")));
+                }
+                (FaultKind::Redirect, Some(_)) | (_, None) => {}
+                (_, Some(_)) => {
+                    return Err(FaultSpecError(format!("only \"redirect\" takes \"=URL\", not in \"{rule}\"")));
+                }
+            }
+            rules.push(FaultRule { kind, route, amount, location });
         }
         Ok(FaultSpec { rules })
     }
@@ -313,6 +341,8 @@ impl FromStr for FaultSpec {
 pub(crate) struct Decision {
     pub delay: Duration,
     pub kind: Option<FaultKind>,
+    /// For `redirect`: the `Location`.
+    pub location: Option<String>,
 }
 
 /// Mutable state: per-rule match counters and a seeded RNG, so runs are reproducible.
@@ -383,6 +413,7 @@ impl FaultState {
                 continue;
             }
             d.kind = Some(rule.kind);
+            d.location = rule.location.clone();
             break;
         }
         d
@@ -425,6 +456,24 @@ mod tests {
         assert_eq!(st.decide(Route::Result).kind, Some(FaultKind::NotReady));
         assert_eq!(st.decide(Route::StatusStream).kind, Some(FaultKind::NoNewline));
         assert_eq!(st.decide(Route::Result).kind, None);
+    }
+
+    #[test]
+    fn redirect_takes_a_url_last() {
+        let s: FaultSpec = "redirect@files:#1=http://169.254.169.254:80/latest/meta-data/?a=b,429:0.5".parse().unwrap();
+        assert_eq!(s.rules[0].kind, FaultKind::Redirect);
+        assert_eq!(s.rules[0].route, Some(FaultRoute::Files));
+        assert_eq!(s.rules[0].amount, Amount::Count(1));
+        assert_eq!(s.rules[0].location.as_deref(), Some("http://169.254.169.254:80/latest/meta-data/?a=b"));
+        assert_eq!(s.to_string(), "redirect@files:#1=http://169.254.169.254:80/latest/meta-data/?a=b,429:0.5");
+        let again: FaultSpec = s.to_string().parse().unwrap();
+        assert_eq!(again, s);
+        assert!("redirect@result:1".parse::<FaultSpec>().unwrap_err().to_string().contains("needs a target"));
+        assert!("429:1=http://x".parse::<FaultSpec>().unwrap_err().to_string().contains("only \"redirect\""));
+        let mut st = FaultState::new("redirect@result:#1=file:///etc/passwd".parse().unwrap(), 1);
+        assert_eq!(st.decide(Route::Status).kind, None);
+        let d = st.decide(Route::Result);
+        assert_eq!((d.kind, d.location.as_deref()), (Some(FaultKind::Redirect), Some("file:///etc/passwd")));
     }
 
     #[test]

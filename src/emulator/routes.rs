@@ -259,6 +259,12 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
             flags.fail = true;
             None
         }
+        Some(FaultKind::Redirect) => {
+            let mut r = Response::new(Body::empty());
+            *r.status_mut() = StatusCode::FOUND;
+            set_header(&mut r, "location", decision.location.as_deref().unwrap_or("/"));
+            Some(r)
+        }
         Some(FaultKind::HostileText) => {
             flags.hostile_text = true;
             None

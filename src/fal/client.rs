@@ -2,14 +2,15 @@
 //! status over SSE (polling as the fallback), result, cancel, storage upload and media download.
 
 use bytes::Bytes;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, LOCATION};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::body::{DOWNLOAD_LIMIT, ERROR_BODY_LIMIT, Overflow, RESULT_LIMIT, SMALL_ANSWER_LIMIT, read_body};
 use super::config::FalConfig;
-use super::error::{FalError, NetworkKind};
+use super::destination::{DestinationPolicy, DestinationRefused, GuardedResolver, redirect_policy};
+use super::error::{Answerer, FalError, NetworkKind};
 use super::retry::RetryNotice;
 use super::sse::{SseItem, SseParser};
 use crate::model::{Endpoint, KontextInput, LogEntry, QueueStatus, StatusKind, SubmitResponse};
@@ -114,6 +115,7 @@ pub struct FalClient {
     config: std::sync::Arc<FalConfig>,
     /// Who hears about retries (a job's event channel); `None` only logs them.
     notices: Option<NoticeSink>,
+    destinations: std::sync::Arc<DestinationPolicy>,
 }
 
 /// Why the status stream was left for polling.
@@ -125,13 +127,19 @@ enum StreamEnd {
 
 impl FalClient {
     pub fn new(config: FalConfig) -> Result<FalClient, FalError> {
-        let mut builder = reqwest::Client::builder().user_agent(USER_AGENT).connect_timeout(config.connect_timeout);
+        // One policy for server-given URLs, redirects and DNS answers (see destination.rs).
+        let destinations = std::sync::Arc::new(DestinationPolicy::for_config(&config));
+        let mut builder = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .connect_timeout(config.connect_timeout)
+            .redirect(redirect_policy(destinations.clone()))
+            .dns_resolver(GuardedResolver { policy: destinations.clone() });
         if config.is_loopback() {
             // A proxy from the environment must not capture traffic to the local emulator.
             builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| FalError::Protocol(format!("cannot build the HTTP client: {e}")))?;
-        Ok(FalClient { http, config: std::sync::Arc::new(config), notices: None })
+        Ok(FalClient { http, config: std::sync::Arc::new(config), notices: None, destinations })
     }
 
     /// The same client (same connections), telling `notify` before every retry it makes, so a
@@ -162,8 +170,9 @@ impl FalClient {
         &self.config
     }
 
-    /// Sends one request and returns status, headers and body. The key is attached only when the
-    /// URL is one of the configured fal hosts; reqwest drops it on a redirect to another host.
+    /// Sends one request to `who` and returns status, headers and body, and who really answered.
+    /// The key is attached only when the URL is one of the configured fal hosts; reqwest drops it
+    /// on a redirect to another host.
     /// The headers must come within `timeout`; a successful body must fit in `limit` (named
     /// `what` in errors) and keep the body pace; of an error body only the start is kept.
     async fn exchange(
@@ -173,7 +182,8 @@ impl FalClient {
         body: Option<(Bytes, &str)>,
         auth: bool,
         (what, limit): (&str, usize),
-    ) -> Result<(u16, HeaderMap, Bytes), FalError> {
+        who: Answerer,
+    ) -> Result<Answer, FalError> {
         let mut req = self.http.request(method, url.clone()).header(ACCEPT, "application/json");
         if auth {
             req = self.authorize(req, url);
@@ -192,14 +202,15 @@ impl FalClient {
                 });
             }
         };
+        let from = answered_by(who, url, resp.url());
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        let bytes = if resp.status().is_success() {
+        let body = if resp.status().is_success() {
             read_body(resp, url, what, limit, Overflow::Refuse, self.config.body_pace).await?
         } else {
             read_body(resp, url, "error answer", ERROR_BODY_LIMIT, Overflow::Truncate, self.config.body_pace).await?
         };
-        Ok((status, headers, bytes))
+        Ok(Answer { status, headers, body, from })
     }
 
     /// Adds the key, but only for the configured fal hosts.
@@ -217,18 +228,21 @@ impl FalClient {
         url: &Url,
         body: Option<(Bytes, &str)>,
         auth: bool,
-        answer: (&str, usize),
+        size: (&str, usize),
+        who: Answerer,
     ) -> Result<(HeaderMap, Bytes), FalError> {
-        let (status, headers, bytes) = self.exchange(method, url, body, auth, answer).await?;
-        if (200..300).contains(&status) {
-            Ok((headers, bytes))
-        } else {
-            Err(FalError::from_response(status, &headers, &bytes))
-        }
+        let answer = self.exchange(method, url, body, auth, size, who).await?;
+        if (200..300).contains(&answer.status) { Ok((answer.headers, answer.body)) } else { Err(answer.error()) }
     }
 
+    /// A URL a server handed us, if the destination policy lets us go there.
     fn parse_url(&self, text: &str) -> Result<Url, FalError> {
-        Url::parse(text).map_err(|e| FalError::Protocol(format!("fal returned an invalid URL {text:?}: {e}")))
+        let url = Url::parse(text).map_err(|e| {
+            let shown: String = crate::sanitize::strip_controls(text).chars().take(200).collect();
+            FalError::Protocol(format!("fal returned an invalid URL {shown:?}: {e}"))
+        })?;
+        self.destinations.check(&url).map_err(FalError::Refused)?;
+        Ok(url)
     }
 
     /// Submits validated input to the queue. Retried only when fal provably did not accept it.
@@ -247,8 +261,16 @@ impl FalClient {
             .map_err(|e| SubmitError::Rejected(FalError::Protocol(format!("bad endpoint URL: {e}"))))?;
         let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let op = || async {
-            let (_, body) =
-                self.call(Method::POST, &url, Some((bytes.clone(), "application/json")), true, SMALL_ANSWER).await?;
+            let (_, body) = self
+                .call(
+                    Method::POST,
+                    &url,
+                    Some((bytes.clone(), "application/json")),
+                    true,
+                    SMALL_ANSWER,
+                    Answerer::Queue,
+                )
+                .await?;
             serde_json::from_slice::<SubmitResponse>(&body)
                 .map_err(|e| FalError::Protocol(format!("the submit answer could not be read ({e})")))
         };
@@ -269,7 +291,9 @@ impl FalClient {
         let mut url = self.parse_url(&handle.status_url)?;
         url.query_pairs_mut().append_pair("logs", if logs { "1" } else { "0" });
         let op = || async {
-            let (_, body) = self.call(Method::GET, &url, None, true, ("status answer", SMALL_ANSWER_LIMIT)).await?;
+            let (_, body) = self
+                .call(Method::GET, &url, None, true, ("status answer", SMALL_ANSWER_LIMIT), Answerer::Queue)
+                .await?;
             serde_json::from_slice::<QueueStatus>(&body)
                 .map_err(|e| FalError::Protocol(format!("the status answer could not be read ({e})")))
         };
@@ -331,13 +355,14 @@ impl FalClient {
             Err(_) => return Ok(silent()),
         };
         if !resp.status().is_success() {
+            let from = answered_by(Answerer::Queue, &url, resp.url());
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
             let body =
                 read_body(resp, &url, "error answer", ERROR_BODY_LIMIT, Overflow::Truncate, self.config.body_pace)
                     .await
                     .unwrap_or_default();
-            return Err(FalError::from_response(status, &headers, &body));
+            return Err(FalError::from_response(status, &headers, &body).answered_by(from));
         }
         let mut parser = SseParser::new(MAX_SSE_LINE, MAX_SSE_EVENT);
         let mut items = Vec::new();
@@ -380,15 +405,15 @@ impl FalClient {
     pub async fn result(&self, handle: &RequestHandle) -> Result<Value, FalError> {
         let url = self.parse_url(&handle.response_url)?;
         let op = || async {
-            let (status, headers, body) =
-                self.exchange(Method::GET, &url, None, true, ("result", RESULT_LIMIT)).await?;
-            if status == 400 && String::from_utf8_lossy(&body).contains("still in progress") {
+            let answer =
+                self.exchange(Method::GET, &url, None, true, ("result", RESULT_LIMIT), Answerer::Queue).await?;
+            if answer.status == 400 && String::from_utf8_lossy(&answer.body).contains("still in progress") {
                 return Err(FalError::NotReady);
             }
-            if !(200..300).contains(&status) {
-                return Err(FalError::from_response(status, &headers, &body));
+            if !(200..300).contains(&answer.status) {
+                return Err(answer.error());
             }
-            serde_json::from_slice::<Value>(&body)
+            serde_json::from_slice::<Value>(&answer.body)
                 .map_err(|e| FalError::Protocol(format!("the result could not be read as JSON ({e})")))
         };
         self.retrying("fetching the result", op, result_worth_retrying).await
@@ -398,13 +423,14 @@ impl FalClient {
     pub async fn cancel(&self, handle: &RequestHandle) -> Result<CancelOutcome, FalError> {
         let url = self.parse_url(&handle.cancel_url)?;
         let op = || async {
-            let (status, headers, body) =
-                self.exchange(Method::PUT, &url, None, true, ("cancel answer", SMALL_ANSWER_LIMIT)).await?;
-            match status {
+            let answer = self
+                .exchange(Method::PUT, &url, None, true, ("cancel answer", SMALL_ANSWER_LIMIT), Answerer::Queue)
+                .await?;
+            match answer.status {
                 200..=299 => Ok(CancelOutcome::Requested),
                 400 => Ok(CancelOutcome::AlreadyCompleted),
                 404 => Ok(CancelOutcome::NotFound),
-                _ => Err(FalError::from_response(status, &headers, &body)),
+                _ => Err(answer.error()),
             }
         };
         self.retrying("cancelling", op, FalError::is_retryable).await
@@ -430,7 +456,14 @@ impl FalClient {
                 "starting an upload",
                 || async {
                     let (_, body) = self
-                        .call(Method::POST, &initiate, Some((request.clone(), "application/json")), true, SMALL_ANSWER)
+                        .call(
+                            Method::POST,
+                            &initiate,
+                            Some((request.clone(), "application/json")),
+                            true,
+                            SMALL_ANSWER,
+                            Answerer::Storage,
+                        )
                         .await?;
                     serde_json::from_slice(&body)
                         .map_err(|e| FalError::Protocol(format!("the upload answer could not be read ({e})")))
@@ -443,7 +476,15 @@ impl FalClient {
         self.retrying(
             "uploading",
             || async {
-                self.call(Method::PUT, &put_url, Some((bytes.clone(), content_type)), false, SMALL_ANSWER).await
+                self.call(
+                    Method::PUT,
+                    &put_url,
+                    Some((bytes.clone(), content_type)),
+                    false,
+                    SMALL_ANSWER,
+                    Answerer::Storage,
+                )
+                .await
             },
             FalError::is_retryable,
         )
@@ -456,14 +497,14 @@ impl FalClient {
         if let Some(rest) = url.strip_prefix("data:") {
             return decode_data_uri(rest);
         }
+        // parse_url refuses schemes other than https (and http on this machine).
         let parsed = self.parse_url(url)?;
-        if !matches!(parsed.scheme(), "https" | "http") {
-            return Err(FalError::Protocol(format!("refusing to download from a {} URL", parsed.scheme())));
-        }
+        let cdn = Answerer::Cdn { host: parsed.host_str().unwrap_or("?").to_string() };
         self.retrying(
             "downloading an image",
             || async {
-                let (headers, body) = self.call(Method::GET, &parsed, None, false, ("image", DOWNLOAD_LIMIT)).await?;
+                let (headers, body) =
+                    self.call(Method::GET, &parsed, None, false, ("image", DOWNLOAD_LIMIT), cdn.clone()).await?;
                 let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
                 Ok(Media { bytes: body, content_type })
             },
@@ -486,6 +527,35 @@ fn result_worth_retrying(e: &FalError) -> bool {
         || matches!(e, FalError::Api(a) if a.status >= 500 && a.timeout_type.is_none())
 }
 
+/// One HTTP answer and who sent it.
+struct Answer {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+    from: Answerer,
+}
+
+impl Answer {
+    /// The error for a non-success answer, naming who sent it. A redirect that reaches us was
+    /// not followed (reqwest could not read its `Location`, e.g. `file:`): refused, not fal's error.
+    fn error(&self) -> FalError {
+        if (300..400).contains(&self.status) {
+            let location = self.headers.get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+            return FalError::Refused(DestinationRefused::unfollowed(location.as_deref().unwrap_or("")));
+        }
+        FalError::from_response(self.status, &self.headers, &self.body).answered_by(self.from.clone())
+    }
+}
+
+/// `asked`, unless a redirect took the request to another origin: then that server answered.
+fn answered_by(asked: Answerer, requested: &Url, answered: &Url) -> Answerer {
+    if super::config::same_origin(requested, answered) {
+        asked
+    } else {
+        Answerer::RedirectTarget { host: answered.host_str().unwrap_or("?").to_string() }
+    }
+}
+
 fn decode_data_uri(rest: &str) -> Result<Media, FalError> {
     use base64::Engine;
     let (meta, data) =
@@ -500,12 +570,17 @@ fn decode_data_uri(rest: &str) -> Result<Media, FalError> {
     Ok(Media { bytes: Bytes::from(bytes), content_type })
 }
 
-/// Decides, after retries, whether a failed submit might have been accepted.
+/// Decides, after retries, whether a failed submit might have been accepted. A request that
+/// never left this machine (it could not be built, the name did not resolve, the connection was
+/// refused) was not sent. A refused redirect means the queue answered the POST with a redirect:
+/// it had the body, so it may have taken it.
 fn classify_submit_failure(e: FalError) -> SubmitError {
     match &e {
-        FalError::Network { kind: NetworkKind::Connect, .. } => SubmitError::Rejected(e),
+        FalError::Network { kind: NetworkKind::Connect | NetworkKind::NotSent, .. } => SubmitError::Rejected(e),
         // An answer that did not arrive whole (cut, unreadable, oversized) may be an acceptance.
-        FalError::Network { .. } | FalError::Protocol(_) | FalError::TooLarge { .. } => SubmitError::Ambiguous(e),
+        FalError::Network { .. } | FalError::Protocol(_) | FalError::TooLarge { .. } | FalError::Refused(_) => {
+            SubmitError::Ambiguous(e)
+        }
         // A gateway timeout or bad gateway: the queue behind it may have taken the request.
         FalError::Api(api) if matches!(api.status, 502 | 504) => SubmitError::Ambiguous(e),
         _ => SubmitError::Rejected(e),
@@ -632,6 +707,7 @@ mod tests {
     fn ambiguous_submit_classification() {
         let net = |kind| FalError::Network { host: "h".into(), kind, message: "m".into(), attempts: 0 };
         assert!(matches!(classify_submit_failure(net(NetworkKind::Connect)), SubmitError::Rejected(_)));
+        assert!(matches!(classify_submit_failure(net(NetworkKind::NotSent)), SubmitError::Rejected(_)));
         assert!(matches!(classify_submit_failure(net(NetworkKind::Timeout)), SubmitError::Ambiguous(_)));
         assert!(matches!(classify_submit_failure(net(NetworkKind::Other)), SubmitError::Ambiguous(_)));
         let huge = FalError::TooLarge { host: "h".into(), what: "answer".into(), limit: "1 MiB".into() };

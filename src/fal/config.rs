@@ -27,6 +27,24 @@ impl FalKey {
     pub(crate) fn header_value(&self) -> String {
         format!("Key {}", self.0)
     }
+
+    /// Why this key cannot be right, if it cannot: HTTP refuses line breaks and control
+    /// characters in a header, and fal's keys (`id:secret`) are printable ASCII without spaces.
+    /// Says what and where, never the key itself.
+    pub fn format_problem(&self) -> Option<String> {
+        let (at, c) = self.0.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic())?;
+        let what = match c {
+            '\n' | '\r' => "a line break",
+            ' ' | '\t' => "a space",
+            c if c.is_control() => "a control character",
+            _ => "a character that is not plain ASCII",
+        };
+        Some(format!(
+            "contains {what} (character {} of {}); fal keys are letters, digits and punctuation only (id:secret)",
+            at + 1,
+            self.0.chars().count()
+        ))
+    }
 }
 
 impl fmt::Debug for FalKey {
@@ -134,10 +152,22 @@ impl FalConfig {
     }
 }
 
-/// Same scheme, host and port; `localhost`, 127.0.0.1 and ::1 count as one host.
+/// Same scheme, host and port. Only `localhost`, 127.0.0.1 and ::1 count as one host (they are
+/// the same machine's one loopback interface as clients name it); other loopback addresses such
+/// as 127.0.0.2 are other hosts, so the key does not go there.
 pub fn same_origin(a: &Url, b: &Url) -> bool {
-    let same_host = a.host_str() == b.host_str() || (is_loopback_url(a) && is_loopback_url(b));
+    let same_host = a.host_str() == b.host_str() || (is_this_host(a) && is_this_host(b));
     a.scheme() == b.scheme() && same_host && a.port_or_known_default() == b.port_or_known_default()
+}
+
+/// `localhost`, 127.0.0.1 or ::1.
+fn is_this_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(url::Host::Ipv6(ip)) => ip == std::net::Ipv6Addr::LOCALHOST,
+        None => false,
+    }
 }
 
 pub fn is_loopback_url(url: &Url) -> bool {
@@ -211,5 +241,29 @@ mod tests {
         assert!(same_origin(&u("http://localhost:8080/a"), &u("http://127.0.0.1:8080/b")));
         assert!(!same_origin(&u("http://localhost:8080"), &u("http://127.0.0.1:8081")));
         assert!(!same_origin(&u("https://queue.fal.run"), &u("https://fal.run")));
+        assert!(same_origin(&u("http://[::1]:8080/a"), &u("http://localhost:8080/b")));
+    }
+
+    #[test]
+    fn other_loopback_addresses_are_other_origins() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        assert!(!same_origin(&u("http://127.0.0.1:8080"), &u("http://127.0.0.2:8080")));
+        assert!(!same_origin(&u("http://localhost:8080"), &u("http://127.1.2.3:8080")));
+        let cfg = FalConfig::single_host(u("http://127.0.0.1:8080"), None);
+        assert!(cfg.is_fal_origin(&u("http://127.0.0.1:8080/x")));
+        assert!(!cfg.is_fal_origin(&u("http://127.0.0.2:8080/x")));
+        assert!(!cfg.is_fal_origin(&u("https://127.0.0.1:8080/x")), "the scheme is part of the origin");
+    }
+
+    #[test]
+    fn keys_that_cannot_be_sent_are_named_without_being_shown() {
+        let problem = |k: &str| FalKey::new(k).unwrap().format_problem();
+        assert_eq!(problem("0123-id:abcdef"), None);
+        let p = problem("abcd-123:wxy\n987").unwrap();
+        assert!(p.contains("line break") && p.contains("character 13 of 16"), "{p}");
+        assert!(!p.contains("abcd") && !p.contains("wxy") && !p.contains("987"), "{p}");
+        assert!(problem("id:se\u{7}c").unwrap().contains("control character"));
+        assert!(problem("id: sec").unwrap().contains("space"));
+        assert!(problem("id:s\u{e9}c").unwrap().contains("not plain ASCII"));
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+use super::destination::{DestinationRefused, refusal_in};
 use crate::model::{Field, FieldError};
 
 /// One item of a 422 `detail` list.
@@ -47,12 +48,43 @@ pub struct ApiError {
     pub retry_after: Option<Duration>,
     /// A gateway error from fal's ingress (nginx page, no `x-fal-request-id`): retryable.
     pub ingress: bool,
+    /// Who sent this answer, so a message does not blame fal for a CDN's or a redirect's error.
+    pub answered_by: Answerer,
+}
+
+/// The server an error answer came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Answerer {
+    /// fal's queue (submit, status, result, cancel).
+    #[default]
+    Queue,
+    /// fal storage (upload initiate, the presigned upload URL).
+    Storage,
+    /// The CDN an output image is fetched from.
+    Cdn { host: String },
+    /// A server a redirect led to, not the one asked.
+    RedirectTarget { host: String },
+}
+
+impl fmt::Display for Answerer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Answerer::Queue => f.write_str("fal's queue"),
+            Answerer::Storage => f.write_str("fal storage"),
+            Answerer::Cdn { host } => write!(f, "the CDN ({host})"),
+            Answerer::RedirectTarget { host } => write!(f, "a redirect target ({host})"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NetworkKind {
-    /// The connection could not be made: the request was certainly not sent.
+    /// The connection could not be made (refused, or the name did not resolve): the request was
+    /// certainly not sent.
     Connect,
+    /// The request could not even be built (e.g. a header value HTTP refuses): nothing left this
+    /// machine, and trying again cannot help.
+    NotSent,
     Timeout,
     /// The connection broke, or the body could not be read.
     Other,
@@ -63,8 +95,9 @@ pub enum FalError {
     /// fal refused the input (422 with a `detail` list); each item maps onto an input field.
     #[error("{}", describe_validation(.errors))]
     Validation { errors: Vec<FalFieldError>, request_id: Option<String> },
+    /// Boxed: it is by far the largest variant, and every `Result<_, FalError>` carries its size.
     #[error("{}", describe_api(.0))]
-    Api(ApiError),
+    Api(Box<ApiError>),
     /// The request finished with `error` on its COMPLETED status.
     #[error("the model run failed: {error}{}. {}", .error_type.as_ref().map(|t| format!(" ({t})")).unwrap_or_default(), request_error_hint(.error_type.as_deref(), 0))]
     RunFailed { error: String, error_type: Option<String> },
@@ -73,11 +106,16 @@ pub enum FalError {
     /// fal answered something this client cannot read.
     #[error("unexpected answer from fal: {0}")]
     Protocol(String),
-    #[error("the result is not ready yet (fal says the request is still in progress)")]
+    #[error("the result is not ready yet (fal's queue says the request is still in progress)")]
     NotReady,
     /// An answer over the size this client reads for its kind; refused, not read whole.
     #[error("{host} sent a {what} over {limit}; it was not read")]
     TooLarge { host: String, what: String, limit: String },
+    /// A server sent a URL (or a redirect) to a destination kontext never connects to.
+    #[error(
+        "{0}. kontext follows only https to public hosts (plain http only on this machine, for the emulator); nothing was sent there"
+    )]
+    Refused(DestinationRefused),
 }
 
 impl FalError {
@@ -85,7 +123,7 @@ impl FalError {
     /// way fal's Python client decides (fal-protocol.md §5.1).
     pub fn is_retryable(&self) -> bool {
         match self {
-            FalError::Network { .. } => true,
+            FalError::Network { kind, .. } => *kind != NetworkKind::NotSent,
             FalError::Api(e) => match e.status {
                 408 | 409 | 429 => true,
                 502..=504 => e.ingress && e.timeout_type.is_none(),
@@ -112,7 +150,8 @@ impl FalError {
     pub fn is_fal_verdict(&self) -> bool {
         match self {
             FalError::RunFailed { .. } | FalError::Validation { .. } => true,
-            FalError::Api(e) => matches!(e.status, 404 | 422),
+            // A 404 from the CDN or a redirect target says nothing about the request.
+            FalError::Api(e) => matches!(e.status, 404 | 422) && e.answered_by == Answerer::Queue,
             _ => false,
         }
     }
@@ -133,7 +172,12 @@ impl FalError {
     }
 
     pub(crate) fn network(url: &reqwest::Url, err: &reqwest::Error) -> FalError {
-        let kind = if err.is_connect() {
+        if let Some(refused) = refusal_in(err) {
+            return FalError::Refused(refused);
+        }
+        let kind = if err.is_builder() {
+            NetworkKind::NotSent
+        } else if err.is_connect() {
             NetworkKind::Connect
         } else if err.is_timeout() {
             NetworkKind::Timeout
@@ -177,7 +221,7 @@ impl FalError {
             },
         };
         let ingress = request_id.is_none() && text.contains("nginx");
-        FalError::Api(ApiError {
+        FalError::Api(Box::new(ApiError {
             status,
             detail: crate::sanitize::strip_controls(&detail),
             error_type: json
@@ -190,7 +234,16 @@ impl FalError {
             timeout_type: header("x-fal-request-timeout-type"),
             retry_after: header("retry-after").and_then(|v| parse_retry_after(&v)),
             ingress,
-        })
+            answered_by: Answerer::Queue,
+        }))
+    }
+
+    /// Names who sent an error answer (fal's queue unless told otherwise).
+    pub(crate) fn answered_by(mut self, who: Answerer) -> FalError {
+        if let FalError::Api(api) = &mut self {
+            api.answered_by = who;
+        }
+        self
     }
 }
 
@@ -251,7 +304,7 @@ fn describe_validation(errors: &[FalFieldError]) -> String {
 }
 
 fn describe_api(e: &ApiError) -> String {
-    let mut s = format!("fal answered HTTP {}", e.status);
+    let mut s = format!("{} answered HTTP {}", e.answered_by, e.status);
     if let Some(t) = &e.error_type {
         s.push_str(&format!(" ({t})"));
     }
@@ -259,7 +312,13 @@ fn describe_api(e: &ApiError) -> String {
         s.push_str(&format!(": {}", e.detail));
     }
     s.push_str(". ");
-    s.push_str(request_error_hint(e.error_type.as_deref(), e.status));
+    s.push_str(match e.answered_by {
+        Answerer::Queue | Answerer::Storage => request_error_hint(e.error_type.as_deref(), e.status),
+        Answerer::Cdn { .. } => "The image could not be fetched from where fal stored it; try again later.",
+        Answerer::RedirectTarget { .. } => {
+            "That server is not fal's; the URL fal gave redirected there. Try again later, and report it if it persists."
+        }
+    });
     if let Some(id) = &e.request_id {
         s.push_str(&format!(" [request {id}]"));
     }
@@ -306,6 +365,7 @@ impl fmt::Display for NetworkKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             NetworkKind::Connect => "could not connect",
+            NetworkKind::NotSent => "could not be sent",
             NetworkKind::Timeout => "timed out",
             NetworkKind::Other => "connection failed",
         })
@@ -414,6 +474,28 @@ mod tests {
         assert!(
             !FalError::TooLarge { host: "h".into(), what: "result".into(), limit: "64 MiB".into() }.is_fal_verdict()
         );
+        let cdn_404 = FalError::from_response(404, &HeaderMap::new(), b"{}")
+            .answered_by(Answerer::Cdn { host: "v3.fal.media".into() });
+        assert!(!cdn_404.is_fal_verdict(), "only fal's queue gives a verdict on a request");
+    }
+
+    #[test]
+    fn errors_name_who_answered() {
+        let body = br#"{"detail":"Not Found"}"#;
+        let queue = FalError::from_response(404, &HeaderMap::new(), body);
+        assert!(queue.to_string().starts_with("fal's queue answered HTTP 404"), "{queue}");
+        let cdn = FalError::from_response(404, &HeaderMap::new(), body)
+            .answered_by(Answerer::Cdn { host: "v3.fal.media".into() });
+        let text = cdn.to_string();
+        assert!(text.starts_with("the CDN (v3.fal.media) answered HTTP 404"), "{text}");
+        assert!(!text.contains("fal does not know this endpoint"), "{text}");
+        let other = FalError::from_response(500, &HeaderMap::new(), body)
+            .answered_by(Answerer::RedirectTarget { host: "evil.example".into() });
+        let text = other.to_string();
+        assert!(text.starts_with("a redirect target (evil.example) answered HTTP 500"), "{text}");
+        assert!(!text.contains("fal had"), "{text}");
+        let storage = FalError::from_response(403, &HeaderMap::new(), body).answered_by(Answerer::Storage);
+        assert!(storage.to_string().starts_with("fal storage answered HTTP 403"), "{storage}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod body;
 mod client;
 mod config;
+mod destination;
 mod error;
 mod retry;
 mod sse;
@@ -14,5 +15,6 @@ pub use config::{
     DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL, FalConfig, FalKey, KeySource, is_loopback_url, key_from_env,
     parse_base_url, same_origin,
 };
-pub use error::{ApiError, FalError, FalFieldError, NetworkKind};
+pub use destination::{AddressClass, DestinationPolicy, DestinationRefused};
+pub use error::{Answerer, ApiError, FalError, FalFieldError, NetworkKind};
 pub use retry::{RetryNotice, RetryPolicy};

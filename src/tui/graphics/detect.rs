@@ -416,6 +416,34 @@ fn give_back(bytes: &[u8]) {
     }
 }
 
+/// What [`detect`] would choose, from the environment alone and without the terminal probe (which
+/// waits for the terminal's answer): for `kontext doctor`.
+pub fn decision_without_probe(requested: GraphicsMode) -> String {
+    let (mode, origin) = match (requested, GraphicsMode::from_env()) {
+        (GraphicsMode::Auto, Some(m)) if m != GraphicsMode::Auto => (m, format!("from {}", super::ENV_GRAPHICS)),
+        (GraphicsMode::Auto, _) => (GraphicsMode::Auto, String::new()),
+        (m, _) => (m, "as configured".to_string()),
+    };
+    let tmux = tmux_from_env();
+    let tmux_note = if tmux { "; inside tmux, pixels need allow-passthrough (kontext turns it on)" } else { "" };
+    if mode != GraphicsMode::Auto {
+        return format!("{mode} ({origin}){tmux_note}");
+    }
+    if !(is_tty(libc::STDIN_FILENO) && is_tty(libc::STDOUT_FILENO)) {
+        return "halfblocks here (not a terminal); in a terminal a probe decides when the studio starts".into();
+    }
+    let hint = if std::env::var("WEZTERM_EXECUTABLE").is_ok_and(|v| !v.is_empty()) {
+        "iterm2 (WezTerm)"
+    } else if std::env::var("KONSOLE_VERSION").is_ok_and(|v| !v.is_empty()) {
+        "iterm2 hints or halfblocks (Konsole: kitty and sixel are not used)"
+    } else if iterm2_hint() {
+        "kitty or sixel if the terminal answers the probe, else iterm2"
+    } else {
+        "kitty or sixel if the terminal answers the probe, else halfblocks"
+    };
+    format!("auto: {hint}; a probe runs when the studio starts{tmux_note}")
+}
+
 pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
     let (mode, origin) = match requested {
         GraphicsMode::Auto => match GraphicsMode::from_env() {

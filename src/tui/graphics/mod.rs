@@ -15,7 +15,7 @@ mod thumbnails;
 use std::fmt;
 use std::str::FromStr;
 
-pub use detect::{ProbeReport, old_kitty, parse_replies};
+pub use detect::{ProbeReport, decision_without_probe, old_kitty, parse_replies};
 pub use thumbnails::{ThumbSource, ThumbStats, ThumbnailReady, Thumbnails};
 
 /// Environment variable that overrides `auto` detection (same values as `--graphics`).
