@@ -735,13 +735,15 @@ fn doctor_names_an_unwritable_data_dir_and_a_damaged_history() {
     // An emptied store next to the media it recorded is not "no history".
     std::fs::write(data.join("history.sqlite3"), b"").unwrap();
     std::fs::create_dir_all(data.join("media").join("ab")).unwrap();
+    std::fs::write(data.join("media").join("ab").join("abcdef"), b"a stored image").unwrap();
     let (code, report) = doctor(home.path());
     assert_eq!(code, 1, "{report}");
-    assert!(report.contains("FAIL  history") && report.contains("empty (0 bytes)"), "{report}");
+    assert!(report.contains("FAIL  history") && report.contains("is empty, but"), "{report}");
     assert_eq!(std::fs::metadata(data.join("history.sqlite3")).unwrap().len(), 0, "the store was left alone");
 
     // A sound store passes, and checking it changes nothing.
     std::fs::remove_file(data.join("history.sqlite3")).unwrap();
+    std::fs::remove_dir_all(data.join("media")).unwrap();
     kontext::history::History::open(&data).unwrap();
     let before = std::fs::read(data.join("history.sqlite3")).unwrap();
     let (code, report) = doctor(home.path());

@@ -105,18 +105,6 @@ pub async fn doctor(args: DoctorArgs, locations: &Locations) -> u8 {
     }
 }
 
-/// Replaces what follows `=` on any quoted line naming a key, so a config error never shows one.
-fn without_secrets(message: &str) -> String {
-    message
-        .lines()
-        .map(|line| match line.split_once('=') {
-            Some((name, _)) if name.to_ascii_lowercase().contains("key") => format!("{name}= <redacted>"),
-            _ => line.to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn check_config(locations: &Locations) -> (Option<Config>, Check) {
     match locations.load_config() {
         Ok((config, Some(path))) => (Some(config), Check::ok("config", format!("{} parses", path.display()))),
@@ -125,7 +113,8 @@ fn check_config(locations: &Locations) -> (Option<Config>, Check) {
             None,
             Check::fail(
                 "config",
-                without_secrets(&e.to_string()),
+                // The loader already redacts secret values in every error it quotes.
+                e.to_string(),
                 "correct the config file at the place named (config.example.toml shows every setting)",
             ),
         ),
@@ -186,45 +175,33 @@ async fn check_destination(config: &Config, args: &ConnectArgs, key: Option<(Fal
 }
 
 fn check_data_dir(dir: &Path) -> Check {
-    let probe = dir.join(format!(".kontext-doctor-{}", std::process::id()));
-    let result = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&probe, b"ok"));
-    let _ = std::fs::remove_file(&probe);
-    match result {
+    match crate::setup::check_writable_dir(dir, "the data dir") {
         Ok(()) => Check::ok("data dir", format!("{} is writable", dir.display())),
-        Err(e) => Check::fail(
+        Err(problem) => Check::fail(
             "data dir",
-            format!("cannot write in {}: {e}", dir.display()),
+            problem,
             "make it writable, or give another one with --data-dir or KONTEXT_DATA_DIR",
         ),
     }
 }
 
+/// The same refusal rules as opening the store (an emptied or foreign file), then SQLite's own
+/// check of every page, read-only: checking never changes the file.
 fn check_history(dir: &Path) -> Check {
     let db = dir.join(crate::history::DB_FILE);
-    let fix = format!(
-        "move {} aside (do not delete it: it lists what you paid for) and run kontext again to start a new one",
-        db.display()
-    );
-    match std::fs::metadata(&db) {
-        Err(_) => Check::ok("history", format!("no history yet ({} is created on the first request)", db.display())),
-        Ok(m) if m.len() == 0 => {
-            let media = std::fs::read_dir(dir.join(crate::history::MEDIA_DIR)).map(|d| d.count()).unwrap_or(0);
-            let lost = if media > 0 { format!(", yet its media folder holds {media} entries") } else { String::new() };
-            Check::fail(
-                "history",
-                format!("{} is empty (0 bytes){lost}", db.display()),
-                "restore it from a backup if you have one; otherwise move it aside",
-            )
+    match crate::history::check_store_integrity(dir) {
+        Ok(()) if !db.exists() => {
+            Check::ok("history", format!("no history yet ({} is created on the first request)", db.display()))
         }
-        Ok(_) => match crate::history::History::integrity_problems(&db) {
-            Ok(problems) if problems.is_empty() => {
-                Check::ok("history", format!("{} passes SQLite's check", db.display()))
-            }
-            Ok(problems) => {
-                Check::fail("history", format!("{} is damaged: {}", db.display(), problems.join("; ")), fix)
-            }
-            Err(e) => Check::fail("history", e.to_string(), fix),
-        },
+        Ok(()) => Check::ok("history", format!("{} passes SQLite's check", db.display())),
+        Err(e) => Check::fail(
+            "history",
+            e.to_string(),
+            format!(
+                "move {} aside (do not delete it: it lists what you paid for), restore a backup if you have one, or use another --data-dir",
+                db.display()
+            ),
+        ),
     }
 }
 
@@ -233,19 +210,5 @@ fn check_graphics(requested: Option<&str>) -> Check {
     match requested.unwrap_or("auto").parse::<GraphicsMode>() {
         Ok(mode) => Check::ok("graphics", decision_without_probe(mode)),
         Err(e) => Check::fail("graphics", e.to_string(), "use --graphics auto|kitty|sixel|iterm2|halfblocks|none"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_in_quoted_config_lines_are_redacted() {
-        let msg = "TOML parse error at line 1, column 11\n  |\n1 | key = \"id:sec\n  |           ^\nmissing quote";
-        let out = without_secrets(msg);
-        assert!(!out.contains("id:sec"), "{out}");
-        assert!(out.contains("1 | key = <redacted>"), "{out}");
-        assert!(out.contains("missing quote"), "{out}");
     }
 }

@@ -323,19 +323,6 @@ impl History {
         &self.inner.db_path
     }
 
-    /// What SQLite's `PRAGMA quick_check` finds wrong with the store at `db_path` (empty when it
-    /// is sound). Opens it read-only and migrates nothing, so checking never changes the file.
-    pub fn integrity_problems(db_path: &Path) -> Result<Vec<String>, HistoryError> {
-        let err = |error| HistoryError::Sqlite { path: db_path.to_path_buf(), error };
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(db_path, flags).map_err(err)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        let mut stmt = conn.prepare("PRAGMA quick_check").map_err(err)?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0)).map_err(err)?;
-        let lines = rows.collect::<Result<Vec<String>, _>>().map_err(err)?;
-        Ok(lines.into_iter().filter(|l| l != "ok").collect())
-    }
-
     pub fn media_dir(&self) -> &Path {
         &self.inner.media_dir
     }
