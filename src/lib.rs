@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod emulator;
+pub mod exit;
 pub mod fal;
 pub mod history;
 pub mod local_file;

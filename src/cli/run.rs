@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::exit;
+use super::inspect::BaseRequest;
 use super::progress::Progress;
 use crate::fal::{FalError, FollowMode, SubmitError};
 use crate::model::Draft;
@@ -81,12 +82,6 @@ pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
         },
     };
     run_with_base(args, base, locations).await
-}
-
-/// A request to start from (a history entry or an image's parameters) and its endpoint.
-pub struct BaseRequest {
-    pub draft: Draft,
-    pub endpoint: Option<String>,
 }
 
 /// `kontext run` over a base request: each flag given replaces the base's value.

@@ -8,7 +8,9 @@ use ratatui_textarea::{TextArea, WrapMode};
 
 use super::action::{Action, Keymap};
 use super::form::ParamForm;
-use super::message::{DetailPurpose, Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message};
+use super::message::{
+    DetailPurpose, Effect, HistoryDetailView, HistoryFilter, HistoryRow, ImageInfo, JobFinish, JobId, Message,
+};
 pub use super::pane::Pane;
 use crate::model::{Draft, Field, FieldError, ImageSource, ValidInput};
 use crate::runner::{JobEvent, SavedImage};
@@ -116,13 +118,6 @@ pub struct ImagesPane {
     pub check_seq: u64,
     /// A look-up of local files is under way.
     pub checking: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ImageInfo {
-    pub tag: String,
-    pub error: Option<String>,
-    pub local_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default)]
