@@ -392,6 +392,24 @@ fn no_cycle_among_top_level_modules() {
     }
 }
 
+/// docs/ARCHITECTURE.md: `model` is the endpoint's schema and does no I/O and no HTTP; files are
+/// looked at by `runner` (`check_local_image`, `check_input_file`), given to `Draft::validate_with`.
+#[test]
+fn model_does_no_io() {
+    let mut files = Vec::new();
+    rust_files(&src_dir().join("model"), &mut files);
+    let mut found = Vec::new();
+    for f in files {
+        let code = code_of(&std::fs::read_to_string(&f).expect("read source"));
+        for word in ["std::fs", "fs::", "File::", "std::io::Read", "reqwest", "tokio", "std::net"] {
+            if code.contains(word) {
+                found.push(format!("{}: {word}", f.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "model does I/O:\n  {}", found.join("\n  "));
+}
+
 /// `cargo test --test architecture -- --ignored --nocapture print_edges` lists the graph.
 #[test]
 #[ignore]

@@ -132,7 +132,7 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
         None => Ok(crate::model::Endpoint::default()),
     };
     let max_images = endpoint_check.as_ref().map(|e| e.max_images()).unwrap_or(crate::model::MAX_INPUT_IMAGES);
-    let validated = draft.validate(max_images);
+    let validated = draft.validate_with(max_images, crate::runner::check_local_image);
     if endpoint_check.is_err() || validated.is_err() {
         eprintln!("kontext: the request is not valid:");
         if let Err(m) = &endpoint_check {
