@@ -132,7 +132,7 @@ fn image_references_are_checked() {
         ],
         ..Draft::default()
     };
-    let errors = d.validate(10).unwrap_err();
+    let errors = d.validate_with(10, kontext::runner::check_local_image).unwrap_err();
     let by_index: Vec<_> = errors.0.iter().map(|e| (e.field, e.message.clone())).collect();
     assert_eq!(by_index.len(), 4, "{by_index:?}");
     assert!(matches!(by_index[0].0, Field::ImageUrls(Some(1))) && by_index[0].1.contains("no such file"));
@@ -146,7 +146,7 @@ fn image_references_are_checked() {
 
     let valid =
         Draft { images: vec![png.display().to_string(), format!("file://{}", png.display())], ..example_draft() };
-    let v = valid.validate(4).unwrap();
+    let v = valid.validate_with(4, kontext::runner::check_local_image).unwrap();
     assert_eq!(v.images, vec![ImageSource::Local(png.clone()), ImageSource::Local(png)]);
 }
 

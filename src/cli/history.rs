@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::exit;
-use super::run::{BaseRequest, RunArgs};
+use super::inspect::BaseRequest;
+use super::run::RunArgs;
 use crate::history::{History, HistoryDetail, HistoryEntry, HistoryError, HistoryQuery, JobState};
 use crate::sanitize::{one_line, strip_controls, terminal_safe_json};
 use crate::setup::{Locations, connect};

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::exit;
-use super::run::BaseRequest;
 use crate::model::Draft;
 use crate::runner::metadata::{self, ImageMetadata};
 use crate::sanitize::strip_controls;
@@ -54,6 +53,12 @@ pub fn inspect(args: InspectArgs) -> u8 {
         }
     }
     exit::OK
+}
+
+/// A request to start from (a history entry or an image's parameters) and its endpoint.
+pub struct BaseRequest {
+    pub draft: Draft,
+    pub endpoint: Option<String>,
 }
 
 /// The request an image was made with: its history entry when this data directory has it (local

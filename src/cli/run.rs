@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::exit;
+use super::inspect::BaseRequest;
 use super::progress::Progress;
 use crate::fal::{FalError, FollowMode, SubmitError};
 use crate::model::Draft;
@@ -83,12 +84,6 @@ pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
     run_with_base(args, base, locations).await
 }
 
-/// A request to start from (a history entry or an image's parameters) and its endpoint.
-pub struct BaseRequest {
-    pub draft: Draft,
-    pub endpoint: Option<String>,
-}
-
 /// `kontext run` over a base request: each flag given replaces the base's value.
 pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: &Locations) -> u8 {
     let (mut config, _) = match locations.load_config() {
@@ -137,7 +132,7 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
         None => Ok(crate::model::Endpoint::default()),
     };
     let max_images = endpoint_check.as_ref().map(|e| e.max_images()).unwrap_or(crate::model::MAX_INPUT_IMAGES);
-    let validated = draft.validate(max_images);
+    let validated = draft.validate_with(max_images, crate::runner::check_local_image);
     if endpoint_check.is_err() || validated.is_err() {
         eprintln!("kontext: the request is not valid:");
         if let Err(m) = &endpoint_check {

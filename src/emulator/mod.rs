@@ -11,6 +11,7 @@ mod inputs;
 mod routes;
 mod sim;
 mod sse;
+mod status;
 mod storage;
 mod synth;
 mod util;

@@ -9,8 +9,8 @@ use axum::http::{HeaderValue, Response, header};
 use bytes::Bytes;
 
 use super::Shared;
-use super::routes::status_body;
 use super::sim::{Job, Phase};
+use super::status::status_body;
 use super::util::lock;
 
 pub(crate) fn stream(shared: Arc<Shared>, job: Arc<Job>, with_logs: bool, drop_after_first: bool) -> Response<Body> {

@@ -3,7 +3,7 @@
 //! exact JSON fal expects ([`KontextInput`]).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -299,13 +299,18 @@ impl ValidInput {
 impl Draft {
     /// Checks every field against the endpoint's schema and returns all problems at once.
     /// `max_images` is the endpoint's input image limit.
+    /// Local image paths are not looked at: the model does no I/O (see [`Draft::validate_with`]).
     pub fn validate(&self, max_images: usize) -> Result<ValidInput, ValidationErrors> {
-        self.validate_with(max_images, true)
+        self.validate_with(max_images, |_| Ok(()))
     }
 
-    /// Like [`Draft::validate`]; with `check_files` false, local image paths are not looked at
-    /// (no disk access), for revalidating on every keystroke of an interactive editor.
-    pub fn validate_with(&self, max_images: usize, check_files: bool) -> Result<ValidInput, ValidationErrors> {
+    /// Like [`Draft::validate`], with `check_local` looking at each local image path (e.g.
+    /// `runner::check_local_image`, which reads the disk); its problem is that image's error.
+    pub fn validate_with(
+        &self,
+        max_images: usize,
+        check_local: impl Fn(&Path) -> Result<(), String>,
+    ) -> Result<ValidInput, ValidationErrors> {
         let mut errors = Vec::new();
         let mut err = |field: Field, message: String| errors.push(FieldError { field, message });
 
@@ -332,8 +337,11 @@ impl Draft {
         }
         for (i, text) in self.images.iter().enumerate() {
             let source = ImageSource::classify(text);
-            let skip = !check_files && matches!(source, ImageSource::Local(_));
-            if let Err(message) = if skip { Ok(()) } else { check_image_source(&source) } {
+            let checked = check_image_source(&source).and_then(|()| match &source {
+                ImageSource::Local(path) => check_local(path),
+                _ => Ok(()),
+            });
+            if let Err(message) = checked {
                 err(Field::ImageUrls(Some(i)), message);
             }
             images.push(source);
@@ -437,14 +445,15 @@ fn trimmed(v: &Option<String>) -> Option<&str> {
     v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
-/// Cheap checks that an image reference can work; reads at most a few bytes of a local file.
+/// Cheap checks that an image reference can work, without I/O: a URL's form, a data: URI's
+/// header; a local path only for being non-empty (`runner::check_local_image` looks at the file).
 pub fn check_image_source(source: &ImageSource) -> Result<(), String> {
     match source {
         ImageSource::Url(u) => {
             if u.len() > MAX_URL_LEN {
                 return Err(format!("URL is {} characters long; fal accepts at most {MAX_URL_LEN}", u.len()));
             }
-            let url = reqwest::Url::parse(u).map_err(|e| format!("{u:?} is not a valid URL: {e}"))?;
+            let url = url::Url::parse(u).map_err(|e| format!("{u:?} is not a valid URL: {e}"))?;
             if url.host_str().is_none_or(str::is_empty) {
                 return Err(format!("{u:?} has no host name"));
             }
@@ -463,45 +472,9 @@ pub fn check_image_source(source: &ImageSource) -> Result<(), String> {
             }
             Ok(())
         }
-        ImageSource::Local(path) => check_local_image(path),
-    }
-}
-
-fn check_local_image(path: &std::path::Path) -> Result<(), String> {
-    use std::io::Read;
-    let shown = path.display();
-    if path.as_os_str().is_empty() {
-        return Err("empty image reference: give a URL, a data: URI or a file path".into());
-    }
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            format!("no such file {shown:?} (if this is meant as a URL, start it with https://)")
+        ImageSource::Local(path) if path.as_os_str().is_empty() => {
+            Err("empty image reference: give a URL, a data: URI or a file path".into())
         }
-        std::io::ErrorKind::PermissionDenied => format!("cannot read {shown:?}: permission denied"),
-        _ => format!("cannot read {shown:?}: {e}"),
-    })?;
-    if !meta.is_file() {
-        return Err(format!("{shown:?} is not a file"));
-    }
-    if meta.len() == 0 {
-        return Err(format!("{shown:?} is empty"));
-    }
-    if meta.len() > MAX_LOCAL_IMAGE_BYTES {
-        return Err(format!(
-            "{shown:?} is {} MiB; kontext sends local images of at most {} MiB: make it smaller or give a URL",
-            meta.len().div_ceil(1024 * 1024),
-            MAX_LOCAL_IMAGE_BYTES / (1024 * 1024)
-        ));
-    }
-    let mut head = [0u8; 32];
-    let n = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| format!("cannot read {shown:?}: {e}"))?;
-    match image::guess_format(&head[..n]) {
-        Ok(image::ImageFormat::Png | image::ImageFormat::Jpeg | image::ImageFormat::WebP | image::ImageFormat::Gif) => {
-            Ok(())
-        }
-        Ok(other) => Err(format!("{shown:?} is a {other:?} image; use PNG, JPEG, WebP or GIF")),
-        Err(_) => Err(format!("{shown:?} is not an image kontext recognises (PNG, JPEG, WebP or GIF)")),
+        ImageSource::Local(_) => Ok(()),
     }
 }

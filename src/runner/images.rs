@@ -104,6 +104,45 @@ pub fn check_input_image(bytes: &[u8]) -> Result<VerifiedImage, String> {
     Ok(VerifiedImage { format, width: decoded.width(), height: decoded.height() })
 }
 
+/// Cheap checks that a local image can work, before anything is read whole: it exists, is a
+/// regular non-empty file of at most `MAX_LOCAL_IMAGE_BYTES`, and its first bytes are PNG, JPEG,
+/// WebP or GIF. Given to `Draft::validate_with`, so each problem is reported with its image.
+pub fn check_local_image(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    let shown = path.display();
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            format!("no such file {shown:?} (if this is meant as a URL, start it with https://)")
+        }
+        std::io::ErrorKind::PermissionDenied => format!("cannot read {shown:?}: permission denied"),
+        _ => format!("cannot read {shown:?}: {e}"),
+    })?;
+    if !meta.is_file() {
+        return Err(format!("{shown:?} is not a file"));
+    }
+    if meta.len() == 0 {
+        return Err(format!("{shown:?} is empty"));
+    }
+    if meta.len() > MAX_LOCAL_IMAGE_BYTES {
+        return Err(format!(
+            "{shown:?} is {} MiB; kontext sends local images of at most {} MiB: make it smaller or give a URL",
+            meta.len().div_ceil(1024 * 1024),
+            MAX_LOCAL_IMAGE_BYTES / (1024 * 1024)
+        ));
+    }
+    let mut head = [0u8; 32];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| format!("cannot read {shown:?}: {e}"))?;
+    match image::guess_format(&head[..n]) {
+        Ok(image::ImageFormat::Png | image::ImageFormat::Jpeg | image::ImageFormat::WebP | image::ImageFormat::Gif) => {
+            Ok(())
+        }
+        Ok(other) => Err(format!("{shown:?} is a {other:?} image; use PNG, JPEG, WebP or GIF")),
+        Err(_) => Err(format!("{shown:?} is not an image kontext recognises (PNG, JPEG, WebP or GIF)")),
+    }
+}
+
 /// [`read_input_file`] then [`check_input_image`]: every check a local input gets before it is
 /// sent, for front ends to run before starting a job (on a blocking thread: it reads and decodes).
 pub fn check_input_file(path: &Path) -> Result<VerifiedImage, String> {

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::fal::{CancelOutcome, FalClient, FalError, FollowMode, RequestHandle, StatusUpdate, SubmitError};
 use crate::model::{Endpoint, KontextInput, KontextOutput, LogEntry, ValidInput};
 
-pub use images::{SavedImage, VerifiedImage, check_input_file, check_input_image, read_input_file, verify_image};
+pub use images::{
+    SavedImage, VerifiedImage, check_input_file, check_input_image, check_local_image, read_input_file, verify_image,
+};
 pub use journal::{JobJournal, JournalEntry, REQUEST_ID_STEP};
 
 /// Local files up to this size go inline as `data:` URIs unless configured otherwise.

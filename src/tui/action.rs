@@ -6,7 +6,7 @@ use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::pane::Pane;
+use super::pane::{Pane, Scope};
 
 /// Something the user can ask for, independent of the key that asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -132,22 +132,6 @@ impl Action {
             CopyPath => "copy image path or URL (OSC 52)",
             CopyRequestId => "copy the request id (OSC 52)",
             OpenFile => "open the image in the desktop viewer",
-        }
-    }
-}
-
-/// Where a binding applies: everywhere, or in one pane.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Global,
-    Pane(Pane),
-}
-
-impl Scope {
-    pub fn title(self) -> &'static str {
-        match self {
-            Scope::Global => "Everywhere",
-            Scope::Pane(p) => p.title(),
         }
     }
 }

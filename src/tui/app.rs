@@ -8,7 +8,9 @@ use ratatui_textarea::{TextArea, WrapMode};
 
 use super::action::{Action, Keymap};
 use super::form::ParamForm;
-use super::message::{DetailPurpose, Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message};
+use super::message::{
+    DetailPurpose, Effect, HistoryDetailView, HistoryFilter, HistoryRow, ImageInfo, JobFinish, JobId, Message,
+};
 pub use super::pane::Pane;
 use crate::model::{Draft, Field, FieldError, ImageSource, ValidInput};
 use crate::runner::{JobEvent, SavedImage};
@@ -118,13 +120,6 @@ pub struct ImagesPane {
     pub checking: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct ImageInfo {
-    pub tag: String,
-    pub error: Option<String>,
-    pub local_file: Option<PathBuf>,
-}
-
 #[derive(Debug, Default)]
 pub struct HistoryPane {
     pub rows: Vec<HistoryRow>,
@@ -204,7 +199,7 @@ pub fn describe_image(source: &ImageSource, data_uri_threshold: u64) -> ImageInf
     // A local file is read and decoded whole (within fal's limits), as `kontext run` does, so
     // a damaged file is flagged here and never sent.
     if let (None, ImageSource::Local(p)) = (&error, source) {
-        error = crate::runner::check_input_file(p).err();
+        error = crate::runner::check_local_image(p).and_then(|()| crate::runner::check_input_file(p).map(drop)).err();
     }
     let (tag, local_file) = match source {
         ImageSource::Url(_) => ("url".to_string(), None),
@@ -316,7 +311,7 @@ impl App {
         self.errors = match self.draft() {
             Err(m) => vec![FieldError { field: Field::Seed, message: m }],
             Ok(d) => {
-                let mut errors = match d.validate_with(self.ctx.max_images, false) {
+                let mut errors = match d.validate(self.ctx.max_images) {
                     Ok(_) => Vec::new(),
                     // Before the first submit, an empty prompt or list is not worth shouting about.
                     Err(e) => e.0.into_iter().filter(|e| !self.is_untouched(e)).collect(),
@@ -997,7 +992,7 @@ impl App {
                 info.error.clone().map(|message| FieldError { field: Field::ImageUrls(Some(i)), message })
             })
             .collect();
-        let checked = match (draft.validate_with(self.ctx.max_images, false), file_errors.is_empty()) {
+        let checked = match (draft.validate(self.ctx.max_images), file_errors.is_empty()) {
             (Ok(v), true) => Ok(v),
             (Ok(_), false) => Err(crate::model::ValidationErrors(file_errors)),
             (Err(mut e), _) => {

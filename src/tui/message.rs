@@ -42,7 +42,7 @@ pub enum Message {
     /// Local image files were looked up (for list version `seq`).
     ImagesChecked {
         seq: u64,
-        info: Vec<super::app::ImageInfo>,
+        info: Vec<ImageInfo>,
     },
     /// The external editor returned (new text, or why it failed).
     EditorClosed(Result<String, String>),
@@ -149,4 +149,12 @@ pub enum Effect {
     Copy(String),
     OpenPath(PathBuf),
     Quit,
+}
+
+/// What an image of the list is ("url", "local 3 KB · inline") and a problem with it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ImageInfo {
+    pub tag: String,
+    pub error: Option<String>,
+    pub local_file: Option<PathBuf>,
 }

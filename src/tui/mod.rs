@@ -129,21 +129,21 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kontext: {e}");
-            return crate::cli::exit::INVALID_INPUT;
+            return crate::exit::INVALID_INPUT;
         }
     };
     let keymap = match Keymap::default().with_overrides(&config.keys) {
         Ok(k) => k,
         Err(e) => {
             eprintln!("kontext: config: {e}");
-            return crate::cli::exit::INVALID_INPUT;
+            return crate::exit::INVALID_INPUT;
         }
     };
     let connection = match connect(&config, &opts.connect).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("kontext: {e}");
-            return crate::cli::exit::INVALID_INPUT;
+            return crate::exit::INVALID_INPUT;
         }
     };
     let mode_text = opts.graphics.clone().or(config.graphics.clone()).unwrap_or_else(|| "auto".into());
@@ -151,21 +151,21 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         Ok(m) => m,
         Err(e) => {
             eprintln!("kontext: {e}");
-            return crate::cli::exit::INVALID_INPUT;
+            return crate::exit::INVALID_INPUT;
         }
     };
     let out_dir = config.output_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     for (dir, what) in [(out_dir.as_path(), "output_dir"), (locations.data_dir().as_path(), "the data directory")] {
         if let Err(e) = crate::setup::check_writable_dir(dir, what) {
             eprintln!("kontext: {e}");
-            return crate::cli::exit::INVALID_INPUT;
+            return crate::exit::INVALID_INPUT;
         }
     }
     let history = match crate::history::History::open(&locations.data_dir()) {
         Ok(h) => h,
         Err(e) => {
             eprintln!("kontext: {e}");
-            return crate::cli::exit::FAILURE;
+            return crate::exit::FAILURE;
         }
     };
     let services = Services {
@@ -180,7 +180,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     install_panic_hook();
     if let Err(e) = enter_terminal() {
         eprintln!("kontext: cannot use this terminal: {e}");
-        return crate::cli::exit::FAILURE;
+        return crate::exit::FAILURE;
     }
     // After the alternate screen, before anything reads stdin (the probe reads the replies).
     let graphics = Graphics::detect(mode);
@@ -225,11 +225,11 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
                     "kontext: {unconfirmed} job(s) stopped before fal confirmed them; they were not resent (see `kontext history list`)."
                 );
             }
-            crate::cli::exit::OK
+            crate::exit::OK
         }
         Err(e) => {
             eprintln!("kontext: {e}");
-            crate::cli::exit::FAILURE
+            crate::exit::FAILURE
         }
     }
 }

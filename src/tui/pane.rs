@@ -1,7 +1,5 @@
 //! The six panes, in Tab order.
 
-use super::action::Scope;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pane {
     Prompt,
@@ -38,5 +36,21 @@ impl Pane {
     pub(crate) fn step(self, by: isize) -> Pane {
         let n = Pane::ORDER.len() as isize;
         Pane::ORDER[((self.number() as isize - 1 + by).rem_euclid(n)) as usize]
+    }
+}
+
+/// Where a binding applies: everywhere, or in one pane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Global,
+    Pane(Pane),
+}
+
+impl Scope {
+    pub fn title(self) -> &'static str {
+        match self {
+            Scope::Global => "Everywhere",
+            Scope::Pane(p) => p.title(),
+        }
     }
 }

@@ -9,8 +9,8 @@ use ratatui::widgets::{Block, Clear, Paragraph, Widget, Wrap};
 
 use super::theme::Theme;
 use super::{centered, clip};
-use crate::tui::action::Scope;
 use crate::tui::app::{App, Overlay};
+use crate::tui::pane::Scope;
 
 pub fn help_lines(app: &App, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = vec![
