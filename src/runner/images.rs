@@ -81,12 +81,7 @@ pub fn read_input_file(path: &Path) -> Result<Vec<u8>, String> {
 /// than fal accepts ([`MAX_IMAGE_SIDE`]) and no costlier to decode than [`MAX_DECODE_BYTES`]:
 /// truncated and corrupt files, and headers that promise a giant image, are caught here.
 pub fn check_input_image(bytes: &[u8]) -> Result<VerifiedImage, String> {
-    use image::ImageFormat as F;
-    let format = match image::guess_format(bytes) {
-        Ok(f @ (F::Png | F::Jpeg | F::WebP | F::Gif)) => f,
-        Ok(other) => return Err(format!("it is a {other:?} image; use PNG, JPEG, WebP or GIF")),
-        Err(_) => return Err("it is not an image kontext recognises (PNG, JPEG, WebP or GIF)".into()),
-    };
+    let format = accepted_format(bytes, "it")?;
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_IMAGE_SIDE);
@@ -134,12 +129,17 @@ pub fn check_local_image(path: &Path) -> Result<(), String> {
     let n = std::fs::File::open(path)
         .and_then(|mut f| f.read(&mut head))
         .map_err(|e| format!("cannot read {shown:?}: {e}"))?;
-    match image::guess_format(&head[..n]) {
-        Ok(image::ImageFormat::Png | image::ImageFormat::Jpeg | image::ImageFormat::WebP | image::ImageFormat::Gif) => {
-            Ok(())
-        }
-        Ok(other) => Err(format!("{shown:?} is a {other:?} image; use PNG, JPEG, WebP or GIF")),
-        Err(_) => Err(format!("{shown:?} is not an image kontext recognises (PNG, JPEG, WebP or GIF)")),
+    accepted_format(&head[..n], &format!("{shown:?}")).map(|_| ())
+}
+
+/// The format of an input image by its first bytes, if it is one kontext sends (PNG, JPEG, WebP
+/// or GIF); the error names `subject` ("it", or the file).
+fn accepted_format(bytes: &[u8], subject: &str) -> Result<image::ImageFormat, String> {
+    use image::ImageFormat as F;
+    match image::guess_format(bytes) {
+        Ok(f @ (F::Png | F::Jpeg | F::WebP | F::Gif)) => Ok(f),
+        Ok(other) => Err(format!("{subject} is a {other:?} image; use PNG, JPEG, WebP or GIF")),
+        Err(_) => Err(format!("{subject} is not an image kontext recognises (PNG, JPEG, WebP or GIF)")),
     }
 }
 
