@@ -37,6 +37,25 @@ impl Locations {
     }
 }
 
+/// Where the studio writes its outputs when the config names no `output_dir`: `kontext/` in the
+/// platform's pictures folder (XDG's, macOS's, Windows'), or `~/Pictures/kontext` where no
+/// pictures folder is configured (a server without xdg-user-dirs), or the data directory's
+/// `outputs/` without a home. Never the folder the studio was started in: a newcomer would find
+/// files there that explain nothing. (`kontext run` writes to the current folder, like `curl -O`.)
+pub fn studio_output_dir(configured: Option<&Path>, locations: &Locations) -> PathBuf {
+    if let Some(dir) = configured {
+        return dir.to_path_buf();
+    }
+    match directories::UserDirs::new() {
+        Some(user) => {
+            let pictures =
+                user.picture_dir().map(Path::to_path_buf).unwrap_or_else(|| user.home_dir().join("Pictures"));
+            pictures.join("kontext")
+        }
+        None => locations.data_dir().join("outputs"),
+    }
+}
+
 /// Checks that `dir` is a folder kontext can write files in, creating it (and its parents) when
 /// missing: by creating and removing a temporary file in it, not by reading mode bits (root
 /// ignores them; read-only mounts and full disks do not show in them). `what` names the folder

@@ -10,6 +10,13 @@ pub fn format_utc(secs: i64) -> String {
     }
 }
 
+/// Today's date in UTC, `YYYY-MM-DD` (for file names; UTC because the local offset cannot be
+/// read safely once threads run).
+pub fn today_utc() -> String {
+    let t = OffsetDateTime::now_utc();
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
 /// Unix seconds at the start (UTC) of a `YYYY-MM-DD` day; `None` if it is not a real date.
 pub fn parse_day(text: &str) -> Option<i64> {
     let mut parts = text.trim().splitn(3, '-');

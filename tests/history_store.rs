@@ -69,6 +69,7 @@ async fn a_run_is_journaled_completely_and_the_key_is_never_stored() {
     inp.num_images = 2;
     inp.output_format = kontext::model::OutputFormat::Png;
     let job = JobRequest {
+        naming: kontext::runner::OutputNaming::RequestId,
         endpoint: Endpoint::default(),
         input: inp,
         out_dir: dir.path().join("out"),
@@ -139,6 +140,7 @@ async fn the_pending_row_is_committed_before_the_submit_and_an_ambiguous_submit_
     let h = History::open(dir.path()).unwrap();
     let journal = h.journal();
     let job = JobRequest {
+        naming: kontext::runner::OutputNaming::RequestId,
         endpoint: Endpoint::default(),
         input: input("a hung submit", vec!["https://example.test/a.png".into()], None),
         out_dir: dir.path().join("out"),
@@ -171,7 +173,16 @@ async fn the_pending_row_is_committed_before_the_submit_and_an_ambiguous_submit_
 
     // Resume shows it, and sends nothing.
     let (tx, _rx) = mpsc::unbounded_channel();
-    let report = kontext::history::resume_all(&client, &h, None, tx, CancellationToken::new()).await.unwrap();
+    let report = kontext::history::resume_all(
+        &client,
+        &h,
+        None,
+        kontext::runner::OutputNaming::RequestId,
+        tx,
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
     assert!(report.resumed.is_empty());
     assert_eq!(report.ambiguous.len(), 1);
     assert_eq!(report.ambiguous[0].id, journal.short_id());
@@ -394,6 +405,7 @@ async fn rm_keeps_media_another_request_uses() {
     for images in [vec![&shared, &own], vec![&shared]] {
         let journal = h.journal();
         let job = JobRequest {
+            naming: kontext::runner::OutputNaming::RequestId,
             endpoint: Endpoint::default(),
             input: input("share", images.iter().map(|p| p.display().to_string()).collect(), Some(5)),
             out_dir: dir.path().join("out"),

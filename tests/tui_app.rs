@@ -460,6 +460,7 @@ async fn a_slow_result_shows_its_retries_in_the_jobs_log() {
     let draft =
         Draft { prompt: "make it blue".into(), images: vec!["https://a.example/x.png".into()], ..Draft::default() };
     let job = kontext::runner::JobRequest {
+        naming: kontext::runner::OutputNaming::RequestId,
         endpoint: Default::default(),
         input: draft.validate(4).unwrap(),
         out_dir: out.path().to_path_buf(),

@@ -35,6 +35,10 @@ impl Screen {
             cmd.env_remove(var);
         }
         cmd.env("TERM", "xterm-256color");
+        // The studio writes outputs into the pictures folder under HOME unless configured: keep
+        // them in the test's folder (and away from a user-dirs.dirs of the real home).
+        cmd.env("HOME", dir);
+        cmd.env_remove("XDG_CONFIG_HOME");
         cmd.env("KONTEXT_DATA_DIR", dir.join("data"));
         cmd.env("KONTEXT_CONFIG", dir.join("config.toml"));
         cmd.env("KONTEXT_EMULATOR_PROFILE", "fast");
@@ -286,4 +290,33 @@ fn the_studio_refuses_an_image_redirected_to_the_metadata_service() {
     s.send("\x11"); // Ctrl-Q
     std::thread::sleep(Duration::from_millis(300));
     let _ = s.child.kill();
+}
+
+#[test]
+fn without_an_output_dir_the_studio_writes_readable_names_into_the_pictures_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "# no output_dir\n").unwrap();
+    let mut s = Screen::spawn(dir.path(), 40, 140);
+    s.submit_a_url_job("Put the little duckling on her t-shirt");
+    s.wait_for("done", Duration::from_secs(20));
+    let pictures = dir.path().join("Pictures").join("kontext");
+    let names: Vec<String> = std::fs::read_dir(&pictures)
+        .unwrap_or_else(|e| panic!("{}: {e}", pictures.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let today = time::OffsetDateTime::now_utc().date();
+    let day = format!("{:04}-{:02}-{:02}", today.year(), u8::from(today.month()), today.day());
+    let name = &names[0];
+    assert!(name.starts_with(&format!("{day}_")), "{name}");
+    assert!(name.ends_with("_put-the-little-duckling-on-her-t-shirt-1.jpg"), "{name}");
+    // Nothing lands in the folder the studio was started from.
+    let stray: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".jpg") || n.ends_with(".png"))
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+    s.send("\x11");
+    s.wait_exit();
 }

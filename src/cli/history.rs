@@ -369,8 +369,15 @@ pub async fn resume(args: ResumeArgs, locations: &Locations) -> u8 {
             }
         }
     });
-    let report =
-        crate::history::resume_all(&connection.client, &h, args.out.as_deref(), tx, CancellationToken::new()).await;
+    let report = crate::history::resume_all(
+        &connection.client,
+        &h,
+        args.out.as_deref(),
+        crate::runner::OutputNaming::RequestId,
+        tx,
+        CancellationToken::new(),
+    )
+    .await;
     let _ = printer.await;
     connection.shutdown().await;
     let report = match report {

@@ -13,7 +13,7 @@ use super::inspect::BaseRequest;
 use super::progress::Progress;
 use crate::fal::{FalError, FollowMode, SubmitError};
 use crate::model::Draft;
-use crate::runner::{DEFAULT_DATA_URI_THRESHOLD, JobError, JobOutcome, JobRequest, run_job};
+use crate::runner::{DEFAULT_DATA_URI_THRESHOLD, JobError, JobOutcome, JobRequest, OutputNaming, run_job};
 use crate::sanitize::one_line;
 use crate::setup::{Locations, connect};
 
@@ -183,6 +183,7 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     eprintln!("kontext: using {}", connection.target.describe());
 
     let job = JobRequest {
+        naming: OutputNaming::RequestId,
         endpoint: connection.endpoint.clone(),
         input,
         out_dir,

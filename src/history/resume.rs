@@ -14,7 +14,7 @@ use super::journal::{owner_alive, this_process};
 use super::{History, HistoryEntry, HistoryError, HistoryJournal, HistoryQuery, JobState, now_ms, short_id};
 use crate::fal::{FalClient, FollowMode, RequestHandle};
 use crate::model::{Endpoint, KontextInput};
-use crate::runner::{JobError, JobEvent, JobOutcome, ResumeRequest, resume_job};
+use crate::runner::{JobError, JobEvent, JobOutcome, OutputNaming, ResumeRequest, resume_job};
 
 /// How one resumed request ended.
 #[derive(Debug)]
@@ -68,12 +68,14 @@ fn local_server_is_gone(url: &reqwest::Url) -> bool {
 
 /// Re-attaches every unfinished request left by a process that is gone, and finishes them all
 /// at once. Events are tagged with the short id. `out_dir` overrides the folder each request was
-/// started with. `cancel` cancels the resumed requests at fal (the TUI passes a token it cancels
+/// started with; `naming` is how the files are called there (the studio's readable names, or
+/// `kontext resume`'s request-id names: which one a request started with is not recorded). `cancel` cancels the resumed requests at fal (the TUI passes a token it cancels
 /// only on an explicit user request; quitting should just drop the future).
 pub async fn resume_all(
     client: &FalClient,
     history: &History,
     out_dir: Option<&Path>,
+    naming: OutputNaming,
     events: UnboundedSender<(String, JobEvent)>,
     cancel: CancellationToken,
 ) -> Result<ResumeReport, HistoryError> {
@@ -102,6 +104,7 @@ pub async fn resume_all(
                 handle: c.handle,
                 sent: c.sent,
                 out_dir,
+                naming,
                 follow: FollowMode::Stream,
                 known_result: c.result,
                 journal: Some(journal),

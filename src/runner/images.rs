@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::metadata::{self, ImageMetadata};
+use super::naming::OutputNaming;
 use super::{JobError, JobEvent, JournalEntry, Recorder, write_atomically};
 use crate::fal::{FalClient, RequestHandle};
 use crate::model::{ImageSource, KontextInput, KontextOutput, MAX_DECODE_BYTES, MAX_IMAGE_SIDE, MAX_LOCAL_IMAGE_BYTES};
@@ -207,17 +208,18 @@ pub fn verify_image(bytes: &[u8], claimed: Option<&str>) -> Result<VerifiedImage
 }
 
 /// Downloads (or decodes) every output image, verifies it and writes it as
-/// `<out>/<request id>-<index>.<ext>` — never a name the server chose.
+/// `<out>/<name>` (see `OutputNaming`) — never a name the server chose.
 pub(super) async fn save_outputs(
     client: &FalClient,
     handle: &RequestHandle,
     sent: &KontextInput,
     output: &KontextOutput,
     out_dir: &Path,
+    naming: OutputNaming,
     rec: &Recorder<'_>,
 ) -> Result<Vec<SavedImage>, JobError> {
     let emit = |e| rec.emit(e);
-    let stem = safe_stem(&handle.request_id);
+    let day = crate::timefmt::today_utc();
     let mut saved = Vec::with_capacity(output.images.len());
     for (index, image) in output.images.iter().enumerate() {
         rec.note(JournalEntry::Downloading { index });
@@ -258,7 +260,8 @@ pub(super) async fn save_outputs(
                 bytes.to_vec()
             }
         };
-        let path = out_dir.join(format!("{stem}-{index}.{}", verified.extension()));
+        let name = naming.file_name(&handle.request_id, &sent.prompt, &day, index, verified.extension());
+        let path = out_dir.join(name);
         let write_path = path.clone();
         tokio::task::spawn_blocking(move || write_atomically(&write_path, &tagged))
             .await
@@ -279,12 +282,6 @@ pub(super) async fn save_outputs(
 }
 
 /// Request ids are uuids; anything else is reduced to a harmless file name.
-fn safe_stem(request_id: &str) -> String {
-    let s: String =
-        request_id.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(64).collect();
-    if s.is_empty() { "request".into() } else { s }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,12 +329,5 @@ mod tests {
                 proptest::prop_assert!(v.width <= MAX_IMAGE_SIDE && v.height <= MAX_IMAGE_SIDE);
             }
         }
-    }
-
-    #[test]
-    fn server_ids_cannot_escape_the_folder() {
-        assert_eq!(safe_stem("../../etc/passwd"), "etcpasswd");
-        assert_eq!(safe_stem("a1b2-c3"), "a1b2-c3");
-        assert_eq!(safe_stem("/.."), "request");
     }
 }

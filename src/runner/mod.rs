@@ -6,6 +6,7 @@
 mod images;
 mod journal;
 pub mod metadata;
+mod naming;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use images::{
     SavedImage, VerifiedImage, check_input_file, check_input_image, check_local_image, read_input_file, verify_image,
 };
 pub use journal::{JobJournal, JournalEntry, REQUEST_ID_STEP};
+pub use naming::OutputNaming;
 
 /// Local files up to this size go inline as `data:` URIs unless configured otherwise.
 pub const DEFAULT_DATA_URI_THRESHOLD: u64 = 256 * 1024;
@@ -33,6 +35,8 @@ pub struct JobRequest {
     pub input: ValidInput,
     /// Where the output images are written.
     pub out_dir: PathBuf,
+    /// What they are called there.
+    pub naming: OutputNaming,
     /// Local files up to this many bytes are sent inline; larger ones are uploaded.
     pub data_uri_threshold: u64,
     pub follow: FollowMode,
@@ -48,6 +52,7 @@ pub struct ResumeRequest {
     /// The input as it was sent.
     pub sent: KontextInput,
     pub out_dir: PathBuf,
+    pub naming: OutputNaming,
     pub follow: FollowMode,
     /// fal's result when it was already received (then only the images are fetched).
     pub known_result: Option<Value>,
@@ -252,7 +257,8 @@ pub async fn run_job(
     let id_recorded = rec.try_note(JournalEntry::Submitted { handle: &handle });
     rec.emit(JobEvent::Submitted { handle: handle.clone() });
 
-    let result = finish(client, &rec, handle.clone(), sent, &job.out_dir, job.follow, None, cancel, started).await;
+    let result =
+        finish(client, &rec, handle.clone(), sent, (&job.out_dir, job.naming), job.follow, None, cancel, started).await;
     match result {
         Ok(mut outcome) => {
             // Without its request id a resume cannot find the request again: try once more now
@@ -278,9 +284,19 @@ pub async fn resume_job(
     let client = &announcing_retries(client, &events);
     let rec = Recorder::new(job.journal.as_deref(), &events);
     rec.emit(JobEvent::Submitted { handle: job.handle.clone() });
-    finish(client, &rec, job.handle, job.sent, &job.out_dir, job.follow, job.known_result, cancel, started)
-        .await
-        .map_err(|e| rec.fail(e))
+    finish(
+        client,
+        &rec,
+        job.handle,
+        job.sent,
+        (&job.out_dir, job.naming),
+        job.follow,
+        job.known_result,
+        cancel,
+        started,
+    )
+    .await
+    .map_err(|e| rec.fail(e))
 }
 
 /// The job's client: every retry it makes is told to the front end as a note.
@@ -297,7 +313,7 @@ async fn finish(
     rec: &Recorder<'_>,
     handle: RequestHandle,
     sent: KontextInput,
-    out_dir: &Path,
+    (out_dir, naming): (&Path, OutputNaming),
     follow_mode: FollowMode,
     known_result: Option<Value>,
     cancel: CancellationToken,
@@ -348,7 +364,7 @@ async fn finish(
         return Err(JobError::Output { handle: Box::new(handle), index: 0, message: "fal returned no images".into() });
     }
 
-    let files = images::save_outputs(client, &handle, &sent, &output, out_dir, rec).await?;
+    let files = images::save_outputs(client, &handle, &sent, &output, out_dir, naming, rec).await?;
     let elapsed = started.elapsed();
     rec.note(JournalEntry::Completed { elapsed });
 

@@ -12,7 +12,6 @@ pub mod runtime;
 pub mod view;
 
 use std::io::{self, Write};
-use std::path::PathBuf;
 
 use crossterm::event::{
     DisableBracketedPaste, EnableBracketedPaste, EventStream, KeyboardEnhancementFlags, PopKeyboardEnhancementFlags,
@@ -154,7 +153,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
             return crate::exit::INVALID_INPUT;
         }
     };
-    let out_dir = config.output_dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    let out_dir = crate::setup::studio_output_dir(config.output_dir.as_deref(), locations);
     for (dir, what) in [(out_dir.as_path(), "output_dir"), (locations.data_dir().as_path(), "the data directory")] {
         if let Err(e) = crate::setup::check_writable_dir(dir, what) {
             eprintln!("kontext: {e}");
@@ -172,6 +171,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         client: connection.client.clone(),
         endpoint: connection.endpoint.clone(),
         out_dir,
+        naming: crate::runner::OutputNaming::Readable,
         history,
         data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
     };

@@ -23,13 +23,15 @@ use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
 use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, JobState, resume_all};
 use crate::model::{Endpoint, ValidInput};
-use crate::runner::{JobError, JobRequest, run_job};
+use crate::runner::{JobError, JobRequest, OutputNaming, run_job};
 
 /// What the effects need: the job runner and the history store. No HTTP or SQL lives here.
 pub struct Services {
     pub client: FalClient,
     pub endpoint: Endpoint,
     pub out_dir: PathBuf,
+    /// What the output files are called in `out_dir`.
+    pub naming: OutputNaming,
     pub history: History,
     pub data_uri_threshold: u64,
 }
@@ -306,7 +308,9 @@ where
         tokio::spawn(async move {
             let (etx, mut erx) = mpsc::unbounded_channel();
             let drain = tokio::spawn(async move { while erx.recv().await.is_some() {} });
-            let report = resume_all(&services.client, &services.history, None, etx, CancellationToken::new()).await;
+            let report =
+                resume_all(&services.client, &services.history, None, services.naming, etx, CancellationToken::new())
+                    .await;
             let _ = drain.await;
             match report {
                 Ok(r) if r.resumed.is_empty() && r.ambiguous_now.is_empty() && r.other_host.is_empty() => {}
@@ -352,6 +356,7 @@ where
         let watcher_tx = self.tx.clone();
         let job = tokio::spawn(async move {
             let request = JobRequest {
+                naming: services.naming,
                 endpoint: services.endpoint.clone(),
                 input,
                 out_dir: services.out_dir.clone(),
