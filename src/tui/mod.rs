@@ -4,12 +4,17 @@
 
 pub mod action;
 pub mod app;
+pub mod context;
 pub mod form;
 pub mod graphics;
+pub mod job_store;
 pub mod message;
+pub mod overlay;
 pub mod pane;
+pub mod panes;
 pub mod runtime;
 pub mod view;
+pub mod widgets;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
