@@ -267,3 +267,48 @@ fn hostile_server_text_leaves_nothing_on_the_screen() {
     assert_no_leftovers(&screen);
     assert!(screen.contains("too high desrever"), "{screen}");
 }
+
+/// The bottom line of each pane's screen, for one target and image mode at one width.
+fn status_lines(target: &str, graphics: &str, w: u16) -> String {
+    let mut out = String::new();
+    let fresh = || {
+        let mut ctx = support::studio::context(kontext::tui::action::Keymap::default());
+        ctx.target = target.into();
+        ctx.graphics = graphics.into();
+        App::new(ctx, &kontext::model::Draft::default())
+    };
+    let mut states: Vec<(&str, App)> = Vec::new();
+    for (n, name) in
+        [('1', "prompt"), ('2', "images"), ('3', "params"), ('4', "jobs"), ('5', "history"), ('6', "results")]
+    {
+        let mut a = fresh();
+        focus(&mut a, n);
+        states.push((name, a));
+    }
+    let mut adding = fresh();
+    focus(&mut adding, '2');
+    key(&mut adding, KeyCode::Char('a'));
+    states.push(("images adding", adding));
+    let mut failed = fresh();
+    ctrl(&mut failed, 's');
+    states.push(("a long notice", failed));
+    for (name, mut a) in states {
+        let screen = render(&mut a, w, 24);
+        let last = screen.lines().last().unwrap_or_default().to_string();
+        assert!(last.contains(target), "{w} columns, {name}: the target is named: {last}");
+        out.push_str(&format!("{name:>14}: {last}\n"));
+    }
+    out
+}
+
+#[test]
+fn the_status_bar_always_says_where_requests_go_and_the_image_mode() {
+    for w in [60, 80, 120] {
+        let emulator = status_lines("emulator (no key)", "halfblocks", w);
+        assert!(emulator.lines().all(|l| l.contains("emulator (no key) · images: halfblocks")), "{emulator}");
+        let fal = status_lines("fal.ai (key from FAL_KEY)", "sixel 10x20 (tmux passthrough)", w);
+        assert!(fal.lines().all(|l| l.contains("fal.ai (key from FAL_KEY) · images: sixel")), "{fal}");
+        assert!(emulator.contains("F1 help"), "help is named in a text field at {w} columns:\n{emulator}");
+        snap!(format!("status_bar_{w}"), format!("{emulator}\n{fal}"));
+    }
+}

@@ -157,7 +157,6 @@ impl PaneBehaviour for PromptPane {
         [(Action::OpenEditor, "editor"), (Action::RecallSearch, "recall")]
             .into_iter()
             .filter_map(|(a, label)| Hint::bound(km, Pane::Prompt, a, label, true))
-            .chain([Hint::fixed("Esc", "esc", Some(Action::Close), "leave editor")])
             .collect()
     }
 
