@@ -15,6 +15,7 @@ use std::num::NonZeroU16;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use kontext::fal::RequestHandle;
 use kontext::model::{Draft, LogEntry};
 use kontext::runner::JobEvent;
@@ -35,6 +36,10 @@ const FRAME_BUDGET: Duration = Duration::from_millis(2);
 const START_BUDGET: Duration = Duration::from_millis(150);
 const IDLE_BUDGET: f64 = 0.01;
 
+fn press(app: &mut App, code: KeyCode, mods: KeyModifiers) {
+    app.update(Message::Input(crossterm::event::Event::Key(KeyEvent::new(code, mods))));
+}
+
 fn busy_app() -> App {
     let ctx = AppContext {
         max_images: 4,
@@ -48,7 +53,7 @@ fn busy_app() -> App {
         .map(|i| HistoryRow {
             id: format!("{i:08x}"),
             request_id: Some(format!("{i:08x}-0000-4000-8000-000000000000")),
-            state: "completed".into(),
+            state: kontext::history::JobState::Completed,
             created_at: 1_795_564_800 + i as i64,
             prompt: format!("prompt {i}: put the little duckling on top of the woman's t-shirt"),
             seed: Some(i as u64),
@@ -58,14 +63,11 @@ fn busy_app() -> App {
         .collect();
     app.update(Message::History { filter: Default::default(), rows });
     app.update(Message::Input(crossterm::event::Event::Paste("make it night".into())));
+    press(&mut app, KeyCode::Char('2'), KeyModifiers::ALT);
+    app.update(Message::Input(crossterm::event::Event::Paste("https://v3.fal.media/files/a.png".into())));
     for id in 1..=JOBS {
-        let draft = Draft {
-            prompt: format!("job {id}"),
-            images: vec!["https://v3.fal.media/files/a.png".into()],
-            ..Draft::default()
-        };
-        let input = draft.validate(4).unwrap();
-        app.jobs.insert(0, kontext::tui::app::JobView::new(id, &input));
+        // Submitted as a user would: the app gives each job its id, 1 to JOBS.
+        press(&mut app, KeyCode::F(5), KeyModifiers::NONE);
         let rid = format!("{id:08x}-aaaa-4bbb-8ccc-dddddddddddd");
         let handle = RequestHandle {
             endpoint: "fal-ai/flux-pro/kontext/multi".into(),
@@ -81,6 +83,8 @@ fn busy_app() -> App {
             .collect();
         app.update(Message::Job { id, event: JobEvent::Logs(logs) });
     }
+    assert_eq!(app.jobs().len(), JOBS as usize, "every job was submitted");
+    press(&mut app, KeyCode::Char('5'), KeyModifiers::ALT);
     app
 }
 
@@ -91,7 +95,7 @@ fn frame_times() -> Vec<Duration> {
     let mut times = Vec::with_capacity(FRAMES);
     for i in 0..FRAMES + 20 {
         // Something changes every frame, as with a spinner and streaming logs.
-        app.history.selected = i % 40;
+        press(&mut app, if i % 80 < 40 { KeyCode::Down } else { KeyCode::Up }, KeyModifiers::NONE);
         let t = Instant::now();
         terminal.draw(|f| view::draw(f, &mut app, &mut NoImages, &theme)).unwrap();
         if i >= 20 {

@@ -110,9 +110,14 @@ impl Target {
     /// A few words for a status bar.
     pub fn short(&self) -> String {
         match self {
-            Target::Fal { queue_url, .. } if queue_url == crate::fal::DEFAULT_QUEUE_URL => "fal.ai".into(),
-            Target::Fal { queue_url, .. } => {
-                queue_url.trim_start_matches("https://").trim_start_matches("http://").into()
+            // Where the key came from too: a user with a key in the environment and one in the
+            // config file sees which one is billed.
+            Target::Fal { queue_url, key_source } if queue_url == crate::fal::DEFAULT_QUEUE_URL => {
+                format!("fal.ai (key from {key_source})")
+            }
+            Target::Fal { queue_url, key_source } => {
+                let host = queue_url.trim_start_matches("https://").trim_start_matches("http://");
+                format!("{host} (key from {key_source})")
             }
             Target::BuiltInEmulator { .. } => "emulator (no key)".into(),
             Target::LocalHosts { base_url } => format!("emulator {}", base_url.trim_start_matches("http://")),

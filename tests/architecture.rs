@@ -410,6 +410,27 @@ fn model_does_no_io() {
     assert!(found.is_empty(), "model does I/O:\n  {}", found.join("\n  "));
 }
 
+/// docs/ARCHITECTURE.md (the studio): each pane owns its state and talks to the others only
+/// through `PaneEvent`s the app routes, so no file of `tui/panes/` names another pane's file,
+/// and the shared drawing pieces (`tui/widgets`) and the job store know no pane.
+#[test]
+fn panes_do_not_reach_into_each_other() {
+    let g = graph();
+    // The unit tests' harness is no pane.
+    let pane = |m: &Module| m.len() == 3 && m[0] == "tui" && m[1] == "panes" && m[2] != "harness";
+    let mut wrong = Vec::new();
+    for (a, targets) in &g.edges {
+        let shared_piece = a == &["tui", "widgets"] || a == &["tui", "job_store"] || a == &["tui", "context"];
+        for b in targets {
+            if (pane(a) || shared_piece) && pane(b) && a != b {
+                wrong.push(format!("{} -> {}", name(a), name(b)));
+            }
+        }
+    }
+    assert!(g.edges.keys().filter(|m| pane(m)).count() >= 6, "the panes are where the test looks");
+    assert!(wrong.is_empty(), "a pane (or a shared piece) uses a pane's file:\n  {}", wrong.join("\n  "));
+}
+
 /// `cargo test --test architecture -- --ignored --nocapture print_edges` lists the graph.
 #[test]
 #[ignore]

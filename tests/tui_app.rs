@@ -2,61 +2,38 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::{KeyCode, KeyModifiers};
 use kontext::model::{Draft, Field};
 use kontext::runner::SavedImage;
-use kontext::tui::action::Keymap;
-use kontext::tui::app::{App, AppContext, JobPhase, Pane};
+use kontext::tui::app::Pane;
+use kontext::tui::form::ParamRow;
+use kontext::tui::job_store::JobPhase;
 use kontext::tui::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, Message};
 
-fn app() -> App {
-    let ctx = AppContext {
-        max_images: 4,
-        target: "t".into(),
-        graphics: "g".into(),
-        keymap: Keymap::default(),
-        data_uri_threshold: 256 * 1024,
-    };
-    App::new(ctx, &Draft::default())
-}
+mod support;
+use support::studio::{app, focus, key, paste, press, ready, typ};
 
-fn press(app: &mut App, code: KeyCode, mods: KeyModifiers) -> Vec<Effect> {
-    app.update(Message::Input(Event::Key(KeyEvent::new(code, mods))))
-}
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    press(app, code, KeyModifiers::NONE)
-}
-
-fn typ(app: &mut App, text: &str) {
-    for c in text.chars() {
-        key(app, KeyCode::Char(c));
-    }
-}
-
-fn ready(app: &mut App) {
-    typ(app, "make it blue");
-    press(app, KeyCode::Char('2'), KeyModifiers::ALT);
-    app.update(Message::Input(Event::Paste("https://a.example/x.png\n".into())));
+fn has_error(a: &kontext::tui::app::App, field: Field) -> bool {
+    a.errors().iter().any(|e| e.field == field)
 }
 
 #[test]
 fn starts_in_the_prompt_and_tab_cycles_the_panes_in_order() {
     let mut a = app();
-    assert_eq!(a.focus, Pane::Prompt);
-    let mut seen = vec![a.focus];
+    assert_eq!(a.focus(), Pane::Prompt);
+    let mut seen = vec![a.focus()];
     for _ in 0..6 {
         key(&mut a, KeyCode::Tab);
-        seen.push(a.focus);
+        seen.push(a.focus());
     }
     assert_eq!(
         seen,
         [Pane::Prompt, Pane::Images, Pane::Params, Pane::Jobs, Pane::History, Pane::Results, Pane::Prompt]
     );
     key(&mut a, KeyCode::BackTab);
-    assert_eq!(a.focus, Pane::Results);
-    press(&mut a, KeyCode::Char('3'), KeyModifiers::ALT);
-    assert_eq!(a.focus, Pane::Params);
+    assert_eq!(a.focus(), Pane::Results);
+    focus(&mut a, '3');
+    assert_eq!(a.focus(), Pane::Params);
 }
 
 #[test]
@@ -64,8 +41,8 @@ fn q_is_text_in_the_prompt_but_quits_elsewhere_and_ctrl_q_always_quits() {
     let mut a = app();
     assert!(key(&mut a, KeyCode::Char('q')).is_empty());
     assert_eq!(a.prompt_text(), "q");
-    assert!(!a.quit);
-    press(&mut a, KeyCode::Char('4'), KeyModifiers::ALT);
+    assert!(!a.wants_quit());
+    focus(&mut a, '4');
     assert!(matches!(key(&mut a, KeyCode::Char('q')).as_slice(), [Effect::Quit]));
     let mut b = app();
     assert!(matches!(press(&mut b, KeyCode::Char('q'), KeyModifiers::CONTROL).as_slice(), [Effect::Quit]));
@@ -84,7 +61,7 @@ fn submit_sends_validated_input_from_any_key_the_issue_names() {
         let [Effect::Submit { id, input }] = effects.as_slice() else { panic!("{code:?}: {effects:?}") };
         assert_eq!(*id, 1);
         assert_eq!(input.prompt, "make it blue");
-        assert_eq!(a.jobs[0].phase, JobPhase::Preparing);
+        assert_eq!(a.jobs().newest().unwrap().phase, JobPhase::Preparing);
     }
 }
 
@@ -93,42 +70,42 @@ fn invalid_input_blocks_submit_and_focuses_the_problem() {
     let mut a = app();
     let effects = key(&mut a, KeyCode::F(5));
     assert!(effects.is_empty());
-    assert!(a.errors.iter().any(|e| e.field == Field::Prompt));
-    assert!(a.errors.iter().any(|e| e.field == Field::ImageUrls(None)));
-    assert_eq!(a.focus, Pane::Prompt);
-    assert!(a.notice.as_ref().unwrap().1, "an error notice");
+    assert!(has_error(&a, Field::Prompt));
+    assert!(has_error(&a, Field::ImageUrls(None)));
+    assert_eq!(a.focus(), Pane::Prompt);
+    assert!(a.notice().unwrap().is_error(), "an error notice");
 }
 
 #[test]
 fn pasting_lines_adds_images_up_to_the_limit() {
     let mut a = app();
-    press(&mut a, KeyCode::Char('2'), KeyModifiers::ALT);
-    a.update(Message::Input(Event::Paste("a.png\n'b c.png'\n\nhttps://x/y.png\nd.png\ne.png\n".into())));
-    assert_eq!(a.images.items, ["a.png", "b c.png", "https://x/y.png", "d.png"]);
-    assert!(a.notice.as_ref().unwrap().0.contains("at most 4"));
+    focus(&mut a, '2');
+    paste(&mut a, "a.png\n'b c.png'\n\nhttps://x/y.png\nd.png\ne.png\n");
+    assert_eq!(a.images().items(), ["a.png", "b c.png", "https://x/y.png", "d.png"]);
+    assert!(a.notice().unwrap().text.contains("at most 4"));
     key(&mut a, KeyCode::Char('a'));
-    assert!(a.images.input.is_none(), "no add line when full");
+    assert!(!a.images().is_adding(), "no add line when full");
     key(&mut a, KeyCode::Char('d'));
-    assert_eq!(a.images.items.len(), 3);
+    assert_eq!(a.images().items().len(), 3);
     key(&mut a, KeyCode::Up);
     press(&mut a, KeyCode::Up, KeyModifiers::SHIFT);
-    assert_eq!(a.images.items, ["b c.png", "a.png", "https://x/y.png"]);
-    assert_eq!(a.images.selected, 0, "the moved image stays selected");
+    assert_eq!(a.images().items(), ["b c.png", "a.png", "https://x/y.png"]);
+    assert_eq!(a.images().selected(), 0, "the moved image stays selected");
 }
 
 #[test]
 fn parameters_step_type_and_flag_errors_inline() {
     let mut a = app();
-    press(&mut a, KeyCode::Char('3'), KeyModifiers::ALT);
+    focus(&mut a, '3');
     key(&mut a, KeyCode::Down);
     key(&mut a, KeyCode::Right);
-    assert_eq!(a.form.guidance, "4");
+    assert_eq!(a.params().value(ParamRow::Guidance), "4");
     press(&mut a, KeyCode::Right, KeyModifiers::SHIFT);
-    assert_eq!(a.form.guidance, "6.5");
+    assert_eq!(a.params().value(ParamRow::Guidance), "6.5");
     typ(&mut a, "30");
-    assert!(a.errors.iter().any(|e| e.field == Field::GuidanceScale), "{:?}", a.errors);
+    assert!(has_error(&a, Field::GuidanceScale), "{:?}", a.errors());
     key(&mut a, KeyCode::Backspace);
-    assert!(!a.errors.iter().any(|e| e.field == Field::GuidanceScale), "3 is fine: {:?}", a.errors);
+    assert!(!has_error(&a, Field::GuidanceScale), "3 is fine: {:?}", a.errors());
 }
 
 #[test]
@@ -136,12 +113,12 @@ fn jobs_follow_events_and_can_be_cancelled() {
     let mut a = app();
     ready(&mut a);
     key(&mut a, KeyCode::F(5));
-    press(&mut a, KeyCode::Char('4'), KeyModifiers::ALT);
+    focus(&mut a, '4');
     let effects = key(&mut a, KeyCode::Char('c'));
     assert!(matches!(effects.as_slice(), [Effect::Cancel(1)]));
-    assert_eq!(a.jobs[0].phase, JobPhase::CancelRequested);
+    assert_eq!(a.jobs().newest().unwrap().phase, JobPhase::CancelRequested);
     a.update(Message::JobFinished { id: 1, outcome: Box::new(JobFinish::Cancelled { request_id: Some("r".into()) }) });
-    assert_eq!(a.jobs[0].phase, JobPhase::Cancelled);
+    assert_eq!(a.jobs().newest().unwrap().phase, JobPhase::Cancelled);
     assert!(key(&mut a, KeyCode::Char('c')).is_empty(), "nothing to cancel any more");
 }
 
@@ -165,12 +142,16 @@ fn a_job_the_history_could_not_record_is_reported_plainly_not_as_done() {
             }],
         }),
     });
-    let (text, is_error) = a.notice.clone().unwrap();
-    assert!(is_error, "an error notice: {text}");
+    let notice = a.notice().unwrap();
+    let text = &notice.text;
+    assert!(notice.is_error(), "an error notice: {text}");
     for needle in ["could not record", "req-full-disk", "kontext resume", "disk is full"] {
         assert!(text.contains(needle), "{needle:?} in {text}");
     }
-    assert!(a.jobs[0].logs.iter().any(|l| l.contains("could not record")), "kept in the job's log too");
+    assert!(
+        a.jobs().newest().unwrap().logs.iter().any(|l| l.contains("could not record")),
+        "kept in the job's log too"
+    );
 }
 
 #[test]
@@ -198,14 +179,14 @@ fn results_copy_paths_and_ids_with_osc52_effects() {
             unrecorded: vec![],
         }),
     });
-    assert_eq!(a.last_seed, Some(9));
-    press(&mut a, KeyCode::Char('6'), KeyModifiers::ALT);
+    assert_eq!(a.last_seed(), Some(9));
+    focus(&mut a, '6');
     assert!(matches!(key(&mut a, KeyCode::Char('y')).as_slice(), [Effect::Copy(t)] if t == "/out/r-0.png"));
     assert!(matches!(key(&mut a, KeyCode::Char('Y')).as_slice(), [Effect::Copy(t)] if t == "req-1"));
     key(&mut a, KeyCode::Enter);
-    assert!(a.results.fullscreen);
+    assert!(a.results().is_fullscreen());
     key(&mut a, KeyCode::Esc);
-    assert!(!a.results.fullscreen);
+    assert!(!a.results().is_fullscreen());
 }
 
 #[test]
@@ -227,8 +208,8 @@ fn a_history_entry_loads_into_the_editor_and_reruns() {
     };
     a.update(Message::HistoryDetail(Box::new(detail.clone())));
     assert_eq!(a.prompt_text(), "old prompt");
-    assert_eq!(a.images.items, ["https://a/b.png"]);
-    assert_eq!(a.form.value(kontext::tui::form::ParamRow::Seed), "5");
+    assert_eq!(a.images().items(), ["https://a/b.png"]);
+    assert_eq!(a.params().value(ParamRow::Seed), "5");
     let effects =
         a.update(Message::HistoryDetail(Box::new(HistoryDetailView { purpose: DetailPurpose::Rerun, ..detail })));
     let [Effect::Submit { input, .. }] = effects.as_slice() else { panic!("{effects:?}") };
@@ -280,7 +261,7 @@ fn text_from_history_is_stripped_of_escape_sequences_before_it_is_shown() {
     };
     a.update(Message::HistoryDetail(Box::new(detail)));
     assert_eq!(a.prompt_text(), "evil prompt ");
-    assert!(!a.images.items[0].contains('\u{1b}'));
+    assert!(!a.images().items()[0].contains('\u{1b}'));
     a.update(Message::Prompts(vec!["\u{1b}[5mblink".into()]));
     press(&mut a, KeyCode::Up, KeyModifiers::CONTROL);
     assert_eq!(a.prompt_text(), "blink");
@@ -292,21 +273,17 @@ fn local_images_show_size_and_whether_they_are_inlined_or_uploaded() {
     let small = dir.path().join("s.png");
     image::RgbImage::new(4, 4).save(&small).unwrap();
     let mut a = app();
-    press(&mut a, KeyCode::Char('2'), KeyModifiers::ALT);
-    let effects = a.update(Message::Input(Event::Paste(format!(
-        "{}\n{}\n",
-        small.display(),
-        dir.path().join("gone.png").display()
-    ))));
+    focus(&mut a, '2');
+    let effects = paste(&mut a, &format!("{}\n{}\n", small.display(), dir.path().join("gone.png").display()));
     // The files are looked at off the UI task: the update only asks for it.
     let [Effect::CheckImages { seq, items }] = effects.as_slice() else { panic!("{effects:?}") };
-    assert_eq!(a.images.info[0].tag, "checking…");
+    assert_eq!(a.images().info()[0].tag, "checking…");
     assert!(key(&mut a, KeyCode::F(5)).is_empty(), "no submit before the files are checked");
-    let info = kontext::tui::app::describe_images(items, 256 * 1024);
+    let info = kontext::tui::panes::images::describe_images(items, 256 * 1024);
     a.update(Message::ImagesChecked { seq: *seq, info });
-    assert!(a.images.info[0].tag.contains("inline"), "{:?}", a.images.info);
-    assert_eq!(a.images.info[1].tag, "missing");
-    assert!(a.errors.iter().any(|e| e.field == Field::ImageUrls(Some(1)) && e.message.contains("no such file")));
+    assert!(a.images().info()[0].tag.contains("inline"), "{:?}", a.images().info());
+    assert_eq!(a.images().info()[1].tag, "missing");
+    assert!(a.errors().iter().any(|e| e.field == Field::ImageUrls(Some(1)) && e.message.contains("no such file")));
 }
 
 #[test]
@@ -321,7 +298,7 @@ fn the_studio_check_flags_damaged_and_oversized_local_images() {
     std::fs::write(&huge, &bytes).unwrap();
     std::fs::OpenOptions::new().write(true).open(&huge).unwrap().set_len(3 << 30).unwrap();
     let items = [good, cut, huge].map(|p| p.display().to_string());
-    let info = kontext::tui::app::describe_images(&items, 256 * 1024);
+    let info = kontext::tui::panes::images::describe_images(&items, 256 * 1024);
     assert_eq!(info[0].error, None);
     assert!(info[1].error.as_deref().is_some_and(|e| e.contains("damaged or cut short")), "{:?}", info[1]);
     assert!(info[2].error.as_deref().is_some_and(|e| e.contains("at most 64 MiB")), "{:?}", info[2]);
@@ -333,7 +310,7 @@ fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
     let row = |i: i64| HistoryRow {
         id: format!("id{i}"),
         request_id: None,
-        state: "completed".into(),
+        state: kontext::history::JobState::Completed,
         created_at: i,
         prompt: format!("p{i}"),
         seed: None,
@@ -342,7 +319,7 @@ fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
     };
     let mut a = app();
     a.update(Message::History { filter: Default::default(), rows: (0..30).map(row).collect() });
-    press(&mut a, KeyCode::Char('5'), KeyModifiers::ALT);
+    focus(&mut a, '5');
     let mut pages = Vec::new();
     for _ in 0..15 {
         for e in key(&mut a, KeyCode::Down) {
@@ -355,9 +332,9 @@ fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
     assert_eq!(pages[0].before, Some(1000 - 29), "older than the last loaded row");
     let filter = kontext::tui::message::HistoryFilter { before: None, ..pages[0].clone() };
     a.update(Message::HistoryMore { filter: filter.clone(), rows: (30..40).map(row).collect() });
-    assert_eq!(a.history.rows.len(), 40);
+    assert_eq!(a.history().rows().len(), 40);
     a.update(Message::HistoryMore { filter, rows: Vec::new() });
-    assert!(a.history.exhausted);
+    assert!(a.history().is_exhausted());
     for _ in 0..30 {
         assert!(!key(&mut a, KeyCode::Down).iter().any(|e| matches!(e, Effect::LoadHistory(_))));
     }
@@ -369,8 +346,8 @@ fn quitting_waits_for_a_submit_in_flight_unless_asked_twice() {
     ready(&mut a);
     key(&mut a, KeyCode::F(5));
     let effects = press(&mut a, KeyCode::Char('q'), KeyModifiers::CONTROL);
-    assert!(effects.is_empty() && !a.quit, "not while fal may be receiving the submit");
-    assert!(a.notice.as_ref().unwrap().0.contains("waiting for 1 submit"));
+    assert!(effects.is_empty() && !a.wants_quit(), "not while fal may be receiving the submit");
+    assert!(a.notice().unwrap().text.contains("waiting for 1 submit"));
     let handle = kontext::fal::RequestHandle {
         endpoint: "e".into(),
         request_id: "r".into(),
@@ -392,9 +369,12 @@ fn quitting_waits_for_a_submit_in_flight_unless_asked_twice() {
 fn rerunning_a_job_sends_that_jobs_own_request() {
     let mut a = app();
     typ(&mut a, "first");
-    press(&mut a, KeyCode::Char('2'), KeyModifiers::ALT);
-    a.update(Message::Input(Event::Paste("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\n".into())));
-    press(&mut a, KeyCode::Char('3'), KeyModifiers::ALT);
+    focus(&mut a, '2');
+    paste(
+        &mut a,
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\n",
+    );
+    focus(&mut a, '3');
     key(&mut a, KeyCode::Down);
     key(&mut a, KeyCode::Down);
     key(&mut a, KeyCode::Right); // num_images 2
@@ -403,7 +383,7 @@ fn rerunning_a_job_sends_that_jobs_own_request() {
     key(&mut a, KeyCode::Right); // num_images 3
     press(&mut a, KeyCode::Char('1'), KeyModifiers::ALT);
     typ(&mut a, " and more");
-    press(&mut a, KeyCode::Char('4'), KeyModifiers::ALT);
+    focus(&mut a, '4');
     let effects = key(&mut a, KeyCode::Char('r'));
     let [Effect::Submit { input, .. }] = effects.as_slice() else { panic!("{effects:?}") };
     assert_eq!(input.prompt, "first");
@@ -421,7 +401,7 @@ fn a_slow_answer_to_an_older_history_search_is_ignored() {
     let row = |p: &str| HistoryRow {
         id: p.into(),
         request_id: None,
-        state: "completed".into(),
+        state: kontext::history::JobState::Completed,
         created_at: 0,
         prompt: p.into(),
         seed: None,
@@ -429,7 +409,7 @@ fn a_slow_answer_to_an_older_history_search_is_ignored() {
         cursor: 1,
     };
     let mut a = app();
-    press(&mut a, KeyCode::Char('5'), KeyModifiers::ALT);
+    focus(&mut a, '5');
     key(&mut a, KeyCode::Char('/'));
     let first = match key(&mut a, KeyCode::Char('c')).pop() {
         Some(Effect::LoadHistory(f)) => f,
@@ -441,7 +421,7 @@ fn a_slow_answer_to_an_older_history_search_is_ignored() {
     };
     a.update(Message::History { filter: second, rows: vec![row("cat")] });
     a.update(Message::History { filter: first, rows: vec![row("cow"), row("cat")] });
-    let shown: Vec<_> = a.history.rows.iter().map(|r| r.prompt.as_str()).collect();
+    let shown: Vec<_> = a.history().rows().iter().map(|r| r.prompt.as_str()).collect();
     assert_eq!(shown, ["cat"], "the answer for \"c\" arrived last but is stale");
 }
 
@@ -477,7 +457,7 @@ async fn a_slow_result_shows_its_retries_in_the_jobs_log() {
     while let Ok(event) = rx.try_recv() {
         a.update(Message::Job { id: 1, event });
     }
-    let logs = &a.jobs[0].logs;
+    let logs = &a.jobs().newest().unwrap().logs;
     assert!(
         logs.iter().any(|l| l.starts_with("[kontext] fetching the result is slow; attempt 2 of 10 in ")),
         "{logs:?}"

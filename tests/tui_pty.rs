@@ -8,9 +8,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+use portable_pty::{PtySize, native_pty_system};
 
-const BIN: &str = env!("CARGO_BIN_EXE_kontext");
+mod support;
+use support::BIN;
 
 struct Screen {
     parser: Arc<Mutex<vt100::Parser>>,
@@ -27,22 +28,7 @@ impl Screen {
 
     fn spawn_with(dir: &Path, rows: u16, cols: u16, env: &[(&str, &str)]) -> Screen {
         let pty = native_pty_system().openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }).unwrap();
-        let mut cmd = CommandBuilder::new(BIN);
-        cmd.cwd(dir);
-        for var in
-            ["FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET", "FAL_QUEUE_URL", "FAL_REST_URL", "FAL_RUN_URL", "NO_COLOR"]
-        {
-            cmd.env_remove(var);
-        }
-        cmd.env("TERM", "xterm-256color");
-        // The studio writes outputs into the pictures folder under HOME unless configured: keep
-        // them in the test's folder (and away from a user-dirs.dirs of the real home).
-        cmd.env("HOME", dir);
-        cmd.env_remove("XDG_CONFIG_HOME");
-        cmd.env("KONTEXT_DATA_DIR", dir.join("data"));
-        cmd.env("KONTEXT_CONFIG", dir.join("config.toml"));
-        cmd.env("KONTEXT_EMULATOR_PROFILE", "fast");
-        cmd.env("KONTEXT_GRAPHICS", "halfblocks");
+        let mut cmd = support::studio::pty_command(dir);
         for (k, v) in env {
             cmd.env(k, v);
         }

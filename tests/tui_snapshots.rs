@@ -3,51 +3,16 @@
 
 use std::path::PathBuf;
 
-use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
+use crossterm::event::KeyCode;
 use kontext::fal::RequestHandle;
-use kontext::model::{Draft, LogEntry};
+use kontext::history::JobState;
+use kontext::model::LogEntry;
 use kontext::runner::{JobEvent, SavedImage};
-use kontext::tui::action::Keymap;
-use kontext::tui::app::{App, AppContext, Pane};
+use kontext::tui::app::{App, Pane};
 use kontext::tui::message::{HistoryRow, JobFinish, Message};
-use kontext::tui::view::{self, NoImages, theme::Theme};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 
-fn app() -> App {
-    let ctx = AppContext {
-        max_images: 4,
-        target: "emulator (no key)".into(),
-        graphics: "text previews".into(),
-        keymap: Keymap::default(),
-        data_uri_threshold: 256 * 1024,
-    };
-    App::new(ctx, &Draft::default())
-}
-
-fn render(app: &mut App, w: u16, h: u16) -> String {
-    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| view::draw(f, app, &mut NoImages, &Theme { color: false })).unwrap();
-    t.backend().to_string()
-}
-
-fn key(app: &mut App, code: KeyCode) {
-    app.update(Message::Input(Event::Key(KeyEvent::new(code, KeyModifiers::NONE))));
-}
-
-fn ctrl(app: &mut App, c: char) {
-    app.update(Message::Input(Event::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::CONTROL))));
-}
-
-fn typ(app: &mut App, text: &str) {
-    for c in text.chars() {
-        key(app, KeyCode::Char(c));
-    }
-}
-
-fn focus(app: &mut App, n: char) {
-    app.update(Message::Input(Event::Key(KeyEvent::new(KeyCode::Char(n), KeyModifiers::ALT))));
-}
+mod support;
+use support::studio::{app, ctrl, focus, key, paste, render, typ};
 
 macro_rules! snap {
     ($name:expr, $screen:expr) => {
@@ -64,9 +29,10 @@ fn filled() -> App {
     let mut a = app();
     typ(&mut a, "Put the little duckling on top of the woman's t-shirt.");
     focus(&mut a, '2');
-    a.update(Message::Input(Event::Paste(
-        "https://v3.fal.media/files/penguin/XoW0qavfF-ahg-jX4BMyL_image.webp\nhttps://v3.fal.media/files/tiger/bml6YA7DWJXOigadvxk75_image.webp\n".into(),
-    )));
+    paste(
+        &mut a,
+        "https://v3.fal.media/files/penguin/XoW0qavfF-ahg-jX4BMyL_image.webp\nhttps://v3.fal.media/files/tiger/bml6YA7DWJXOigadvxk75_image.webp\n",
+    );
     focus(&mut a, '3');
     typ(&mut a, "42");
     key(&mut a, KeyCode::Down);
@@ -116,7 +82,7 @@ fn invalid_form_blocks_submit_and_shows_each_problem() {
     key(&mut a, KeyCode::Down);
     typ(&mut a, "9");
     ctrl(&mut a, 's');
-    assert!(a.jobs.is_empty(), "nothing submitted");
+    assert!(a.jobs().is_empty(), "nothing submitted");
     snap!("invalid", render(&mut a, 120, 36));
 }
 
@@ -196,7 +162,7 @@ fn history_with_entries() {
         .map(|i| HistoryRow {
             id: format!("{i}a2b3c4d-0000-4000-8000-00000000000{i}"),
             request_id: Some(format!("{i}a2b3c4d")),
-            state: if i == 1 { "failed".into() } else { "completed".into() },
+            state: if i == 1 { JobState::Failed } else { JobState::Completed },
             created_at: 1_795_564_800 + i * 600,
             prompt: format!("prompt number {i}: make the sky purple"),
             seed: Some(i as u64),
@@ -233,7 +199,7 @@ fn help_overlay_lists_every_binding() {
 #[test]
 fn compact_layout_shows_the_focused_pane() {
     let mut a = filled();
-    assert_eq!(a.focus, Pane::Params);
+    assert_eq!(a.focus(), Pane::Params);
     snap!("compact", render(&mut a, 60, 20));
 }
 
@@ -283,7 +249,7 @@ fn hostile_server_text_leaves_nothing_on_the_screen() {
     assert_no_leftovers(&screen);
     assert!(screen.contains("Step 7/28 desrever") && screen.contains("two lines desrever"), "{screen}");
     assert!(screen.contains("log of #1 3e3e5b8a desrever"), "the request id, cleaned:\n{screen}");
-    assert_eq!(a.jobs[0].request_id.as_deref(), Some("3e3e5b8a desrever"), "cleaned where it enters");
+    assert_eq!(a.jobs().newest().unwrap().request_id.as_deref(), Some("3e3e5b8a desrever"), "cleaned where it enters");
 
     a.update(Message::JobFinished {
         id: 1,
@@ -300,4 +266,49 @@ fn hostile_server_text_leaves_nothing_on_the_screen() {
     let screen = render(&mut a, 120, 36);
     assert_no_leftovers(&screen);
     assert!(screen.contains("too high desrever"), "{screen}");
+}
+
+/// The bottom line of each pane's screen, for one target and image mode at one width.
+fn status_lines(target: &str, graphics: &str, w: u16) -> String {
+    let mut out = String::new();
+    let fresh = || {
+        let mut ctx = support::studio::context(kontext::tui::action::Keymap::default());
+        ctx.target = target.into();
+        ctx.graphics = graphics.into();
+        App::new(ctx, &kontext::model::Draft::default())
+    };
+    let mut states: Vec<(&str, App)> = Vec::new();
+    for (n, name) in
+        [('1', "prompt"), ('2', "images"), ('3', "params"), ('4', "jobs"), ('5', "history"), ('6', "results")]
+    {
+        let mut a = fresh();
+        focus(&mut a, n);
+        states.push((name, a));
+    }
+    let mut adding = fresh();
+    focus(&mut adding, '2');
+    key(&mut adding, KeyCode::Char('a'));
+    states.push(("images adding", adding));
+    let mut failed = fresh();
+    ctrl(&mut failed, 's');
+    states.push(("a long notice", failed));
+    for (name, mut a) in states {
+        let screen = render(&mut a, w, 24);
+        let last = screen.lines().last().unwrap_or_default().to_string();
+        assert!(last.contains(target), "{w} columns, {name}: the target is named: {last}");
+        out.push_str(&format!("{name:>14}: {last}\n"));
+    }
+    out
+}
+
+#[test]
+fn the_status_bar_always_says_where_requests_go_and_the_image_mode() {
+    for w in [60, 80, 120] {
+        let emulator = status_lines("emulator (no key)", "halfblocks", w);
+        assert!(emulator.lines().all(|l| l.contains("emulator (no key) · images: halfblocks")), "{emulator}");
+        let fal = status_lines("fal.ai (key from FAL_KEY)", "sixel 10x20 (tmux passthrough)", w);
+        assert!(fal.lines().all(|l| l.contains("fal.ai (key from FAL_KEY) · images: sixel")), "{fal}");
+        assert!(emulator.contains("F1 help"), "help is named in a text field at {w} columns:\n{emulator}");
+        snap!(format!("status_bar_{w}"), format!("{emulator}\n{fal}"));
+    }
 }

@@ -107,8 +107,8 @@ impl Action {
             FocusJobs => "go to Jobs",
             FocusHistory => "go to History",
             FocusResults => "go to Results",
-            Help => "this help",
-            Close => "close overlay / cancel input",
+            Help => "this help (F1 in text fields too)",
+            Close => "close / cancel / leave full screen",
             OpenEditor => "edit the prompt in $VISUAL/$EDITOR",
             RecallOlder => "recall an older prompt",
             RecallNewer => "recall a newer prompt",
@@ -146,6 +146,17 @@ pub struct KeyCombo {
 impl KeyCombo {
     pub const fn new(code: KeyCode, mods: KeyModifiers) -> KeyCombo {
         KeyCombo { code, mods }
+    }
+
+    /// The key press this combination stands for (what a test or a hint presses).
+    pub fn to_event(self) -> KeyEvent {
+        let mods = match self.code {
+            KeyCode::Char(c) if c.is_ascii_uppercase() && !self.mods.contains(KeyModifiers::CONTROL) => {
+                self.mods | KeyModifiers::SHIFT
+            }
+            _ => self.mods,
+        };
+        KeyEvent::new(self.code, mods)
     }
 
     pub fn from_event(e: &KeyEvent) -> KeyCombo {
@@ -256,6 +267,13 @@ impl fmt::Display for KeyCombo {
     }
 }
 
+/// Keys that are commands even while a text field has the keys: Ctrl or Alt chords, function
+/// keys, Tab. Plain characters, Enter and Esc belong to the field.
+pub fn is_command_key(key: &KeyEvent) -> bool {
+    key.modifiers.intersects(KeyModifiers::CONTROL | KeyModifiers::ALT)
+        || matches!(key.code, KeyCode::F(_) | KeyCode::Tab | KeyCode::BackTab)
+}
+
 /// Bindings per scope; the first match in the focused scope wins, then Global.
 #[derive(Debug, Clone)]
 pub struct Keymap {
@@ -338,20 +356,31 @@ impl Default for Keymap {
 }
 
 impl Keymap {
-    /// Applies `[keys]` overrides: action name → list of keys. Later bindings of an overridden
-    /// action are replaced entirely.
+    /// Applies `[keys]` overrides: action name → list of keys. The action's default keys are
+    /// replaced in every scope it was bound in (Delete in Images and in History alike).
     pub fn with_overrides(mut self, overrides: &HashMap<String, Vec<String>>) -> Result<Keymap, String> {
-        for (name, keys) in overrides {
-            let (scope, action) = self
+        let mut names: Vec<&String> = overrides.keys().collect();
+        // The same config gives the same keymap, whatever the map's order.
+        names.sort();
+        for name in names {
+            let action = self
                 .bindings
                 .iter()
-                .find(|(_, _, a)| a.name() == name)
-                .map(|(s, _, a)| (*s, *a))
-                .ok_or_else(|| format!("[keys] {name:?} is not an action; see the help overlay (?) for names"))?;
+                .map(|(_, _, a)| *a)
+                .find(|a| a.name() == name)
+                .ok_or_else(|| format!("[keys] {name:?} is not an action; see the help overlay (F1) for names"))?;
+            let mut scopes: Vec<Scope> = Vec::new();
+            for (s, _, a) in &self.bindings {
+                if *a == action && !scopes.contains(s) {
+                    scopes.push(*s);
+                }
+            }
             self.bindings.retain(|(_, _, a)| *a != action);
-            for key in keys {
+            for key in &overrides[name] {
                 let combo = KeyCombo::parse(key).map_err(|e| format!("[keys] {name}: {e}"))?;
-                self.bindings.insert(0, (scope, combo, action));
+                for scope in &scopes {
+                    self.bindings.insert(0, (*scope, combo, action));
+                }
             }
         }
         Ok(self)
@@ -361,6 +390,18 @@ impl Keymap {
         let combo = KeyCombo::from_event(key);
         let find = |s: Scope| self.bindings.iter().find(|(bs, c, _)| *bs == s && *c == combo).map(|(_, _, a)| *a);
         find(scope).or_else(|| find(Scope::Global))
+    }
+
+    /// The first key that asks for `action` in `scope` (its own bindings, then global ones that
+    /// it does not shadow). `command_only`: only keys that work while a text field has the keys
+    /// (see [`is_command_key`]).
+    pub fn first_key(&self, scope: Scope, action: Action, command_only: bool) -> Option<KeyCombo> {
+        self.bindings
+            .iter()
+            .filter(|(s, _, a)| *a == action && (*s == scope || *s == Scope::Global))
+            .map(|(_, c, _)| *c)
+            .filter(|c| !command_only || is_command_key(&c.to_event()))
+            .find(|c| self.lookup(scope, &c.to_event()) == Some(action))
     }
 
     /// Keys bound to `action`, for display ("F5 / Ctrl-s / Alt-Enter").
@@ -426,5 +467,29 @@ mod tests {
         let mut bad = HashMap::new();
         bad.insert("launch".to_string(), vec!["x".to_string()]);
         assert!(Keymap::default().with_overrides(&bad).unwrap_err().contains("not an action"));
+    }
+
+    #[test]
+    fn an_override_keeps_every_scope_of_the_action() {
+        let mut o = HashMap::new();
+        o.insert("delete".to_string(), vec!["x".to_string()]);
+        let km = Keymap::default().with_overrides(&o).unwrap();
+        let x = KeyEvent::new(KeyCode::Char('x'), NONE);
+        assert_eq!(km.lookup(Scope::Pane(Pane::Images), &x), Some(Action::Delete));
+        assert_eq!(km.lookup(Scope::Pane(Pane::History), &x), Some(Action::Delete));
+        assert_eq!(km.lookup(Scope::Pane(Pane::Images), &KeyEvent::new(KeyCode::Char('d'), NONE)), None);
+    }
+
+    #[test]
+    fn the_first_key_of_an_action_is_one_that_reaches_it() {
+        let km = Keymap::default();
+        let help = km.first_key(Scope::Pane(Pane::Jobs), Action::Help, false).unwrap();
+        assert_eq!(help.to_string(), "?");
+        let in_text = km.first_key(Scope::Pane(Pane::Prompt), Action::Help, true).unwrap();
+        assert_eq!(in_text.to_string(), "F1", "? is text in a text field");
+        // Up in Images is global; Shift-Up is MoveUp there.
+        let up = km.first_key(Scope::Pane(Pane::Images), Action::MoveUp, false).unwrap();
+        assert_eq!(km.lookup(Scope::Pane(Pane::Images), &up.to_event()), Some(Action::MoveUp));
+        assert_eq!(KeyCombo::parse("Y").unwrap().to_event().modifiers, KeyModifiers::SHIFT);
     }
 }

@@ -68,7 +68,8 @@ impl ParamRow {
         }
     }
 
-    fn is_numeric(self) -> bool {
+    /// Takes typed digits.
+    pub fn is_numeric(self) -> bool {
         matches!(self, ParamRow::Seed | ParamRow::Guidance | ParamRow::NumImages | ParamRow::Safety)
     }
 }
@@ -84,17 +85,17 @@ pub enum SeedMode {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamForm {
-    pub seed: SeedMode,
-    pub guidance: String,
-    pub num_images: String,
-    pub format: OutputFormat,
-    pub safety: String,
-    pub enhance_prompt: bool,
-    pub sync_mode: bool,
-    pub aspect_ratio: Option<AspectRatio>,
-    pub selected: usize,
+    seed: SeedMode,
+    guidance: String,
+    num_images: String,
+    format: OutputFormat,
+    safety: String,
+    enhance_prompt: bool,
+    sync_mode: bool,
+    aspect_ratio: Option<AspectRatio>,
+    selected: usize,
     /// True while the user types a value into the selected numeric row.
-    pub typing: bool,
+    typing: bool,
 }
 
 impl Default for ParamForm {
@@ -143,6 +144,20 @@ impl ParamForm {
         self.enhance_prompt = d.enhance_prompt;
         self.sync_mode = d.sync_mode;
         self.aspect_ratio = d.aspect_ratio.as_deref().and_then(AspectRatio::parse);
+    }
+
+    /// The row the cursor is on.
+    pub fn selected(&self) -> usize {
+        self.selected
+    }
+
+    /// A value is being typed into the selected row.
+    pub fn is_typing(&self) -> bool {
+        self.typing
+    }
+
+    pub fn stop_typing(&mut self) {
+        self.typing = false;
     }
 
     pub fn row(&self) -> ParamRow {

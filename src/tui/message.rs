@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crossterm::event::Event;
 
+use crate::history::JobState;
 use crate::model::{Draft, FieldError, ValidInput};
 use crate::runner::{JobEvent, SavedImage};
 
@@ -29,8 +30,10 @@ pub enum Message {
         filter: HistoryFilter,
         rows: Vec<HistoryRow>,
     },
-    /// The stored history changed (a delete, a resume): list it again with the current filter.
+    /// The stored history changed (a resume): list it again with the current filter.
     HistoryChanged,
+    /// A history entry was deleted (its id): say so and list again.
+    HistoryDeleted(String),
     /// The next (older) page of a listing (dropped if the filter changed meanwhile).
     HistoryMore {
         filter: HistoryFilter,
@@ -87,7 +90,7 @@ pub enum JobFinish {
 pub struct HistoryRow {
     pub id: String,
     pub request_id: Option<String>,
-    pub state: String,
+    pub state: JobState,
     pub created_at: i64,
     pub prompt: String,
     pub seed: Option<u64>,
@@ -119,7 +122,7 @@ pub enum DetailPurpose {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistoryFilter {
     pub search: String,
-    pub state: Option<String>,
+    pub state: Option<JobState>,
     /// Only rows older than this cursor: the next page when scrolling past the end.
     pub before: Option<i64>,
     /// Which listing this is: answers to an older one (a slower query) are dropped.
@@ -157,4 +160,32 @@ pub struct ImageInfo {
     pub tag: String,
     pub error: Option<String>,
     pub local_file: Option<PathBuf>,
+}
+
+/// How a notice is shown: plain news, or a problem (in the error colour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeLevel {
+    Info,
+    Error,
+}
+
+/// One line for the status bar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub text: String,
+    pub level: NoticeLevel,
+}
+
+impl Notice {
+    pub fn info(text: impl Into<String>) -> Notice {
+        Notice { text: text.into(), level: NoticeLevel::Info }
+    }
+
+    pub fn error(text: impl Into<String>) -> Notice {
+        Notice { text: text.into(), level: NoticeLevel::Error }
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.level == NoticeLevel::Error
+    }
 }

@@ -4,12 +4,17 @@
 
 pub mod action;
 pub mod app;
+pub mod context;
 pub mod form;
 pub mod graphics;
+pub mod job_store;
 pub mod message;
+pub mod overlay;
 pub mod pane;
+pub mod panes;
 pub mod runtime;
 pub mod view;
+pub mod widgets;
 
 use std::io::{self, Write};
 
@@ -122,51 +127,60 @@ impl Host for RealTerminal {
     }
 }
 
-/// `kontext` with no subcommand: the interactive studio.
-pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
-    let (config, _) = match locations.load_config() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("kontext: {e}");
-            return crate::exit::INVALID_INPUT;
-        }
-    };
-    let keymap = match Keymap::default().with_overrides(&config.keys) {
-        Ok(k) => k,
-        Err(e) => {
-            eprintln!("kontext: config: {e}");
-            return crate::exit::INVALID_INPUT;
-        }
-    };
-    let connection = match connect(&config, &opts.connect).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("kontext: {e}");
-            return crate::exit::INVALID_INPUT;
-        }
-    };
-    let mode_text = opts.graphics.clone().or(config.graphics.clone()).unwrap_or_else(|| "auto".into());
-    let mode = match mode_text.parse::<GraphicsMode>() {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("kontext: {e}");
-            return crate::exit::INVALID_INPUT;
-        }
-    };
-    let out_dir = crate::setup::studio_output_dir(config.output_dir.as_deref(), locations);
-    for (dir, what) in [(out_dir.as_path(), "output_dir"), (locations.data_dir().as_path(), "the data directory")] {
-        if let Err(e) = crate::setup::check_writable_dir(dir, what) {
-            eprintln!("kontext: {e}");
-            return crate::exit::INVALID_INPUT;
+/// Why the studio could not start; `main` prints it once and picks the exit code.
+#[derive(Debug)]
+pub enum StartupError {
+    /// Bad configuration or options: the user can fix it (exit 2).
+    Invalid(String),
+    /// Something else failed (exit 1).
+    Failed(String),
+}
+
+impl StartupError {
+    fn invalid(e: impl std::fmt::Display) -> StartupError {
+        StartupError::Invalid(e.to_string())
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartupError::Invalid(_) => crate::exit::INVALID_INPUT,
+            StartupError::Failed(_) => crate::exit::FAILURE,
         }
     }
-    let history = match crate::history::History::open(&locations.data_dir()) {
-        Ok(h) => h,
+}
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartupError::Invalid(m) | StartupError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+/// `kontext` with no subcommand: the interactive studio. Returns the exit code.
+pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
+    match studio(opts, locations).await {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("kontext: {e}");
-            return crate::exit::FAILURE;
+            e.exit_code()
         }
-    };
+    }
+}
+
+async fn studio(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupError> {
+    let (config, _) = locations.load_config().map_err(StartupError::invalid)?;
+    let keymap =
+        Keymap::default().with_overrides(&config.keys).map_err(|e| StartupError::Invalid(format!("config: {e}")))?;
+    let connection = connect(&config, &opts.connect).await.map_err(StartupError::invalid)?;
+    let mode_text = opts.graphics.clone().or(config.graphics.clone()).unwrap_or_else(|| "auto".into());
+    let mode = mode_text.parse::<GraphicsMode>().map_err(StartupError::invalid)?;
+    let out_dir = crate::setup::studio_output_dir(config.output_dir.as_deref(), locations);
+    for (dir, what) in [(out_dir.as_path(), "output_dir"), (locations.data_dir().as_path(), "the data directory")] {
+        crate::setup::check_writable_dir(dir, what).map_err(StartupError::invalid)?;
+    }
+    let history =
+        crate::history::History::open(&locations.data_dir()).map_err(|e| StartupError::Failed(e.to_string()))?;
     let services = Services {
         client: connection.client.clone(),
         endpoint: connection.endpoint.clone(),
@@ -178,10 +192,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     let theme = Theme::from_env(config.colors);
 
     install_panic_hook();
-    if let Err(e) = enter_terminal() {
-        eprintln!("kontext: cannot use this terminal: {e}");
-        return crate::exit::FAILURE;
-    }
+    enter_terminal().map_err(|e| StartupError::Failed(format!("cannot use this terminal: {e}")))?;
     // After the alternate screen, before anything reads stdin (the probe reads the replies).
     let graphics = Graphics::detect(mode);
     let ctx = AppContext {
@@ -225,11 +236,8 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
                     "kontext: {unconfirmed} job(s) stopped before fal confirmed them; they were not resent (see `kontext history list`)."
                 );
             }
-            crate::exit::OK
+            Ok(crate::exit::OK)
         }
-        Err(e) => {
-            eprintln!("kontext: {e}");
-            crate::exit::FAILURE
-        }
+        Err(e) => Err(StartupError::Failed(e.to_string())),
     }
 }

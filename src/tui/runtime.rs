@@ -21,7 +21,7 @@ use super::graphics::ThumbnailReady;
 use super::message::{Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message};
 use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
-use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, JobState, resume_all};
+use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, resume_all};
 use crate::model::{Endpoint, ValidInput};
 use crate::runner::{JobError, JobRequest, OutputNaming, run_job};
 
@@ -137,7 +137,7 @@ where
         // never while nothing happens.
         loop {
             self.draw()?;
-            if self.app.quit {
+            if self.app.wants_quit() {
                 break;
             }
             let ticking = self.app.has_active_jobs();
@@ -187,9 +187,7 @@ where
     /// Jobs of this session that had not finished when the loop ended: (accepted by fal, not
     /// confirmed by fal).
     pub fn unfinished_jobs(&self) -> (usize, usize) {
-        let active = self.app.jobs.iter().filter(|j| j.phase.is_active());
-        let (accepted, unconfirmed): (Vec<_>, Vec<_>) = active.partition(|j| j.request_id.is_some());
-        (accepted.len(), unconfirmed.len())
+        self.app.jobs().unfinished()
     }
 
     /// Makes the next frame repaint every cell (after the editor or a resize left the screen in an
@@ -233,7 +231,7 @@ where
                 Effect::LoadHistory(filter) => self.spawn_store(move |h| {
                     let query = HistoryQuery {
                         search: Some(filter.search.trim().to_string()).filter(|s| !s.is_empty()),
-                        state: filter.state.as_deref().and_then(JobState::parse),
+                        state: filter.state,
                         limit: HISTORY_PAGE,
                         before: filter.before.map(Cursor),
                         ..HistoryQuery::default()
@@ -263,15 +261,15 @@ where
                 }),
                 Effect::DeleteHistory(id) => self.spawn_store(move |h| {
                     h.delete(&id)?;
-                    Ok(Message::Notice(format!("deleted history entry {id}")))
+                    Ok(Message::HistoryDeleted(id))
                 }),
                 Effect::LoadPrompts => self.spawn_store(|h| Ok(Message::Prompts(h.recent_prompts(500)?))),
                 Effect::OpenEditor(_) => {}
                 Effect::CheckImages { seq, items } => {
                     let tx = self.tx.clone();
-                    let threshold = self.app.ctx.data_uri_threshold;
+                    let threshold = self.services.data_uri_threshold;
                     tokio::task::spawn_blocking(move || {
-                        let info = super::app::describe_images(&items, threshold);
+                        let info = super::panes::images::describe_images(&items, threshold);
                         let _ = tx.send(Message::ImagesChecked { seq, info });
                     });
                 }
@@ -281,7 +279,8 @@ where
                         let _ = self.tx.send(Message::Error(e));
                     }
                 }
-                Effect::Quit => self.app.quit = true,
+                // The app has already marked itself done; the loop ends after this pass.
+                Effect::Quit => {}
             }
         }
     }
@@ -292,12 +291,7 @@ where
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let msg = f(&history).unwrap_or_else(|e| Message::Error(format!("history: {e}")));
-            // A deletion changes the list: the app lists it again with its filter.
-            let reload = matches!(&msg, Message::Notice(n) if n.starts_with("deleted"));
             let _ = tx.send(msg);
-            if reload {
-                let _ = tx.send(Message::HistoryChanged);
-            }
         });
     }
 
@@ -432,7 +426,7 @@ fn history_row(e: HistoryEntry) -> HistoryRow {
     HistoryRow {
         id: e.id,
         request_id: e.request_id,
-        state: e.state.as_str().to_string(),
+        state: e.state,
         created_at: e.created_at,
         prompt: e.prompt,
         seed: e.seed,

@@ -4,25 +4,32 @@
 // Each test crate uses part of this module.
 #![allow(dead_code)]
 
+pub mod studio;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_kontext");
 
+/// Variables of the developer's environment that would change what `kontext` talks to or how
+/// it draws: every test starts without them.
+pub const SCRUBBED_ENV: [&str; 9] = [
+    "FAL_KEY",
+    "FAL_KEY_ID",
+    "FAL_KEY_SECRET",
+    "FAL_QUEUE_URL",
+    "FAL_RUN_URL",
+    "FAL_REST_URL",
+    "KONTEXT_ENDPOINT",
+    "KONTEXT_GRAPHICS",
+    "NO_COLOR",
+];
+
 /// `kontext` with its data directory and config file in `home` (an empty config unless the test
 /// wrote one), no key or hosts from the environment, and the fast built-in emulator.
 pub fn kontext(home: &Path) -> Command {
     let mut cmd = Command::new(BIN);
-    for var in [
-        "FAL_KEY",
-        "FAL_KEY_ID",
-        "FAL_KEY_SECRET",
-        "FAL_QUEUE_URL",
-        "FAL_RUN_URL",
-        "FAL_REST_URL",
-        "KONTEXT_ENDPOINT",
-        "KONTEXT_GRAPHICS",
-    ] {
+    for var in SCRUBBED_ENV {
         cmd.env_remove(var);
     }
     let config = home.join("config.toml");

@@ -1,0 +1,84 @@
+//! What every pane may read but none owns: the session's settings and the problems found with
+//! the current input (from our validation or mapped from fal's 422).
+
+use super::action::Keymap;
+use crate::model::{Field, FieldError};
+
+/// Settings the app needs but does not change.
+#[derive(Debug, Clone)]
+pub struct AppContext {
+    pub max_images: usize,
+    /// What we talk to, for the status bar ("emulator (no key)", "fal.ai (key from FAL_KEY)").
+    pub target: String,
+    /// Image protocol in use, for the status bar and help.
+    pub graphics: String,
+    pub keymap: Keymap,
+    /// Local files up to this size are sent inline, larger ones uploaded (shown per image).
+    pub data_uri_threshold: u64,
+}
+
+impl AppContext {
+    /// The image mode without its details ("sixel 10x20 (tmux passthrough)" → "sixel"), for
+    /// the status bar; the help overlay shows the whole description.
+    pub fn graphics_short(&self) -> &str {
+        let head = self.graphics.split(" (").next().unwrap_or(&self.graphics).trim_end();
+        match head.rsplit_once(' ') {
+            // A trailing cell size ("10x20") is a detail too.
+            Some((mode, size)) if size.split('x').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) => {
+                mode
+            }
+            _ => head,
+        }
+    }
+}
+
+/// The problems with the current input, each tied to its field.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    pub fn new(errors: Vec<FieldError>) -> FieldErrors {
+        FieldErrors(errors)
+    }
+
+    /// The problems of `field`; `ImageUrls(None)` stands for the list and every image in it.
+    pub fn of(&self, field: Field) -> impl Iterator<Item = &FieldError> {
+        self.0.iter().filter(move |e| match (e.field, field) {
+            (Field::ImageUrls(_), Field::ImageUrls(None)) => true,
+            (a, b) => a == b,
+        })
+    }
+
+    /// The problem of exactly this field (no grouping of the image list).
+    pub fn exact(&self, field: Field) -> Option<&FieldError> {
+        self.0.iter().find(|e| e.field == field)
+    }
+
+    pub fn all(&self) -> &[FieldError] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_short_image_mode_drops_size_and_details() {
+        let ctx = |g: &str| AppContext {
+            max_images: 4,
+            target: String::new(),
+            graphics: g.into(),
+            keymap: Keymap::default(),
+            data_uri_threshold: 0,
+        };
+        assert_eq!(ctx("sixel 10x20 (tmux passthrough, probe)").graphics_short(), "sixel");
+        assert_eq!(ctx("kitty 8x16").graphics_short(), "kitty");
+        assert_eq!(ctx("none (text placeholders)").graphics_short(), "none");
+        assert_eq!(ctx("text previews").graphics_short(), "text previews");
+    }
+}

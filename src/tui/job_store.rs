@@ -1,0 +1,376 @@
+//! The jobs of this session, shared by the panes that show them (Jobs, Results, Images): one
+//! store the app updates from the runner's events and the panes read.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::message::{JobFinish, JobId, Notice};
+use crate::model::{Draft, FieldError, ImageSource, ValidInput};
+use crate::runner::{JobEvent, SavedImage};
+use crate::sanitize::one_line;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobPhase {
+    Preparing,
+    Uploading(usize),
+    Submitted,
+    Queued(Option<u64>),
+    Running,
+    CancelRequested,
+    Fetching,
+    Completed,
+    Failed(String),
+    Cancelled,
+}
+
+impl JobPhase {
+    pub fn is_active(&self) -> bool {
+        !matches!(self, JobPhase::Completed | JobPhase::Failed(_) | JobPhase::Cancelled)
+    }
+
+    /// Before fal has answered the submit: quitting now could leave a request nobody knows.
+    pub fn submit_in_flight(&self) -> bool {
+        matches!(self, JobPhase::Preparing | JobPhase::Uploading(_))
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            JobPhase::Preparing => "preparing".into(),
+            JobPhase::Uploading(i) => format!("uploading {}", i + 1),
+            JobPhase::Submitted => "submitted".into(),
+            JobPhase::Queued(Some(p)) => format!("queued ({p} ahead)"),
+            JobPhase::Queued(None) => "queued".into(),
+            JobPhase::Running => "running".into(),
+            JobPhase::CancelRequested => "cancel requested".into(),
+            JobPhase::Fetching => "downloading".into(),
+            JobPhase::Completed => "done".into(),
+            JobPhase::Failed(_) => "failed".into(),
+            JobPhase::Cancelled => "cancelled".into(),
+        }
+    }
+}
+
+/// A job of this session, as the Jobs and Results panes show it. Server text in it (request
+/// id, log lines) is already one clean line.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub id: JobId,
+    pub prompt: String,
+    /// Input images as shown (data: URIs shortened).
+    pub inputs: Vec<String>,
+    /// Exactly what was asked for, to run it again.
+    pub draft: Draft,
+    pub phase: JobPhase,
+    pub request_id: Option<String>,
+    pub started: Instant,
+    pub ended: Option<Instant>,
+    /// Log lines, already stripped of control sequences.
+    pub logs: Vec<String>,
+    pub files: Vec<SavedImage>,
+    pub urls: Vec<String>,
+    pub seed: Option<u64>,
+}
+
+impl JobView {
+    /// A job that is just starting.
+    pub fn new(id: JobId, input: &ValidInput) -> JobView {
+        JobView {
+            id,
+            prompt: input.prompt.clone(),
+            inputs: input.images.iter().map(ImageSource::display).collect(),
+            draft: input.to_draft(),
+            phase: JobPhase::Preparing,
+            request_id: None,
+            started: Instant::now(),
+            ended: None,
+            logs: Vec::new(),
+            files: Vec::new(),
+            urls: Vec::new(),
+            seed: None,
+        }
+    }
+
+    /// The outputs as the Results pane shows them.
+    pub fn outputs(&self) -> Vec<OutputItem> {
+        self.files
+            .iter()
+            .map(|f| OutputItem {
+                path: Some(f.path.clone()),
+                url: self.urls.get(f.index).filter(|u| !u.starts_with("data:")).cloned(),
+                caption: format!("#{} {}x{}{}", f.index + 1, f.width, f.height, if f.nsfw { " NSFW" } else { "" }),
+            })
+            .collect()
+    }
+}
+
+/// One output image, wherever it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutputItem {
+    pub path: Option<PathBuf>,
+    pub url: Option<String>,
+    pub caption: String,
+}
+
+/// What a finished job tells the rest of the app.
+#[derive(Debug)]
+pub struct Finished {
+    pub notice: Notice,
+    /// fal named fields it refused: shown where the user can fix them.
+    pub field_errors: Vec<FieldError>,
+    /// The seed of a result, for "reuse the last seed".
+    pub seed: Option<u64>,
+}
+
+/// Every job of this session, newest first.
+#[derive(Debug)]
+pub struct JobStore {
+    jobs: Vec<JobView>,
+    next_id: JobId,
+}
+
+impl Default for JobStore {
+    fn default() -> JobStore {
+        JobStore { jobs: Vec::new(), next_id: 1 }
+    }
+}
+
+impl JobStore {
+    /// Records a new job (newest first) and returns its id.
+    pub fn add(&mut self, input: &ValidInput) -> JobId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.jobs.insert(0, JobView::new(id, input));
+        id
+    }
+
+    pub fn get(&self, id: JobId) -> Option<&JobView> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+
+    fn get_mut(&mut self, id: JobId) -> Option<&mut JobView> {
+        self.jobs.iter_mut().find(|j| j.id == id)
+    }
+
+    /// The job at a position of the list (0 = newest).
+    pub fn at(&self, index: usize) -> Option<&JobView> {
+        self.jobs.get(index)
+    }
+
+    pub fn newest(&self) -> Option<&JobView> {
+        self.jobs.first()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &JobView> {
+        self.jobs.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    pub fn has_active(&self) -> bool {
+        self.jobs.iter().any(|j| j.phase.is_active())
+    }
+
+    pub fn submits_in_flight(&self) -> usize {
+        self.jobs.iter().filter(|j| j.phase.submit_in_flight()).count()
+    }
+
+    /// Jobs that had not finished: (accepted by fal, not confirmed by fal).
+    pub fn unfinished(&self) -> (usize, usize) {
+        let active = self.jobs.iter().filter(|j| j.phase.is_active());
+        let (accepted, unconfirmed): (Vec<_>, Vec<_>) = active.partition(|j| j.request_id.is_some());
+        (accepted.len(), unconfirmed.len())
+    }
+
+    /// Marks a running job as being cancelled; false when it has already finished.
+    pub fn request_cancel(&mut self, id: JobId) -> bool {
+        match self.get_mut(id) {
+            Some(job) if job.phase.is_active() => {
+                job.phase = JobPhase::CancelRequested;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A step of a running job. Server text is made one clean line here, where it enters, so
+    /// every pane, the clipboard copy and the status bar show the same safe text.
+    pub fn on_event(&mut self, id: JobId, event: JobEvent) {
+        let Some(job) = self.get_mut(id) else { return };
+        let cancel_pending = job.phase == JobPhase::CancelRequested;
+        let phase = match event {
+            JobEvent::Uploading { index, .. } => Some(JobPhase::Uploading(index)),
+            JobEvent::Uploaded { .. } | JobEvent::Saved { .. } => None,
+            JobEvent::Submitted { handle } => {
+                job.request_id = Some(one_line(&handle.request_id));
+                Some(JobPhase::Submitted)
+            }
+            JobEvent::Queued { position } => Some(JobPhase::Queued(position)),
+            JobEvent::InProgress => Some(JobPhase::Running),
+            JobEvent::Logs(lines) => {
+                job.logs.extend(lines.iter().map(|l| one_line(&l.message)));
+                None
+            }
+            JobEvent::Note(n) => {
+                job.logs.push(format!("[kontext] {}", one_line(&n)));
+                None
+            }
+            JobEvent::Completed | JobEvent::Downloading { .. } => Some(JobPhase::Fetching),
+            JobEvent::CancelRequested { outcome } => {
+                job.logs.push(format!("[kontext] cancel: {outcome:?}"));
+                Some(JobPhase::CancelRequested)
+            }
+        };
+        // Once a cancel is asked for, only the cancel's own steps (and a late download) show.
+        if let Some(p) = phase
+            && !(cancel_pending && p != JobPhase::CancelRequested && p != JobPhase::Fetching)
+        {
+            job.phase = p;
+        }
+    }
+
+    /// How a job ended; `None` for a job this session does not know.
+    pub fn finish(&mut self, id: JobId, finish: JobFinish) -> Option<Finished> {
+        let job = self.get_mut(id)?;
+        job.ended = Some(Instant::now());
+        let mut field_errors = Vec::new();
+        let mut seed_out = None;
+        let notice = match finish {
+            JobFinish::Done { request_id, seed, files, urls, prompt_used, inference, unrecorded } => {
+                // Every output field is shown: seed and timing here, NSFW flags on the images.
+                let mut summary = format!("[kontext] done: seed {seed}");
+                if let Some(secs) = inference {
+                    summary.push_str(&format!(", inference {secs:.2}s"));
+                }
+                let flagged = files.iter().filter(|f| f.nsfw).count();
+                if flagged > 0 {
+                    summary.push_str(&format!(", {flagged} image(s) flagged NSFW"));
+                }
+                job.logs.push(summary);
+                if one_line(&prompt_used) != one_line(&job.prompt) {
+                    job.logs.push(format!("[kontext] fal used the prompt: {}", one_line(&prompt_used)));
+                }
+                job.request_id = Some(one_line(&request_id));
+                job.seed = Some(seed);
+                job.files = files;
+                job.urls = urls;
+                job.phase = JobPhase::Completed;
+                seed_out = Some(seed);
+                if unrecorded.is_empty() {
+                    Notice::info(format!("job #{id} done: {} image(s), seed {seed}", job.files.len()))
+                } else {
+                    let missed: Vec<String> = unrecorded.iter().map(|u| u.what.clone()).collect();
+                    let text = format!(
+                        "job #{id}: images saved, but the history could not record {} ({}) — request {}; run `kontext resume` once there is room on the disk",
+                        missed.join(", "),
+                        one_line(&unrecorded[0].error),
+                        one_line(job.request_id.as_deref().unwrap_or("?"))
+                    );
+                    job.logs.push(format!("[kontext] {text}"));
+                    Notice::error(text)
+                }
+            }
+            JobFinish::Failed { message, field_errors: fe, request_id, ambiguous } => {
+                if let Some(r) = request_id {
+                    job.request_id = Some(one_line(&r));
+                }
+                let message = one_line(&message);
+                job.logs.push(format!("[kontext] {message}"));
+                job.phase = JobPhase::Failed(message.clone());
+                field_errors = fe.into_iter().map(|e| FieldError { message: one_line(&e.message), ..e }).collect();
+                Notice::error(if ambiguous {
+                    format!("job #{id}: submit uncertain — {message}")
+                } else {
+                    format!("job #{id} failed: {message}")
+                })
+            }
+            JobFinish::Cancelled { request_id } => {
+                if let Some(r) = request_id {
+                    job.request_id = Some(one_line(&r));
+                }
+                job.phase = JobPhase::Cancelled;
+                Notice::info(format!("job #{id} cancelled"))
+            }
+        };
+        Some(Finished { notice, field_errors, seed: seed_out })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fal::RequestHandle;
+
+    fn input(prompt: &str) -> ValidInput {
+        Draft { prompt: prompt.into(), images: vec!["https://a.example/x.png".into()], ..Draft::default() }
+            .validate(4)
+            .unwrap()
+    }
+
+    fn handle(id: &str) -> RequestHandle {
+        RequestHandle {
+            endpoint: "e".into(),
+            request_id: id.into(),
+            response_url: "u".into(),
+            status_url: "s".into(),
+            cancel_url: "c".into(),
+        }
+    }
+
+    #[test]
+    fn newest_first_and_ids_count_up() {
+        let mut s = JobStore::default();
+        assert_eq!(s.add(&input("a")), 1);
+        assert_eq!(s.add(&input("b")), 2);
+        assert_eq!(s.newest().map(|j| j.prompt.as_str()), Some("b"));
+        assert_eq!(s.at(1).map(|j| j.id), Some(1));
+    }
+
+    #[test]
+    fn a_cancel_asked_for_is_not_undone_by_a_late_status() {
+        let mut s = JobStore::default();
+        let id = s.add(&input("a"));
+        s.on_event(id, JobEvent::Submitted { handle: handle("r") });
+        assert!(s.request_cancel(id));
+        s.on_event(id, JobEvent::InProgress);
+        assert_eq!(s.get(id).unwrap().phase, JobPhase::CancelRequested);
+        s.finish(id, JobFinish::Cancelled { request_id: None });
+        assert!(!s.request_cancel(id), "nothing to cancel once it ended");
+    }
+
+    #[test]
+    fn quitting_counts_what_fal_has_and_what_it_may_not() {
+        let mut s = JobStore::default();
+        let a = s.add(&input("a"));
+        s.add(&input("b"));
+        assert_eq!(s.submits_in_flight(), 2);
+        s.on_event(a, JobEvent::Submitted { handle: handle("r\u{1b}[31m") });
+        assert_eq!(s.get(a).unwrap().request_id.as_deref(), Some("r"), "cleaned where it enters");
+        assert_eq!(s.unfinished(), (1, 1));
+    }
+
+    #[test]
+    fn field_errors_from_fal_come_back_cleaned() {
+        let mut s = JobStore::default();
+        let id = s.add(&input("a"));
+        let done = s
+            .finish(
+                id,
+                JobFinish::Failed {
+                    message: "bad \u{1b}]0;x\u{7}input".into(),
+                    field_errors: vec![FieldError { field: crate::model::Field::Seed, message: "no\u{1b}[2J".into() }],
+                    request_id: None,
+                    ambiguous: false,
+                },
+            )
+            .unwrap();
+        assert!(done.notice.is_error());
+        assert_eq!(done.field_errors[0].message, "no");
+        assert!(!done.notice.text.contains('\u{1b}'));
+    }
+}
