@@ -160,7 +160,7 @@ async fn the_pending_row_is_committed_before_the_submit_and_an_ambiguous_submit_
     }
     let d = other.get(&journal.short_id()).unwrap();
     assert_eq!(d.entry.state, JobState::Pending);
-    assert_eq!(d.sent.as_ref().map(|s| s.prompt.as_str()), Some("a hung submit"));
+    assert_eq!(d.sent.as_ref().map(|s| s.prompt()), Some("a hung submit"));
     assert!(d.events.iter().any(|(_, e)| e == "submitting"), "{:?}", d.events);
 
     let err = run.await.unwrap().unwrap_err();

@@ -59,9 +59,19 @@ pub struct RunArgs {
     /// Print one JSON object (fal's result, local paths, request id) on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Endpoint id (default fal-ai/flux-pro/kontext/multi).
+    /// Endpoint id (default fal-ai/flux-pro/kontext/multi; `kontext models` lists them).
     #[arg(long, env = "KONTEXT_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// Any field of the endpoint by its name, e.g. --set num_inference_steps=30 (repeatable;
+    /// `kontext models show ID` lists the fields).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Print the exact JSON body and the cost estimate, send nothing, exit 0.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send this request even if its estimate is over a [budget] cap.
+    #[arg(long)]
+    pub allow_over_budget: bool,
     /// Follow status by polling instead of the event stream.
     #[arg(long)]
     pub poll: bool,
@@ -100,52 +110,36 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
     if let Some(e) = args.endpoint.clone().or(base_endpoint) {
         config.endpoint = Some(e);
     }
-
-    // Flags over the base request over config defaults; every problem is reported at once.
-    let config_defaults = config.default_draft();
-    let defaults = Draft {
-        prompt: base.prompt,
-        images: base.images,
-        seed: base.seed.or(config_defaults.seed),
-        guidance_scale: base.guidance_scale.or(config_defaults.guidance_scale),
-        sync_mode: base.sync_mode || config_defaults.sync_mode,
-        num_images: base.num_images.or(config_defaults.num_images),
-        output_format: base.output_format.or(config_defaults.output_format),
-        safety_tolerance: base.safety_tolerance.or(config_defaults.safety_tolerance),
-        enhance_prompt: base.enhance_prompt || config_defaults.enhance_prompt,
-        aspect_ratio: base.aspect_ratio.or(config_defaults.aspect_ratio),
-    };
-    let draft = Draft {
-        prompt: args.prompt.clone().unwrap_or(defaults.prompt),
-        images: if args.images.is_empty() { defaults.images } else { args.images.clone() },
-        seed: args.seed.clone().or(defaults.seed),
-        guidance_scale: args.guidance.clone().or(defaults.guidance_scale),
-        sync_mode: args.sync || defaults.sync_mode,
-        num_images: args.num_images.clone().or(defaults.num_images),
-        output_format: args.format.clone().or(defaults.output_format),
-        safety_tolerance: args.safety.clone().or(defaults.safety_tolerance),
-        enhance_prompt: args.enhance_prompt || defaults.enhance_prompt,
-        aspect_ratio: args.aspect_ratio.clone().or(defaults.aspect_ratio),
-    };
-    let endpoint_check = match &config.endpoint {
-        Some(e) => crate::model::Endpoint::parse(e),
-        None => Ok(crate::model::Endpoint::default()),
-    };
-    let max_images = endpoint_check.as_ref().map(|e| e.max_images()).unwrap_or(crate::model::MAX_INPUT_IMAGES);
-    let validated = draft.validate_with(max_images, crate::runner::check_local_image);
-    if endpoint_check.is_err() || validated.is_err() {
-        eprintln!("kontext: the request is not valid:");
-        if let Err(m) = &endpoint_check {
-            eprintln!("  endpoint: {}", one_line(m));
+    let (catalog, catalog_problems) = crate::runner::catalog::load_catalog(&locations.data_dir());
+    for p in &catalog_problems {
+        eprintln!("kontext: an added endpoint description is ignored: {}", one_line(p));
+    }
+    let endpoint_id = config.endpoint.clone().unwrap_or_else(|| crate::model::DEFAULT_ENDPOINT.to_string());
+    let schema = match crate::model::Endpoint::parse(&endpoint_id).and_then(|_| catalog.require(&endpoint_id).cloned())
+    {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("kontext: the request is not valid:\n  endpoint: {}", one_line(&m));
+            return exit::INVALID_INPUT;
         }
-        if let Err(errors) = &validated {
+    };
+    let draft = match request_draft(&args, base, &config, &schema) {
+        Ok(d) => d,
+        Err(m) => {
+            eprintln!("kontext: the request is not valid:\n  {}", one_line(&m));
+            return exit::INVALID_INPUT;
+        }
+    };
+    let input = match draft.validate_for(&schema, crate::runner::check_local_image) {
+        Ok(i) => i,
+        Err(errors) => {
+            eprintln!("kontext: the request is not valid for {}:", schema.endpoint_id);
             for e in &errors.0 {
                 eprintln!("  {}", one_line(&e.to_string()));
             }
+            return exit::INVALID_INPUT;
         }
-        return exit::INVALID_INPUT;
-    }
-    let Ok(input) = validated else { return exit::INVALID_INPUT };
+    };
 
     // Nothing is paid for in vain: every local image decodes and is within fal's limits, and
     // both folders can be written, before anything is recorded or sent.
@@ -216,6 +210,52 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
     code
 }
 
+/// The request as asked: flags and `--set` over the base request (`--from`) over the config's
+/// defaults; the base and the defaults keep only the fields this endpoint has, so a switch of
+/// endpoint drops what no longer fits, while a flag for a field it lacks is an error.
+fn request_draft(
+    args: &RunArgs,
+    base: Draft,
+    config: &crate::config::Config,
+    schema: &crate::model::EndpointSchema,
+) -> Result<Draft, String> {
+    let mut draft = config.default_draft().only_fields_of(schema);
+    for (name, text) in base.only_fields_of(schema).values() {
+        draft.set(&name, text);
+    }
+    draft.images = base.images;
+    let flags = [
+        ("prompt", args.prompt.clone()),
+        ("seed", args.seed.clone()),
+        ("guidance_scale", args.guidance.clone()),
+        ("num_images", args.num_images.clone()),
+        ("output_format", args.format.clone()),
+        ("safety_tolerance", args.safety.clone()),
+        ("aspect_ratio", args.aspect_ratio.clone()),
+        ("enhance_prompt", args.enhance_prompt.then(|| "true".to_string())),
+        ("sync_mode", args.sync.then(|| "true".to_string())),
+    ];
+    for (name, value) in flags {
+        if let Some(v) = value {
+            draft.set(name, v);
+        }
+    }
+    if !args.images.is_empty() {
+        draft.images = args.images.clone();
+    }
+    for pair in &args.set {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(format!("--set {pair:?}: expected NAME=VALUE, e.g. --set num_inference_steps=30"));
+        };
+        let name = name.trim();
+        if schema.images.field() == Some(name) {
+            return Err(format!("--set {name}: give input images with --image"));
+        }
+        draft.set(name, value.to_string());
+    }
+    Ok(draft)
+}
+
 /// Every local reason the request would be paid for in vain, one message each: an input image
 /// that is too large, damaged or not an image; an output or data folder that cannot be written.
 async fn local_problems(
@@ -278,7 +318,7 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     if let Some(secs) = o.inference_seconds() {
         println!("timing   {secs:.2}s inference, {:.2}s in all", outcome.elapsed.as_secs_f64());
     }
-    if crate::sanitize::one_line(&o.prompt) != crate::sanitize::one_line(&outcome.sent.prompt) {
+    if crate::sanitize::one_line(&o.prompt) != crate::sanitize::one_line(outcome.sent.prompt()) {
         println!("prompt   {}", crate::sanitize::one_line(&o.prompt));
     }
     for f in &outcome.files {

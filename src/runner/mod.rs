@@ -3,6 +3,7 @@
 //! name made from the request id. Front ends (CLI, TUI) drive it and listen to its [`JobEvent`]s;
 //! it knows nothing about terminals.
 
+pub mod catalog;
 mod images;
 mod journal;
 pub mod metadata;
@@ -335,7 +336,7 @@ async fn finish(
 
     let mut output: KontextOutput = serde_json::from_value(raw_result.clone())
         .map_err(|e| fal_err(FalError::Protocol(format!("the result does not match the endpoint's schema: {e}"))))?;
-    let asked = usize::from(sent.num_images.max(1));
+    let asked = usize::from(sent.num_images().max(1));
     if output.images.len() > asked {
         // More than was paid for: keep what was asked for and fetch nothing else.
         rec.emit(JobEvent::Note(format!(
