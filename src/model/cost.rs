@@ -133,6 +133,11 @@ pub fn usd(units: f64, unit_price: f64) -> f64 {
     (units * unit_price * 10_000.0).round() / 10_000.0
 }
 
+/// Units as fal's header writes them: `2`, `1.5`.
+pub fn units_text(units: f64) -> String {
+    if units.fract() == 0.0 && units.abs() < 1e15 { format!("{}", units as i64) } else { units.to_string() }
+}
+
 /// What a request will cost, before it is sent.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Estimate {
