@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::sim::{Outcome, Phase};
-use super::util::{detail, iso8601, json, lock};
+use super::util::{detail, iso8601, json, lock, query_param};
 use crate::model::Catalog;
 use crate::model::cost::PriceTable;
 
@@ -41,7 +41,7 @@ impl PlatformOp {
 }
 
 fn ids(query: Option<&str>) -> Vec<String> {
-    super::routes::query_param(query, "endpoint_id")
+    query_param(query, "endpoint_id")
         .map(|v| v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
         .unwrap_or_default()
 }
@@ -100,7 +100,7 @@ fn estimate(body: &[u8]) -> Response<Body> {
 }
 
 fn models(query: Option<&str>) -> Response<Body> {
-    let expand = super::routes::query_param(query, "expand").is_some_and(|e| e.split(',').any(|x| x == "openapi-3.0"));
+    let expand = query_param(query, "expand").is_some_and(|e| e.split(',').any(|x| x == "openapi-3.0"));
     let ids = ids(query);
     let items: Vec<Value> = Catalog::bundled()
         .iter()
@@ -126,19 +126,19 @@ fn requests(shared: &Arc<Shared>, query: Option<&str>) -> Response<Body> {
     let Some(endpoint) = ids(query).into_iter().next() else {
         return detail(422, "endpoint_id is required");
     };
-    let limit = super::routes::query_param(query, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(50);
+    let limit = query_param(query, "limit").and_then(|l| l.parse::<usize>().ok()).unwrap_or(50);
     if !(1..=100).contains(&limit) {
         return detail(422, "limit must be between 1 and 100");
     }
-    let offset = match super::routes::query_param(query, "cursor") {
+    let offset = match query_param(query, "cursor") {
         None => 0,
         Some(c) => match cursor_offset(&c) {
             Some(o) => o,
             None => return detail(422, "cursor is not one this API returned"),
         },
     };
-    let payloads = super::routes::query_param(query, "expand").is_some_and(|e| e.split(',').any(|x| x == "payloads"));
-    let status_filter = super::routes::query_param(query, "status");
+    let payloads = query_param(query, "expand").is_some_and(|e| e.split(',').any(|x| x == "payloads"));
+    let status_filter = query_param(query, "status");
     let jobs: Vec<_> = {
         let q = lock(&shared.queue);
         // Newest first, as fal lists them.

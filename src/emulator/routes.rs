@@ -16,7 +16,7 @@ use super::platform::PlatformOp;
 use super::sim::{self, Job, NewJob, Outcome, Phase};
 use super::status::{status_body, urls};
 use super::storage::TOKEN_TTL;
-use super::util::{self, detail, flat_error, iso8601, json, lock, set_header};
+use super::util::{self, detail, flat_error, iso8601, json, lock, query_param, set_header};
 use super::{ConnCtl, RecordedRequest, Route, Shared, bodies, sse};
 
 /// Whether this emulator serves `endpoint`: every endpoint kontext ships a description of.
@@ -124,38 +124,6 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> (Route, Target)
         }
         _ => not_found,
     }
-}
-
-/// Percent-decodes a query component (`+` is a space).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
-    })
 }
 
 /// `logs=1|true` → true; `0|false`, absent or anything else → false.
@@ -650,6 +618,7 @@ fn file_get(shared: &Shared, path: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::util::percent_decode;
 
     #[test]
     fn query_parsing() {
