@@ -68,6 +68,9 @@ pub struct ConnectArgs {
     /// Synchronous-run host base URL.
     #[arg(long, env = "FAL_RUN_URL", value_name = "URL")]
     pub run_url: Option<String>,
+    /// fal's platform API base URL (prices, model schemas; default https://api.fal.ai).
+    #[arg(long, env = "FAL_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
     /// Timing of the built-in emulator: fast or realistic.
     #[arg(long, env = "KONTEXT_EMULATOR_PROFILE", value_name = "PROFILE")]
     pub emulator_profile: Option<String>,
@@ -80,6 +83,7 @@ impl ConnectArgs {
             queue_url: self.queue_url.clone(),
             run_url: self.run_url.clone(),
             rest_url: self.rest_url.clone(),
+            api_url: self.api_url.clone(),
             emulator_profile: self.emulator_profile.clone(),
         }
     }
