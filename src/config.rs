@@ -58,6 +58,12 @@ pub struct Budget {
     pub daily_usd: Option<f64>,
 }
 
+impl Budget {
+    pub fn caps(&self) -> crate::model::cost::BudgetCaps {
+        crate::model::cost::BudgetCaps { max_request_usd: self.max_request_usd, daily_usd: self.daily_usd }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Network {

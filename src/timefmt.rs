@@ -10,6 +10,12 @@ pub fn format_utc(secs: i64) -> String {
     }
 }
 
+/// Today (UTC) as `YYYY-MM-DD`.
+pub fn today_utc() -> String {
+    let now = OffsetDateTime::now_utc();
+    format!("{:04}-{:02}-{:02}", now.year(), u8::from(now.month()), now.day())
+}
+
 /// Unix seconds at the start (UTC) of a `YYYY-MM-DD` day; `None` if it is not a real date.
 pub fn parse_day(text: &str) -> Option<i64> {
     let mut parts = text.trim().splitn(3, '-');

@@ -92,7 +92,7 @@ pub fn draft_from_file(file: &Path, locations: &Locations) -> Result<BaseRequest
         ..Draft::default()
     };
     for (name, v) in meta.other {
-        draft.set(&name, v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+        draft.set(&name, crate::model::value_text(&v));
     }
     Ok(BaseRequest { draft, endpoint: Some(meta.endpoint) })
 }

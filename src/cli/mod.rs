@@ -1,11 +1,14 @@
 //! Command-line front end: `kontext run` (one request, headless) and `kontext emulator`.
 
+mod cost;
 mod doctor;
 mod emulator;
 mod history;
 mod inspect;
+mod models;
 mod progress;
 mod run;
+mod spend;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,6 +106,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Check the config, key, hosts, data folder, history and graphics, and say what to fix.
     Doctor(doctor::DoctorArgs),
+    /// The endpoints kontext drives, their fields and prices; `models add ID` fetches one.
+    Models(models::ModelsArgs),
+    /// What the requests in the history cost, by day or endpoint.
+    Spend(spend::SpendArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -124,6 +131,8 @@ pub fn main() -> ExitCode {
             Some(Command::Resume(args)) => history::resume(args, &locations).await,
             Some(Command::Inspect(args)) => inspect::inspect(args),
             Some(Command::Doctor(args)) => doctor::doctor(args, &locations).await,
+            Some(Command::Models(args)) => models::models(args, &locations).await,
+            Some(Command::Spend(args)) => spend::spend(args, &locations),
             None => {
                 let s = cli.studio;
                 let opts = crate::tui::TuiOptions { connect: s.connect.options(), graphics: s.graphics };

@@ -144,13 +144,20 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
     // Nothing is paid for in vain: every local image decodes and is within fal's limits, and
     // both folders can be written, before anything is recorded or sent.
     let out_dir = args.out.clone().or(config.output_dir.clone()).unwrap_or_else(|| PathBuf::from("."));
-    let problems = local_problems(&input, &out_dir, &locations.data_dir()).await;
+    let (problems, sizes) = local_problems(&input, &out_dir, &locations.data_dir()).await;
     if !problems.is_empty() {
         eprintln!("kontext: nothing was sent:");
         for p in &problems {
             eprintln!("  {}", crate::sanitize::strip_controls(p));
         }
         return exit::INVALID_INPUT;
+    }
+
+    let threshold = config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD);
+    let mut estimate = super::cost::estimate_offline(&input, &sizes, &locations.data_dir());
+    if args.dry_run {
+        print_dry_run(&input, threshold, &estimate, args.json);
+        return exit::OK;
     }
 
     // Nothing is sent unless it can be recorded first.
@@ -165,6 +172,18 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
         }
     };
     let journal = history.journal();
+    let budget = config.budget.caps();
+    let within_budget = |estimate: &crate::model::cost::Estimate| -> Result<(), String> {
+        if args.allow_over_budget {
+            return Ok(());
+        }
+        let spent = history.spent_today().map_err(|e| e.to_string())?;
+        crate::model::cost::check_budget(&budget, estimate, spent)
+    };
+    if let Err(m) = within_budget(&estimate) {
+        eprintln!("kontext: {}", one_line(&m));
+        return exit::INVALID_INPUT;
+    }
 
     let opts = args.connect.options();
     let connection = match connect(&config, &opts).await {
@@ -175,12 +194,24 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
         }
     };
     eprintln!("kontext: using {}", connection.target.describe());
+    // With a real key, fal's own price (cached with its date), checked against the budget again.
+    if matches!(connection.target, crate::setup::Target::Fal { .. }) {
+        estimate =
+            super::cost::estimate_live(&connection.client, &input, &sizes, &locations.data_dir(), estimate).await;
+        if let Err(m) = within_budget(&estimate) {
+            eprintln!("kontext: {}", one_line(&m));
+            connection.shutdown().await;
+            return exit::INVALID_INPUT;
+        }
+    }
+    eprintln!("kontext: estimated cost {}", one_line(&estimate.describe()));
+    journal.set_estimate(estimate.clone());
 
     let job = JobRequest {
         endpoint: connection.endpoint.clone(),
         input,
         out_dir,
-        data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
+        data_uri_threshold: threshold,
         follow: if args.poll { FollowMode::Poll } else { FollowMode::Stream },
         journal: Some(journal.clone()),
     };
@@ -196,7 +227,7 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
 
     let code = match result {
         Ok(outcome) => {
-            print_outcome(&outcome, &journal.short_id(), args.json);
+            print_outcome(&outcome, &journal.short_id(), args.json, &estimate);
             if outcome.unrecorded.is_empty() {
                 exit::OK
             } else {
@@ -204,7 +235,19 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
                 exit::UNRECORDED
             }
         }
-        Err(e) => report_failure(&e),
+        Err(e) => {
+            let (billed, note) = super::cost::failure_bill(&e);
+            if let Err(err) = journal.record_bill(billed, note) {
+                // Without a row (the history refused the request) there is nothing to amend.
+                tracing::warn!("history: could not record the cost: {err}");
+            }
+            match (billed, note) {
+                (_, Some(n)) => eprintln!("kontext: cost: {n}"),
+                (Some(_), None) => eprintln!("kontext: cost: nothing was billed"),
+                (None, None) => {}
+            }
+            report_failure(&e)
+        }
     };
     connection.shutdown().await;
     code
@@ -262,16 +305,24 @@ async fn local_problems(
     input: &crate::model::ValidInput,
     out_dir: &std::path::Path,
     data_dir: &std::path::Path,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<Option<(u32, u32)>>) {
     let images = input.images.clone();
     let (out_dir, data_dir) = (out_dir.to_path_buf(), data_dir.to_path_buf());
     let checks = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
+        // The size of each local input (what a per-megapixel estimate needs); URLs are unknown.
+        let mut sizes = Vec::new();
         for (i, source) in images.iter().enumerate() {
-            if let crate::model::ImageSource::Local(path) = source
-                && let Err(e) = crate::runner::check_input_file(path)
-            {
-                problems.push(format!("image_urls[{i}]: {e}"));
+            let crate::model::ImageSource::Local(path) = source else {
+                sizes.push(None);
+                continue;
+            };
+            match crate::runner::check_input_file(path) {
+                Ok(img) => sizes.push(Some((img.width, img.height))),
+                Err(e) => {
+                    sizes.push(None);
+                    problems.push(format!("image_urls[{i}]: {e}"));
+                }
             }
         }
         for (dir, what) in [(&out_dir, "--out"), (&data_dir, "the data directory")] {
@@ -279,9 +330,9 @@ async fn local_problems(
                 problems.push(e);
             }
         }
-        problems
+        (problems, sizes)
     });
-    checks.await.unwrap_or_else(|e| vec![format!("checking the inputs crashed: {e}")])
+    checks.await.unwrap_or_else(|e| (vec![format!("checking the inputs crashed: {e}")], Vec::new()))
 }
 
 /// First Ctrl-C: cancel the job (which asks fal to cancel); second: leave at once.
@@ -296,7 +347,31 @@ async fn watch_interrupts(cancel: CancellationToken) {
     }
 }
 
-fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
+fn print_dry_run(
+    input: &crate::model::ValidInput,
+    threshold: u64,
+    estimate: &crate::model::cost::Estimate,
+    as_json: bool,
+) {
+    let body = super::cost::dry_run_body(input, threshold);
+    if as_json {
+        let value = json!({
+            "endpoint": input.endpoint_id(),
+            "body": body,
+            "cost": super::cost::cost_json(estimate, None),
+            "sent": false,
+        });
+        println!("{}", crate::sanitize::terminal_safe_json(&value.to_string()));
+        return;
+    }
+    let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+    println!("POST {}", input.endpoint_id());
+    println!("{}", crate::sanitize::terminal_safe_json(&text));
+    println!("estimate {}", one_line(&estimate.describe()));
+    eprintln!("kontext: --dry-run: nothing was sent");
+}
+
+fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool, estimate: &crate::model::cost::Estimate) {
     if as_json {
         let mut value = json!({
             "id": id,
@@ -304,6 +379,7 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
             "endpoint": outcome.handle.endpoint,
             "result": outcome.raw_result,
             "files": outcome.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
+            "cost": super::cost::cost_json(estimate, outcome.billable_units),
         });
         if !outcome.unrecorded.is_empty() {
             value["unrecorded"] = json!(outcome.unrecorded);
@@ -321,6 +397,7 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     if crate::sanitize::one_line(&o.prompt) != crate::sanitize::one_line(outcome.sent.prompt()) {
         println!("prompt   {}", crate::sanitize::one_line(&o.prompt));
     }
+    println!("{}", one_line(&super::cost::cost_line(estimate, outcome)));
     for f in &outcome.files {
         let nsfw = if f.nsfw { "  [flagged NSFW]" } else { "" };
         let path = one_line(&f.path.display().to_string());

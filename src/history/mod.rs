@@ -7,6 +7,7 @@
 //! - [`resume_all`] finishes what a crashed process left running; never resubmits.
 
 mod journal;
+mod ledger;
 mod media;
 mod resume;
 pub mod schema;
@@ -22,6 +23,7 @@ use serde_json::Value;
 use crate::model::{Catalog, Draft, ImageSource, KontextInput, LogEntry, ValidInput};
 
 pub use journal::HistoryJournal;
+pub use ledger::{SpendBy, SpendReport, SpendRow};
 pub use media::sha256_hex;
 pub use resume::{ResumeOutcome, ResumeReport, resume_all};
 
@@ -180,6 +182,9 @@ pub struct HistoryEntry {
     pub num_outputs: usize,
     pub queue_position: Option<u64>,
     pub error: Option<String>,
+    /// The estimate before it was sent, and the bill (NULL: not known, e.g. older records).
+    pub estimated_usd: Option<f64>,
+    pub billed_usd: Option<f64>,
     pub cursor: Cursor,
 }
 
@@ -267,7 +272,8 @@ impl std::fmt::Debug for History {
 }
 
 const ENTRY_COLUMNS: &str = "r.id, r.local_id, r.request_id, r.endpoint, r.state, r.created_at, r.prompt, r.seed,
-    (SELECT count(*) FROM request_media m WHERE m.request = r.id AND m.role = 'output'), r.queue_position, r.error";
+    (SELECT count(*) FROM request_media m WHERE m.request = r.id AND m.role = 'output'), r.queue_position, r.error,
+    r.estimated_usd, r.billed_usd";
 
 impl History {
     /// Opens (creating and migrating as needed) the store in `data_dir`.
@@ -490,15 +496,15 @@ impl History {
                 |r| {
                     Ok((
                         entry_from_row(r)?,
-                        r.get::<_, String>(11)?,
-                        r.get::<_, Option<String>>(12)?,
-                        r.get::<_, Option<String>>(13)?,
+                        r.get::<_, String>(13)?,
                         r.get::<_, Option<String>>(14)?,
                         r.get::<_, Option<String>>(15)?,
+                        r.get::<_, Option<String>>(16)?,
+                        r.get::<_, Option<String>>(17)?,
                         (
-                            r.get::<_, Option<String>>(16)?,
-                            r.get::<_, Option<String>>(17)?,
                             r.get::<_, Option<String>>(18)?,
+                            r.get::<_, Option<String>>(19)?,
+                            r.get::<_, Option<String>>(20)?,
                         ),
                     ))
                 },
@@ -748,6 +754,8 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<HistoryEntry> {
         num_outputs: r.get::<_, i64>(8)? as usize,
         queue_position: r.get::<_, Option<i64>>(9)?.map(|p| p as u64),
         error: r.get(10)?,
+        estimated_usd: r.get(11)?,
+        billed_usd: r.get(12)?,
         cursor: Cursor(r.get(0)?),
     })
 }

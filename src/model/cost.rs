@@ -167,6 +167,43 @@ impl Estimate {
     }
 }
 
+/// Budget caps in US dollars (the config's `[budget]`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BudgetCaps {
+    pub max_request_usd: Option<f64>,
+    pub daily_usd: Option<f64>,
+}
+
+/// The one budget check, for `kontext run` and the studio: a request whose estimate is over a
+/// cap — alone, or with what today's requests cost — is refused before anything is sent. The
+/// message names the cap, the estimate and how to pass once.
+pub fn check_budget(caps: &BudgetCaps, estimate: &Estimate, spent_today: f64) -> Result<(), String> {
+    if caps.max_request_usd.is_none() && caps.daily_usd.is_none() {
+        return Ok(());
+    }
+    let Some(usd) = estimate.usd else {
+        return Err(format!(
+            "the cost of this request cannot be estimated ({}), so the [budget] caps cannot be checked: pass --allow-over-budget to send it anyway",
+            estimate.note.clone().unwrap_or_else(|| "no price".into())
+        ));
+    };
+    if let Some(cap) = caps.max_request_usd
+        && usd > cap + 1e-9
+    {
+        return Err(format!(
+            "the estimate ${usd:.4} is over the budget's max_request_usd = ${cap:.4}: nothing was sent (pass --allow-over-budget to send it once, or raise the cap)"
+        ));
+    }
+    if let Some(cap) = caps.daily_usd
+        && spent_today + usd > cap + 1e-9
+    {
+        return Err(format!(
+            "today's spend ${spent_today:.4} plus the estimate ${usd:.4} is over the budget's daily_usd = ${cap:.4}: nothing was sent (pass --allow-over-budget to send it once, or raise the cap)"
+        ));
+    }
+    Ok(())
+}
+
 /// The estimate for a request with this wire body (images aside) on this endpoint.
 /// `input_sizes` are the input images' sizes where known (local files), in order.
 pub fn estimate(

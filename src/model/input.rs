@@ -63,10 +63,7 @@ impl KontextInput {
         self.get("guidance_scale").and_then(Value::as_f64)
     }
     pub fn text(&self, name: &str) -> Option<String> {
-        self.get(name).map(|v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
+        self.get(name).map(value_text)
     }
     /// The input image URLs, from `image_urls` or the single `image_url`.
     pub fn image_urls(&self) -> Vec<&str> {
@@ -342,11 +339,7 @@ impl ValidInput {
             ..Draft::default()
         };
         for (name, v) in self.body() {
-            let text = match &v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            d.set(&name, text);
+            d.set(&name, value_text(&v));
         }
         d
     }
@@ -497,6 +490,15 @@ impl Draft {
             return Err(ValidationErrors(errors));
         }
         Ok(ValidInput::from_body(schema.clone(), body, images))
+    }
+}
+
+/// A JSON value as a person would type it: strings bare, `5` not `5.0`.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => n.as_f64().map(|f| f.to_string()).unwrap_or_else(|| n.to_string()),
+        other => other.to_string(),
     }
 }
 

@@ -104,10 +104,7 @@ impl ImageMetadata {
             f.push(("enhance_prompt", e.to_string()));
         }
         for (name, v) in &self.other {
-            f.push((
-                crate::model::Field::for_name(name).name(),
-                v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()),
-            ));
+            f.push((crate::model::Field::for_name(name).name(), crate::model::value_text(v)));
         }
         f.push(("endpoint", self.endpoint.clone()));
         f.push(("request_id", self.request_id.clone()));

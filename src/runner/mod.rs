@@ -84,6 +84,8 @@ pub struct JobOutcome {
     pub logs: Vec<LogEntry>,
     pub metrics: Option<Value>,
     pub elapsed: Duration,
+    /// What fal bills for the result (`x-fal-billable-units`), when it said.
+    pub billable_units: Option<f64>,
     /// Steps the history could not record (a full disk, a failing store), each with its error:
     /// the files are written but the history does not know it. Empty when the history has it
     /// all. Front ends must say so plainly and not claim the request is recorded as completed.
@@ -307,8 +309,8 @@ async fn finish(
     let fal_err = |error: FalError| JobError::Fal { handle: Box::new(handle.clone()), error };
     // A stored result this client cannot read is fetched again rather than trusted.
     let known_result = known_result.filter(|raw| serde_json::from_value::<KontextOutput>(raw.clone()).is_ok());
-    let (raw_result, logs, metrics) = match known_result {
-        Some(raw) => (raw, Vec::new(), None),
+    let (raw_result, logs, metrics, billable_units) = match known_result {
+        Some(raw) => (raw, Vec::new(), None, None),
         None => {
             let follow = client.follow(&handle, follow_mode, |u| {
                 rec.note(JournalEntry::Status(&u));
@@ -327,10 +329,10 @@ async fn finish(
                 s = follow => s,
             };
             let final_status = final_status.map_err(fal_err)?;
-            let raw = client.result(&handle).await.map_err(fal_err)?;
+            let (raw, billable_units) = client.result_billed(&handle).await.map_err(fal_err)?;
             // Kept before parsing, so even an answer this client cannot read is not lost.
-            rec.note(JournalEntry::Result { raw: &raw, metrics: final_status.metrics.as_ref() });
-            (raw, final_status.logs.unwrap_or_default(), final_status.metrics)
+            rec.note(JournalEntry::Result { raw: &raw, metrics: final_status.metrics.as_ref(), billable_units });
+            (raw, final_status.logs.unwrap_or_default(), final_status.metrics, billable_units)
         }
     };
 
@@ -354,7 +356,7 @@ async fn finish(
     rec.note(JournalEntry::Completed { elapsed });
 
     let unrecorded = std::mem::take(&mut *rec.unrecorded());
-    Ok(JobOutcome { handle, sent, output, raw_result, files, logs, metrics, elapsed, unrecorded })
+    Ok(JobOutcome { handle, sent, output, raw_result, files, logs, metrics, elapsed, unrecorded, billable_units })
 }
 
 fn status_event(u: StatusUpdate) -> JobEvent {

@@ -20,6 +20,7 @@ pub fn kontext(home: &Path) -> Command {
         "FAL_QUEUE_URL",
         "FAL_RUN_URL",
         "FAL_REST_URL",
+        "FAL_API_URL",
         "KONTEXT_ENDPOINT",
         "KONTEXT_GRAPHICS",
     ] {
