@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::model::Draft;
+use crate::model::{Catalog, Draft};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -18,6 +18,8 @@ pub struct Config {
     pub queue_url: Option<String>,
     pub run_url: Option<String>,
     pub rest_url: Option<String>,
+    /// fal's platform API (prices, model schemas); `https://api.fal.ai` by default.
+    pub api_url: Option<String>,
     /// Default folder for output images.
     pub output_dir: Option<PathBuf>,
     /// Local files up to this many bytes are sent inline as data: URIs; larger ones are uploaded.
@@ -32,31 +34,34 @@ pub struct Config {
     #[serde(default)]
     pub defaults: Defaults,
     #[serde(default)]
+    pub budget: Budget,
+    #[serde(default)]
     pub network: Network,
     #[serde(default)]
     pub emulator: EmulatorSection,
 }
 
-/// Default parameters, applied under whatever a command line or form sets.
+/// Default parameters, applied under whatever a command line or form sets: any field of the
+/// endpoints' schemas by its name (`guidance_scale = 4`, `num_inference_steps = 30`). Each is
+/// checked against the schema of every endpoint that has it when the file is read; a request
+/// uses those its endpoint has. People write `safety_tolerance = 2` as often as `"2"`; both
+/// mean the same.
+pub type Defaults = toml::Table;
+
+/// Budget caps, in US dollars; a request over either is refused before anything is sent.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Defaults {
-    pub seed: Option<u64>,
-    pub guidance_scale: Option<f64>,
-    pub num_images: Option<i64>,
-    pub output_format: Option<String>,
-    pub safety_tolerance: Option<SafetyValue>,
-    pub enhance_prompt: Option<bool>,
-    pub sync_mode: Option<bool>,
-    pub aspect_ratio: Option<String>,
+pub struct Budget {
+    /// The most one request may cost (its estimate).
+    pub max_request_usd: Option<f64>,
+    /// The most all requests of one day (local time) may cost, this one included.
+    pub daily_usd: Option<f64>,
 }
 
-/// People write `safety_tolerance = 2` as often as `"2"`; both mean the same.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum SafetyValue {
-    Number(i64),
-    Text(String),
+impl Budget {
+    pub fn caps(&self) -> crate::model::cost::BudgetCaps {
+        crate::model::cost::BudgetCaps { max_request_usd: self.max_request_usd, daily_usd: self.daily_usd }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -112,27 +117,66 @@ impl Config {
     /// toml's messages already say "line N, column M" and quote the offending line; a secret in
     /// that line (or anywhere in the message) is replaced by `<redacted>`.
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| redact_secrets(text, e.to_string().trim_end()))
+        let config: Config = toml::from_str(text).map_err(|e| redact_secrets(text, e.to_string().trim_end()))?;
+        config.check_defaults(text, Catalog::bundled())?;
+        Ok(config)
     }
 
-    /// The defaults as a draft, for fields the user leaves unset.
+    /// Every `[defaults]` key must be a field of a known endpoint, and its value valid for each
+    /// endpoint that has it. The error names the line, the key and what would be accepted.
+    pub fn check_defaults(&self, text: &str, catalog: &Catalog) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for (name, value) in &self.defaults {
+            let line = defaults_line(text, name).map(|l| format!("line {l}: ")).unwrap_or_default();
+            let specs: Vec<_> = catalog.iter().filter_map(|s| s.field(name)).collect();
+            if specs.is_empty() {
+                problems.push(format!(
+                    "{line}[defaults] {name}: no endpoint has a field of that name (see `kontext models show ID`)"
+                ));
+                continue;
+            }
+            let text = toml_text(value);
+            if let Some(e) = specs.iter().find_map(|spec| spec.parse_text(&text).err()) {
+                problems.push(format!("{line}[defaults] {e}"));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
+    }
+
+    /// The defaults as a draft, for fields the user leaves unset (a request keeps those its
+    /// endpoint has: `Draft::only_fields_of`).
     pub fn default_draft(&self) -> Draft {
-        let d = &self.defaults;
-        Draft {
-            seed: d.seed.map(|s| s.to_string()),
-            guidance_scale: d.guidance_scale.map(|g| g.to_string()),
-            num_images: d.num_images.map(|n| n.to_string()),
-            output_format: d.output_format.clone(),
-            safety_tolerance: d.safety_tolerance.as_ref().map(|s| match s {
-                SafetyValue::Number(n) => n.to_string(),
-                SafetyValue::Text(t) => t.clone(),
-            }),
-            enhance_prompt: d.enhance_prompt.unwrap_or(false),
-            sync_mode: d.sync_mode.unwrap_or(false),
-            aspect_ratio: d.aspect_ratio.clone(),
-            ..Draft::default()
+        let mut d = Draft::default();
+        for (name, value) in &self.defaults {
+            d.set(name, toml_text(value));
+        }
+        d
+    }
+}
+
+/// A TOML value as the text a person would type for it.
+fn toml_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The line number of `name = …` inside the `[defaults]` table.
+fn defaults_line(text: &str, name: &str) -> Option<usize> {
+    let mut in_defaults = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_defaults = t.trim_matches(['[', ']', ' ']) == "defaults";
+        } else if in_defaults
+            && let Some((k, _)) = t.split_once('=')
+            && k.trim().trim_matches(['"', '\'']) == name
+        {
+            return Some(i + 1);
         }
     }
+    None
 }
 
 /// What replaces a secret value in a message.
@@ -285,6 +329,17 @@ mod tests {
         let out = redact_secrets(&source, &message);
         assert!(!out.contains("secret-"), "{}", &out[..200]);
         assert!(out.len() <= message.len() + 2000 * REDACTED.len());
+    }
+
+    #[test]
+    fn defaults_are_checked_against_the_schemas() {
+        let err = Config::parse("[defaults]\nnum_images = 9\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("num_images must be between 1 and 4"), "{err}");
+        let err = Config::parse("[defaults]\nguidance = 3\n").unwrap_err();
+        assert!(err.contains("guidance: no endpoint has a field"), "{err}");
+        // A field only [dev] has is a valid default.
+        let cfg = Config::parse("[defaults]\nnum_inference_steps = 30\n").unwrap();
+        assert_eq!(cfg.default_draft().extra["num_inference_steps"], "30");
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub struct ConnectOptions {
     pub queue_url: Option<String>,
     pub run_url: Option<String>,
     pub rest_url: Option<String>,
+    /// The platform API host (`FAL_API_URL`).
+    pub api_url: Option<String>,
     /// Timing of the in-process emulator (when one is started).
     pub emulator_profile: Option<String>,
 }
@@ -268,7 +270,8 @@ pub async fn connect_with_key(
     let queue = pick(&opts.queue_url, &config.queue_url);
     let run = pick(&opts.run_url, &config.run_url);
     let rest = pick(&opts.rest_url, &config.rest_url);
-    let custom_hosts = queue.is_some() || run.is_some() || rest.is_some();
+    let api = pick(&opts.api_url, &config.api_url);
+    let custom_hosts = queue.is_some() || run.is_some() || rest.is_some() || api.is_some();
 
     if let Some((k, source)) = &key {
         check_key_format(k, *source)?;
@@ -303,7 +306,7 @@ pub async fn connect_with_key(
         None => parse_base_url(name, default).map_err(SetupError::Invalid),
     };
     // One custom host given alone serves every route (as the emulator does).
-    let single = if custom_hosts { queue.clone().or(rest.clone()).or(run.clone()) } else { None };
+    let single = if custom_hosts { queue.clone().or(rest.clone()).or(run.clone()).or(api.clone()) } else { None };
     let queue_url = url("queue URL", queue.or(single.clone()), crate::fal::DEFAULT_QUEUE_URL)?;
     let rest_url = url("REST URL", rest.or(single.clone()), crate::fal::DEFAULT_REST_URL)?;
     let run_url = match (run, &single) {
@@ -311,13 +314,16 @@ pub async fn connect_with_key(
         (None, Some(_)) => queue_url.join("run").map_err(|e| SetupError::Invalid(e.to_string()))?,
         (None, None) => url("run URL", None, crate::fal::DEFAULT_RUN_URL)?,
     };
+    // The platform API: as configured, else the one custom host, else fal's.
+    let api_url = url("API URL", api.or(single.clone()), crate::fal::DEFAULT_API_URL)?;
     let (key, target) = match key {
         Some((k, source)) => {
             let shown = queue_url.as_str().trim_end_matches('/').to_string();
             (Some(k), Target::Fal { key_source: source, queue_url: shown })
         }
         None => {
-            let cfg = FalConfig::with_base_urls(queue_url.clone(), run_url.clone(), rest_url.clone(), None);
+            let mut cfg = FalConfig::with_base_urls(queue_url.clone(), run_url.clone(), rest_url.clone(), None);
+            cfg.api_url = api_url.clone();
             if !cfg.is_loopback() {
                 return Err(SetupError::Invalid(format!(
                     "no fal key configured for {queue_url}: set FAL_KEY (or FAL_KEY_ID and FAL_KEY_SECRET, or key in the config file), or use --offline"
@@ -328,6 +334,7 @@ pub async fn connect_with_key(
         }
     };
     let mut fal = FalConfig::with_base_urls(queue_url, run_url, rest_url, key);
+    fal.api_url = api_url;
     apply_network(&mut fal, config);
     let client = FalClient::new(fal).map_err(|e| SetupError::Invalid(e.to_string()))?;
     Ok(Connection { client, target, endpoint, emulator: None })

@@ -68,7 +68,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
     // model: the endpoint's schema, no I/O.
     ("model", &["sanitize"]),
     // emulator: a stand-alone fal look-alike; it shares no code with `fal` (it speaks HTTP).
-    ("emulator", &["sanitize", "local_file", "timefmt"]),
+    // It validates, bills and describes endpoints from the same schema data as the client
+    // (`model::schema`, `model::cost`), so its 422s and bills cannot drift from them.
+    ("emulator", &["model", "sanitize", "local_file", "timefmt"]),
     ("sanitize", &[]),
     ("local_file", &[]),
     ("timefmt", &[]),

@@ -84,7 +84,7 @@ async fn full_run_with_logs_over_the_status_stream() {
     let out: KontextOutput = serde_json::from_value(raw).unwrap();
     assert_eq!(out.images.len(), 1);
     assert_eq!(out.has_nsfw_concepts, vec![false]);
-    assert_eq!(out.prompt, sample_input().prompt);
+    assert_eq!(out.prompt, sample_input().prompt());
     let media = client.download(&out.images[0].url).await.unwrap();
     let v = verify_image(&media.bytes, out.images[0].content_type.as_deref()).unwrap();
     assert_eq!(v.format, image::ImageFormat::Jpeg);
@@ -318,9 +318,9 @@ async fn sync_mode_returns_data_uris_that_decode() {
     let emu = start(EmulatorConfig::fast()).await;
     let client = client_for(&emu);
     let mut inp = sample_input();
-    inp.sync_mode = true;
-    inp.output_format = OutputFormat::Png;
-    inp.num_images = 2;
+    inp.set("sync_mode", true);
+    inp.set("output_format", OutputFormat::Png.as_str());
+    inp.set("num_images", 2);
     let handle = client.submit(&Endpoint::default(), &inp).await.unwrap();
     client.follow(&handle, FollowMode::Stream, |_| {}).await.unwrap();
     let out: KontextOutput = serde_json::from_value(client.result(&handle).await.unwrap()).unwrap();

@@ -88,6 +88,25 @@ async fn official_python_client_full_flow() {
     emu.shutdown().await;
 }
 
+/// The family: [max] (one image, owner/alias URLs), [dev] (its own fields and output) and
+/// text-to-image, through fal's own client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_client_other_endpoints() {
+    if !fal_client_available().await {
+        return;
+    }
+    let emu = Emulator::start(EmulatorConfig::fast(), 0).await.expect("emulator starts");
+    let (ok, text) = run_script(&emu, "family").await;
+    assert!(ok, "family check failed:\n{text}");
+    assert!(text.contains("ALL OK (family"), "{text}");
+    let submitted: Vec<String> =
+        emu.journal().into_iter().filter(|r| r.route == Route::Submit).map(|r| r.path).collect();
+    for id in ["fal-ai/flux-pro/kontext/max", "fal-ai/flux-kontext/dev"] {
+        assert!(submitted.iter().any(|p| p.trim_matches('/') == id), "{id} was submitted: {submitted:?}");
+    }
+    emu.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_python_client_retries_transient_faults() {
     if !fal_client_available().await {

@@ -162,7 +162,7 @@ async fn the_pending_row_is_committed_before_the_submit_and_an_ambiguous_submit_
     }
     let d = other.get(&journal.short_id()).unwrap();
     assert_eq!(d.entry.state, JobState::Pending);
-    assert_eq!(d.sent.as_ref().map(|s| s.prompt.as_str()), Some("a hung submit"));
+    assert_eq!(d.sent.as_ref().map(|s| s.prompt()), Some("a hung submit"));
     assert!(d.events.iter().any(|(_, e)| e == "submitting"), "{:?}", d.events);
 
     let err = run.await.unwrap().unwrap_err();
@@ -194,9 +194,22 @@ fn a_v1_database_with_data_migrates_to_the_latest_schema() {
     let dir = tempfile::tempdir().unwrap();
     {
         let v1 = History::open_at_version(dir.path(), 1).unwrap();
-        assert_eq!(schema::version(&rusqlite::Connection::open(v1.db_path()).unwrap()).unwrap(), 1);
-        record(&v1, "an otter juggling pebbles", 7, JobState::Completed, "req-otter");
-        record(&v1, "a heron at dawn", 8, JobState::Queued, "req-heron");
+        let c = rusqlite::Connection::open(v1.db_path()).unwrap();
+        assert_eq!(schema::version(&c).unwrap(), 1);
+        // Rows as a kontext of schema v1 wrote them (its columns only).
+        for (i, (prompt, seed, state, request_id)) in
+            [("an otter juggling pebbles", 7, "completed", "req-otter"), ("a heron at dawn", 8, "queued", "req-heron")]
+                .into_iter()
+                .enumerate()
+        {
+            let input = serde_json::json!({"prompt": prompt, "images": ["https://example.test/a.png"], "seed": seed.to_string()});
+            c.execute(
+                "INSERT INTO requests (local_id, request_id, endpoint, state, created_at, updated_at, prompt, seed, num_images, input_json)
+                 VALUES (?1, ?2, 'fal-ai/flux-pro/kontext/multi', ?3, 1700000000, 1700000000000, ?4, ?5, 1, ?6)",
+                rusqlite::params![format!("v1row{i}aaaaaaaa"), request_id, state, prompt, seed, input.to_string()],
+            )
+            .unwrap();
+        }
         // v1 has no full-text index.
         let err = v1.list(&HistoryQuery { search: Some("otter".into()), ..HistoryQuery::default() });
         assert!(err.is_err(), "search needs v2");
@@ -210,7 +223,10 @@ fn a_v1_database_with_data_migrates_to_the_latest_schema() {
     record(&h, "another otter", 9, JobState::Completed, "req-otter-2");
     let found = h.list(&HistoryQuery { search: Some("otter".into()), ..HistoryQuery::default() }).unwrap();
     assert_eq!(found.len(), 2);
-    assert_eq!(h.get("req-heron").unwrap().entry.state, JobState::Queued);
+    let heron = h.get("req-heron").unwrap();
+    assert_eq!(heron.entry.state, JobState::Queued);
+    assert_eq!((heron.entry.estimated_usd, heron.entry.billed_usd), (None, None), "an old row's cost is unknown");
+    assert_eq!(heron.input.seed, Some(8));
     // Every migration step from every earlier version gives the same schema as a fresh store.
     let fresh = tempfile::tempdir().unwrap();
     let f = History::open(fresh.path()).unwrap();

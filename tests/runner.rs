@@ -53,8 +53,8 @@ async fn small_files_go_inline_large_ones_are_uploaded_and_outputs_are_verified(
     let request = job(vec![small.display().to_string(), large.display().to_string()], dir.path(), small_len);
     let outcome = run_job(&client, request, tx, CancellationToken::new()).await.unwrap();
 
-    assert!(outcome.sent.image_urls[0].starts_with("data:image/png;base64,"));
-    assert!(outcome.sent.image_urls[1].starts_with(emu.cdn_base_url()), "{}", outcome.sent.image_urls[1]);
+    assert!(outcome.sent.image_urls()[0].starts_with("data:image/png;base64,"));
+    assert!(outcome.sent.image_urls()[1].starts_with(emu.cdn_base_url()), "{}", outcome.sent.image_urls()[1]);
     assert_eq!(emu.journal().iter().filter(|r| r.route == Route::UploadPut).count(), 1);
 
     let id = &outcome.handle.request_id;

@@ -199,14 +199,24 @@ fn entry_line(e: &HistoryEntry) -> String {
     let seed = e.seed.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
     let prompt: String = one_line(&e.prompt).chars().take(70).collect();
     format!(
-        "{}  {}  {:<16}  {:>10}  {}  {}",
+        "{}  {}  {:<16}  {:>10}  {}  {:>8}  {}",
         e.id,
         crate::timefmt::format_utc(e.created_at),
         e.state.as_str(),
         seed,
         e.num_outputs,
+        cost_cell(e),
         prompt
     )
+}
+
+/// `$0.0400` billed, `~$0.0400` estimated only, `-` unknown (older records).
+pub(super) fn cost_cell(e: &HistoryEntry) -> String {
+    match (e.billed_usd, e.estimated_usd) {
+        (Some(b), _) => format!("${b:.4}"),
+        (None, Some(est)) => format!("~${est:.4}"),
+        (None, None) => "-".into(),
+    }
 }
 
 fn show(d: &HistoryDetail, as_json: bool) {
@@ -219,6 +229,7 @@ fn show(d: &HistoryDetail, as_json: bool) {
     println!("request    {}", one_line(e.request_id.as_deref().unwrap_or("(not accepted by fal)")));
     println!("endpoint   {}", one_line(&e.endpoint));
     println!("state      {}", e.state);
+    println!("cost       {} (~ = estimated, not billed)", cost_cell(e));
     println!("created    {} UTC", crate::timefmt::format_utc(e.created_at));
     println!("prompt     {}", one_line(&e.prompt));
     if let Some(s) = e.seed {

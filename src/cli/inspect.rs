@@ -79,19 +79,20 @@ pub fn draft_from_file(file: &Path, locations: &Locations) -> Result<BaseRequest
             meta.request_id
         ));
     }
-    Ok(BaseRequest {
-        draft: Draft {
-            prompt: meta.prompt,
-            images: meta.image_urls,
-            seed: meta.seed.map(|s| s.to_string()),
-            guidance_scale: Some(meta.guidance_scale.to_string()),
-            sync_mode: false,
-            num_images: meta.num_images.map(|n| n.to_string()),
-            output_format: Some(meta.output_format),
-            safety_tolerance: meta.safety_tolerance,
-            enhance_prompt: meta.enhance_prompt.unwrap_or(false),
-            aspect_ratio: meta.aspect_ratio,
-        },
-        endpoint: Some(meta.endpoint),
-    })
+    let mut draft = Draft {
+        prompt: meta.prompt,
+        images: meta.image_urls,
+        seed: meta.seed.map(|s| s.to_string()),
+        guidance_scale: meta.guidance_scale.map(|g| g.to_string()),
+        num_images: meta.num_images.map(|n| n.to_string()),
+        output_format: Some(meta.output_format),
+        safety_tolerance: meta.safety_tolerance,
+        enhance_prompt: meta.enhance_prompt.unwrap_or(false),
+        aspect_ratio: meta.aspect_ratio,
+        ..Draft::default()
+    };
+    for (name, v) in meta.other {
+        draft.set(&name, crate::model::value_text(&v));
+    }
+    Ok(BaseRequest { draft, endpoint: Some(meta.endpoint) })
 }

@@ -1,11 +1,14 @@
 //! Command-line front end: `kontext run` (one request, headless) and `kontext emulator`.
 
+mod cost;
 mod doctor;
 mod emulator;
 mod history;
 mod inspect;
+mod models;
 mod progress;
 mod run;
+mod spend;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -68,6 +71,9 @@ pub struct ConnectArgs {
     /// Synchronous-run host base URL.
     #[arg(long, env = "FAL_RUN_URL", value_name = "URL")]
     pub run_url: Option<String>,
+    /// fal's platform API base URL (prices, model schemas; default https://api.fal.ai).
+    #[arg(long, env = "FAL_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
     /// Timing of the built-in emulator: fast or realistic.
     #[arg(long, env = "KONTEXT_EMULATOR_PROFILE", value_name = "PROFILE")]
     pub emulator_profile: Option<String>,
@@ -80,6 +86,7 @@ impl ConnectArgs {
             queue_url: self.queue_url.clone(),
             run_url: self.run_url.clone(),
             rest_url: self.rest_url.clone(),
+            api_url: self.api_url.clone(),
             emulator_profile: self.emulator_profile.clone(),
         }
     }
@@ -99,6 +106,10 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Check the config, key, hosts, data folder, history and graphics, and say what to fix.
     Doctor(doctor::DoctorArgs),
+    /// The endpoints kontext drives, their fields and prices; `models add ID` fetches one.
+    Models(models::ModelsArgs),
+    /// What the requests in the history cost, by day or endpoint.
+    Spend(spend::SpendArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -120,6 +131,8 @@ pub fn main() -> ExitCode {
             Some(Command::Resume(args)) => history::resume(args, &locations).await,
             Some(Command::Inspect(args)) => inspect::inspect(args),
             Some(Command::Doctor(args)) => doctor::doctor(args, &locations).await,
+            Some(Command::Models(args)) => models::models(args, &locations).await,
+            Some(Command::Spend(args)) => spend::spend(args, &locations),
             None => {
                 let s = cli.studio;
                 let opts = crate::tui::TuiOptions { connect: s.connect.options(), graphics: s.graphics };

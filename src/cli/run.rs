@@ -59,9 +59,19 @@ pub struct RunArgs {
     /// Print one JSON object (fal's result, local paths, request id) on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Endpoint id (default fal-ai/flux-pro/kontext/multi).
+    /// Endpoint id (default fal-ai/flux-pro/kontext/multi; `kontext models` lists them).
     #[arg(long, env = "KONTEXT_ENDPOINT")]
     pub endpoint: Option<String>,
+    /// Any field of the endpoint by its name, e.g. --set num_inference_steps=30 (repeatable;
+    /// `kontext models show ID` lists the fields).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub set: Vec<String>,
+    /// Print the exact JSON body and the cost estimate, send nothing, exit 0.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send this request even if its estimate is over a [budget] cap.
+    #[arg(long)]
+    pub allow_over_budget: bool,
     /// Follow status by polling instead of the event stream.
     #[arg(long)]
     pub poll: bool,
@@ -100,63 +110,54 @@ pub async fn run_with_base(args: RunArgs, base: Option<BaseRequest>, locations: 
     if let Some(e) = args.endpoint.clone().or(base_endpoint) {
         config.endpoint = Some(e);
     }
-
-    // Flags over the base request over config defaults; every problem is reported at once.
-    let config_defaults = config.default_draft();
-    let defaults = Draft {
-        prompt: base.prompt,
-        images: base.images,
-        seed: base.seed.or(config_defaults.seed),
-        guidance_scale: base.guidance_scale.or(config_defaults.guidance_scale),
-        sync_mode: base.sync_mode || config_defaults.sync_mode,
-        num_images: base.num_images.or(config_defaults.num_images),
-        output_format: base.output_format.or(config_defaults.output_format),
-        safety_tolerance: base.safety_tolerance.or(config_defaults.safety_tolerance),
-        enhance_prompt: base.enhance_prompt || config_defaults.enhance_prompt,
-        aspect_ratio: base.aspect_ratio.or(config_defaults.aspect_ratio),
-    };
-    let draft = Draft {
-        prompt: args.prompt.clone().unwrap_or(defaults.prompt),
-        images: if args.images.is_empty() { defaults.images } else { args.images.clone() },
-        seed: args.seed.clone().or(defaults.seed),
-        guidance_scale: args.guidance.clone().or(defaults.guidance_scale),
-        sync_mode: args.sync || defaults.sync_mode,
-        num_images: args.num_images.clone().or(defaults.num_images),
-        output_format: args.format.clone().or(defaults.output_format),
-        safety_tolerance: args.safety.clone().or(defaults.safety_tolerance),
-        enhance_prompt: args.enhance_prompt || defaults.enhance_prompt,
-        aspect_ratio: args.aspect_ratio.clone().or(defaults.aspect_ratio),
-    };
-    let endpoint_check = match &config.endpoint {
-        Some(e) => crate::model::Endpoint::parse(e),
-        None => Ok(crate::model::Endpoint::default()),
-    };
-    let max_images = endpoint_check.as_ref().map(|e| e.max_images()).unwrap_or(crate::model::MAX_INPUT_IMAGES);
-    let validated = draft.validate_with(max_images, crate::runner::check_local_image);
-    if endpoint_check.is_err() || validated.is_err() {
-        eprintln!("kontext: the request is not valid:");
-        if let Err(m) = &endpoint_check {
-            eprintln!("  endpoint: {}", one_line(m));
+    let (catalog, catalog_problems) = crate::runner::catalog::load_catalog(&locations.data_dir());
+    for p in &catalog_problems {
+        eprintln!("kontext: an added endpoint description is ignored: {}", one_line(p));
+    }
+    let endpoint_id = config.endpoint.clone().unwrap_or_else(|| crate::model::DEFAULT_ENDPOINT.to_string());
+    let schema = match crate::model::Endpoint::parse(&endpoint_id).and_then(|_| catalog.require(&endpoint_id).cloned())
+    {
+        Ok(s) => s,
+        Err(m) => {
+            eprintln!("kontext: the request is not valid:\n  endpoint: {}", one_line(&m));
+            return exit::INVALID_INPUT;
         }
-        if let Err(errors) = &validated {
+    };
+    let draft = match request_draft(&args, base, &config, &schema) {
+        Ok(d) => d,
+        Err(m) => {
+            eprintln!("kontext: the request is not valid:\n  {}", one_line(&m));
+            return exit::INVALID_INPUT;
+        }
+    };
+    let input = match draft.validate_for(&schema, crate::runner::check_local_image) {
+        Ok(i) => i,
+        Err(errors) => {
+            eprintln!("kontext: the request is not valid for {}:", schema.endpoint_id);
             for e in &errors.0 {
                 eprintln!("  {}", one_line(&e.to_string()));
             }
+            return exit::INVALID_INPUT;
         }
-        return exit::INVALID_INPUT;
-    }
-    let Ok(input) = validated else { return exit::INVALID_INPUT };
+    };
 
     // Nothing is paid for in vain: every local image decodes and is within fal's limits, and
     // both folders can be written, before anything is recorded or sent.
     let out_dir = args.out.clone().or(config.output_dir.clone()).unwrap_or_else(|| PathBuf::from("."));
-    let problems = local_problems(&input, &out_dir, &locations.data_dir()).await;
+    let (problems, sizes) = local_problems(&input, &out_dir, &locations.data_dir()).await;
     if !problems.is_empty() {
         eprintln!("kontext: nothing was sent:");
         for p in &problems {
             eprintln!("  {}", crate::sanitize::strip_controls(p));
         }
         return exit::INVALID_INPUT;
+    }
+
+    let threshold = config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD);
+    let mut estimate = super::cost::estimate_offline(&input, &sizes, &locations.data_dir());
+    if args.dry_run {
+        print_dry_run(&input, threshold, &estimate, args.json);
+        return exit::OK;
     }
 
     // Nothing is sent unless it can be recorded first.
@@ -171,6 +172,18 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
         }
     };
     let journal = history.journal();
+    let budget = config.budget.caps();
+    let within_budget = |estimate: &crate::model::cost::Estimate| -> Result<(), String> {
+        if args.allow_over_budget {
+            return Ok(());
+        }
+        let spent = history.spent_today().map_err(|e| e.to_string())?;
+        crate::model::cost::check_budget(&budget, estimate, spent)
+    };
+    if let Err(m) = within_budget(&estimate) {
+        eprintln!("kontext: {}", one_line(&m));
+        return exit::INVALID_INPUT;
+    }
 
     let opts = args.connect.options();
     let connection = match connect(&config, &opts).await {
@@ -181,13 +194,25 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
         }
     };
     eprintln!("kontext: using {}", connection.target.describe());
+    // With a real key, fal's own price (cached with its date), checked against the budget again.
+    if matches!(connection.target, crate::setup::Target::Fal { .. }) {
+        estimate =
+            super::cost::estimate_live(&connection.client, &input, &sizes, &locations.data_dir(), estimate).await;
+        if let Err(m) = within_budget(&estimate) {
+            eprintln!("kontext: {}", one_line(&m));
+            connection.shutdown().await;
+            return exit::INVALID_INPUT;
+        }
+    }
+    eprintln!("kontext: estimated cost {}", one_line(&estimate.describe()));
+    journal.set_estimate(estimate.clone());
 
     let job = JobRequest {
         naming: OutputNaming::RequestId,
         endpoint: connection.endpoint.clone(),
         input,
         out_dir,
-        data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
+        data_uri_threshold: threshold,
         follow: if args.poll { FollowMode::Poll } else { FollowMode::Stream },
         journal: Some(journal.clone()),
     };
@@ -203,7 +228,7 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
 
     let code = match result {
         Ok(outcome) => {
-            print_outcome(&outcome, &journal.short_id(), args.json);
+            print_outcome(&outcome, &journal.short_id(), args.json, &estimate);
             if outcome.unrecorded.is_empty() {
                 exit::OK
             } else {
@@ -211,10 +236,68 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
                 exit::UNRECORDED
             }
         }
-        Err(e) => report_failure(&e),
+        Err(e) => {
+            let (billed, note) = super::cost::failure_bill(&e);
+            if let Err(err) = journal.record_bill(billed, note) {
+                // Without a row (the history refused the request) there is nothing to amend.
+                tracing::warn!("history: could not record the cost: {err}");
+            }
+            match (billed, note) {
+                (_, Some(n)) => eprintln!("kontext: cost: {n}"),
+                (Some(_), None) => eprintln!("kontext: cost: nothing was billed"),
+                (None, None) => {}
+            }
+            report_failure(&e)
+        }
     };
     connection.shutdown().await;
     code
+}
+
+/// The request as asked: flags and `--set` over the base request (`--from`) over the config's
+/// defaults; the base and the defaults keep only the fields this endpoint has, so a switch of
+/// endpoint drops what no longer fits, while a flag for a field it lacks is an error.
+fn request_draft(
+    args: &RunArgs,
+    base: Draft,
+    config: &crate::config::Config,
+    schema: &crate::model::EndpointSchema,
+) -> Result<Draft, String> {
+    let mut draft = config.default_draft().only_fields_of(schema);
+    for (name, text) in base.only_fields_of(schema).values() {
+        draft.set(&name, text);
+    }
+    draft.images = base.images;
+    let flags = [
+        ("prompt", args.prompt.clone()),
+        ("seed", args.seed.clone()),
+        ("guidance_scale", args.guidance.clone()),
+        ("num_images", args.num_images.clone()),
+        ("output_format", args.format.clone()),
+        ("safety_tolerance", args.safety.clone()),
+        ("aspect_ratio", args.aspect_ratio.clone()),
+        ("enhance_prompt", args.enhance_prompt.then(|| "true".to_string())),
+        ("sync_mode", args.sync.then(|| "true".to_string())),
+    ];
+    for (name, value) in flags {
+        if let Some(v) = value {
+            draft.set(name, v);
+        }
+    }
+    if !args.images.is_empty() {
+        draft.images = args.images.clone();
+    }
+    for pair in &args.set {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(format!("--set {pair:?}: expected NAME=VALUE, e.g. --set num_inference_steps=30"));
+        };
+        let name = name.trim();
+        if schema.images.field() == Some(name) {
+            return Err(format!("--set {name}: give input images with --image"));
+        }
+        draft.set(name, value.to_string());
+    }
+    Ok(draft)
 }
 
 /// Every local reason the request would be paid for in vain, one message each: an input image
@@ -223,16 +306,24 @@ async fn local_problems(
     input: &crate::model::ValidInput,
     out_dir: &std::path::Path,
     data_dir: &std::path::Path,
-) -> Vec<String> {
+) -> (Vec<String>, Vec<Option<(u32, u32)>>) {
     let images = input.images.clone();
     let (out_dir, data_dir) = (out_dir.to_path_buf(), data_dir.to_path_buf());
     let checks = tokio::task::spawn_blocking(move || {
         let mut problems = Vec::new();
+        // The size of each local input (what a per-megapixel estimate needs); URLs are unknown.
+        let mut sizes = Vec::new();
         for (i, source) in images.iter().enumerate() {
-            if let crate::model::ImageSource::Local(path) = source
-                && let Err(e) = crate::runner::check_input_file(path)
-            {
-                problems.push(format!("image_urls[{i}]: {e}"));
+            let crate::model::ImageSource::Local(path) = source else {
+                sizes.push(None);
+                continue;
+            };
+            match crate::runner::check_input_file(path) {
+                Ok(img) => sizes.push(Some((img.width, img.height))),
+                Err(e) => {
+                    sizes.push(None);
+                    problems.push(format!("image_urls[{i}]: {e}"));
+                }
             }
         }
         for (dir, what) in [(&out_dir, "--out"), (&data_dir, "the data directory")] {
@@ -240,9 +331,9 @@ async fn local_problems(
                 problems.push(e);
             }
         }
-        problems
+        (problems, sizes)
     });
-    checks.await.unwrap_or_else(|e| vec![format!("checking the inputs crashed: {e}")])
+    checks.await.unwrap_or_else(|e| (vec![format!("checking the inputs crashed: {e}")], Vec::new()))
 }
 
 /// First Ctrl-C: cancel the job (which asks fal to cancel); second: leave at once.
@@ -257,7 +348,31 @@ async fn watch_interrupts(cancel: CancellationToken) {
     }
 }
 
-fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
+fn print_dry_run(
+    input: &crate::model::ValidInput,
+    threshold: u64,
+    estimate: &crate::model::cost::Estimate,
+    as_json: bool,
+) {
+    let body = super::cost::dry_run_body(input, threshold);
+    if as_json {
+        let value = json!({
+            "endpoint": input.endpoint_id(),
+            "body": body,
+            "cost": super::cost::cost_json(estimate, None),
+            "sent": false,
+        });
+        println!("{}", crate::sanitize::terminal_safe_json(&value.to_string()));
+        return;
+    }
+    let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+    println!("POST {}", input.endpoint_id());
+    println!("{}", crate::sanitize::terminal_safe_json(&text));
+    println!("estimate {}", one_line(&estimate.describe()));
+    eprintln!("kontext: --dry-run: nothing was sent");
+}
+
+fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool, estimate: &crate::model::cost::Estimate) {
     if as_json {
         let mut value = json!({
             "id": id,
@@ -265,6 +380,7 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
             "endpoint": outcome.handle.endpoint,
             "result": outcome.raw_result,
             "files": outcome.files.iter().map(|f| f.path.display().to_string()).collect::<Vec<_>>(),
+            "cost": super::cost::cost_json(estimate, outcome.billable_units),
         });
         if !outcome.unrecorded.is_empty() {
             value["unrecorded"] = json!(outcome.unrecorded);
@@ -279,9 +395,10 @@ fn print_outcome(outcome: &JobOutcome, id: &str, as_json: bool) {
     if let Some(secs) = o.inference_seconds() {
         println!("timing   {secs:.2}s inference, {:.2}s in all", outcome.elapsed.as_secs_f64());
     }
-    if crate::sanitize::one_line(&o.prompt) != crate::sanitize::one_line(&outcome.sent.prompt) {
+    if crate::sanitize::one_line(&o.prompt) != crate::sanitize::one_line(outcome.sent.prompt()) {
         println!("prompt   {}", crate::sanitize::one_line(&o.prompt));
     }
+    println!("{}", one_line(&super::cost::cost_line(estimate, outcome)));
     for f in &outcome.files {
         let nsfw = if f.nsfw { "  [flagged NSFW]" } else { "" };
         let path = one_line(&f.path.display().to_string());

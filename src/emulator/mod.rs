@@ -8,6 +8,7 @@
 mod bodies;
 mod faults;
 mod inputs;
+mod platform;
 mod routes;
 mod sim;
 mod sse;
@@ -157,6 +158,8 @@ pub enum Route {
     CdnUpload,
     UploadPut,
     FileGet,
+    /// fal's platform API (`/v1/models…`).
+    Platform,
     Other,
 }
 

@@ -12,14 +12,17 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::faults::FaultKind;
+use super::platform::PlatformOp;
 use super::sim::{self, Job, NewJob, Outcome, Phase};
 use super::status::{status_body, urls};
 use super::storage::TOKEN_TTL;
-use super::util::{self, detail, flat_error, iso8601, json, lock, set_header};
+use super::util::{self, detail, flat_error, iso8601, json, lock, query_param, set_header};
 use super::{ConnCtl, RecordedRequest, Route, Shared, bodies, sse};
 
-/// Endpoints this emulator serves (same schema).
-pub(crate) const ENDPOINTS: &[&str] = &["fal-ai/flux-pro/kontext/multi", "fal-ai/flux-pro/kontext/max/multi"];
+/// Whether this emulator serves `endpoint`: every endpoint kontext ships a description of.
+fn serves(endpoint: &str) -> bool {
+    crate::model::Catalog::bundled().get(endpoint).is_some()
+}
 
 /// Largest request body accepted (data URIs can be big).
 const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -34,6 +37,7 @@ enum Target {
     CdnUpload,
     UploadPut { path: String },
     FileGet { path: String },
+    Platform(PlatformOp),
     Other { status: u16, msg: &'static str },
 }
 
@@ -53,6 +57,13 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> (Route, Target)
     }
     let not_found = (Route::Other, Target::Other { status: 404, msg: "Not Found" });
     let wrong_method = (Route::Other, Target::Other { status: 405, msg: "Method Not Allowed" });
+    if let Some(op) = PlatformOp::classify(&segs) {
+        let allowed = match op {
+            PlatformOp::Estimate => method == Method::POST,
+            _ => method == Method::GET,
+        };
+        return if allowed { (Route::Platform, Target::Platform(op)) } else { wrong_method };
+    }
     match segs.as_slice() {
         ["storage", "upload", "initiate"] if method == Method::POST => {
             (Route::StorageInitiate, Target::StorageInitiate)
@@ -113,38 +124,6 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> (Route, Target)
         }
         _ => not_found,
     }
-}
-
-/// Percent-decodes a query component (`+` is a space).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    query?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (percent_decode(k) == name).then(|| percent_decode(v))
-    })
 }
 
 /// `logs=1|true` → true; `0|false`, absent or anything else → false.
@@ -288,6 +267,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
                     | Route::StorageInitiate
                     | Route::StorageToken
             );
+            let needs_key = needs_key || matches!(&target, Target::Platform(op) if op.needs_key());
             if needs_key && !authorized(&headers) {
                 detail(401, "Authorization header is required")
             } else {
@@ -367,6 +347,13 @@ async fn serve(req: Req, target: Target) -> Response<Body> {
         Target::CdnUpload => cdn_upload(req).await,
         Target::UploadPut { path } => upload_put(req, path).await,
         Target::FileGet { path } => file_get(&req.shared, &path),
+        Target::Platform(op) => {
+            let (shared, _, query, _, body) = match req.bytes().await {
+                Ok(v) => v,
+                Err(r) => return r,
+            };
+            super::platform::serve(&shared, op, query.as_deref(), &body)
+        }
     }
 }
 
@@ -379,7 +366,7 @@ fn parse_body(b: &Bytes) -> Result<Value, String> {
 }
 
 async fn submit(req: Req, app: String, endpoint: String) -> Response<Body> {
-    if !ENDPOINTS.contains(&endpoint.as_str()) {
+    if !serves(&endpoint) {
         return app_not_found(&endpoint);
     }
     let (shared, headers, query, flags, body) = match req.bytes().await {
@@ -478,7 +465,12 @@ async fn queue_op(req: Req, app: String, id: String, op: QueueOp) -> Response<Bo
 
 fn outcome_response(o: &Outcome) -> Response<Body> {
     match o {
-        Outcome::Success(v) => json(200, v),
+        Outcome::Success { output, billable_units } => {
+            let mut r = json(200, output);
+            // What fal bills for the result, in the endpoint's unit.
+            set_header(&mut r, "x-fal-billable-units", &crate::model::cost::units_text(*billable_units));
+            r
+        }
         Outcome::ModelError { status, body } => json(*status, body),
         Outcome::Infra { status, error, error_type, user_timeout } => {
             let mut r = flat_error(*status, error, error_type);
@@ -491,7 +483,7 @@ fn outcome_response(o: &Outcome) -> Response<Body> {
 }
 
 async fn run(req: Req, endpoint: String) -> Response<Body> {
-    if !ENDPOINTS.contains(&endpoint.as_str()) {
+    if !serves(&endpoint) {
         return app_not_found(&endpoint);
     }
     let (shared, _, _, flags, body) = match req.bytes().await {
@@ -499,7 +491,7 @@ async fn run(req: Req, endpoint: String) -> Response<Body> {
         Err(r) => return r,
     };
     let cancel = tokio_util::sync::CancellationToken::new();
-    let outcome = sim::run_model(&shared, &parse_body(&body), None, flags.fail, &cancel).await;
+    let outcome = sim::run_model(&shared, &endpoint, &parse_body(&body), None, flags.fail, &cancel).await;
     let mut r = outcome_response(&outcome);
     set_header(&mut r, "x-fal-request-id", &uuid::Uuid::new_v4().to_string());
     r
@@ -626,6 +618,7 @@ fn file_get(shared: &Shared, path: &str) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::util::percent_decode;
 
     #[test]
     fn query_parsing() {

@@ -26,8 +26,8 @@ const MAX_JOBS: usize = 5_000;
 /// The end state of a model run.
 #[derive(Debug, Clone)]
 pub(crate) enum Outcome {
-    /// 200 with the model output.
-    Success(Value),
+    /// 200 with the model output, and what fal bills for it (`x-fal-billable-units`).
+    Success { output: Value, billable_units: f64 },
     /// A model error (e.g. 422 with a `detail` list); the status stays COMPLETED without `error`.
     ModelError { status: u16, body: Value },
     /// An infrastructure error: COMPLETED carries `error`/`error_type`; the result GET answers
@@ -87,6 +87,9 @@ pub(crate) struct JobState {
     pub logs: Vec<Value>,
     pub outcome: Option<Outcome>,
     pub inference_time: Option<f64>,
+    /// When a runner took it and when it ended (for the platform API's request listing).
+    pub started_at: Option<SystemTime>,
+    pub ended_at: Option<SystemTime>,
 }
 
 /// One queued request.
@@ -96,6 +99,8 @@ pub(crate) struct Job {
     pub app: String,
     pub endpoint: String,
     pub body: Result<Value, String>,
+    /// When it was submitted (for the platform API's request listing).
+    pub sent_at: SystemTime,
     pub ready_at: Instant,
     pub fail: bool,
     /// Log lines and the echoed prompt carry `HOSTILE_TEXT` (the `hostile-text` fault).
@@ -134,7 +139,7 @@ pub(crate) struct QueueState {
     pub jobs: HashMap<String, Arc<Job>>,
     pub waiting: VecDeque<String>,
     pub running: usize,
-    order: VecDeque<String>,
+    pub(crate) order: VecDeque<String>,
 }
 
 impl QueueState {
@@ -163,6 +168,7 @@ pub(crate) fn enqueue(shared: &Arc<Shared>, new: NewJob) -> (Arc<Job>, usize) {
         app: new.app,
         endpoint: new.endpoint,
         body: new.body,
+        sent_at: SystemTime::now(),
         ready_at: Instant::now() + queue_delay,
         fail: new.fail,
         hostile_text: new.hostile_text,
@@ -173,6 +179,8 @@ pub(crate) fn enqueue(shared: &Arc<Shared>, new: NewJob) -> (Arc<Job>, usize) {
             logs: Vec::new(),
             outcome: None,
             inference_time: None,
+            started_at: None,
+            ended_at: None,
         }),
         changed,
         cancel: CancellationToken::new(),
@@ -279,7 +287,11 @@ pub(crate) fn dispatch(shared: &Arc<Shared>) {
         (started, waiting)
     };
     for job in started {
-        lock(&job.state).phase = Phase::InProgress;
+        {
+            let mut st = lock(&job.state);
+            st.phase = Phase::InProgress;
+            st.started_at = Some(SystemTime::now());
+        }
         job.bump();
         let s = shared.clone();
         tokio::spawn(async move {
@@ -287,7 +299,7 @@ pub(crate) fn dispatch(shared: &Arc<Shared>) {
                 Outcome::cancelled()
             } else {
                 let started = Instant::now();
-                let out = run_model(&s, &job.body, Some(&job), job.fail, &job.cancel).await;
+                let out = run_model(&s, &job.endpoint, &job.body, Some(&job), job.fail, &job.cancel).await;
                 lock(&job.state).inference_time = Some(started.elapsed().as_secs_f64());
                 out
             };
@@ -309,6 +321,7 @@ pub(crate) fn complete(job: &Job, outcome: Outcome) {
         }
         st.phase = Phase::Completed;
         st.outcome = Some(outcome);
+        st.ended_at = Some(SystemTime::now());
     }
     job.bump();
 }
@@ -329,6 +342,7 @@ async fn pause(d: Duration, cancel: &CancellationToken, shared: &Shared) -> bool
 /// `job` receives the log lines (queue); the sync run has none.
 pub(crate) async fn run_model(
     shared: &Arc<Shared>,
+    endpoint: &str,
     body: &Result<Value, String>,
     job: Option<&Arc<Job>>,
     fail: bool,
@@ -343,6 +357,12 @@ pub(crate) async fn run_model(
     let total = jitter(shared, shared.config.processing_time);
     let interval = shared.config.log_interval.max(Duration::from_millis(1));
 
+    let Some(schema) = crate::model::Catalog::bundled().get(endpoint) else {
+        return Outcome::ModelError {
+            status: 404,
+            body: json!({"detail": format!("Application '{endpoint}' not found")}),
+        };
+    };
     let input: KontextInput = match body {
         Err(e) => {
             return Outcome::ModelError {
@@ -357,7 +377,7 @@ pub(crate) async fn run_model(
                 }]}),
             };
         }
-        Ok(v) => match validate::validate(v) {
+        Ok(v) => match validate::validate(schema, v) {
             Ok(i) => i,
             Err(detail) => {
                 return Outcome::ModelError { status: 422, body: json!({ "detail": detail }) };
@@ -403,14 +423,23 @@ pub(crate) async fn run_model(
 
     let seed = input.seed.unwrap_or_else(|| u64::from(lock(&shared.rng).random::<u32>()));
     let first = images.first().map(|i| i.dimensions());
-    let size = synth::output_size(input.aspect_ratio.as_deref(), first, shared.config.max_image_side);
+    // Billed by the size the request asks for; drawn smaller when the profile says so.
+    let nominal = crate::model::cost::output_size(&input.fields, first).unwrap_or((1024, 1024));
+    let input_sizes: Vec<(u32, u32)> = images.iter().map(|i| i.dimensions()).collect();
+    let billable_units =
+        crate::model::cost::billable_units(&schema.price_unit, &vec![nominal; input.num_images as usize], &input_sizes)
+            .unwrap_or(f64::from(input.num_images));
+    let size = synth::fit(nominal, shared.config.max_image_side);
     if input.enhance_prompt {
         log("Enhancing prompt".to_string());
     }
-    log(format!(
-        "Generating {}x{} (seed {seed}, guidance {}, safety tolerance {})",
-        size.0, size.1, input.guidance_scale, input.safety_tolerance
-    ));
+    let settings: Vec<String> = ["guidance_scale", "safety_tolerance", "num_inference_steps", "acceleration"]
+        .iter()
+        .filter_map(|k| {
+            input.fields.get(*k).map(|v| format!("{k} {}", v.as_str().map(str::to_string).unwrap_or(v.to_string())))
+        })
+        .collect();
+    log(format!("Generating {}x{} (seed {seed}, {})", size.0, size.1, settings.join(", ")));
 
     // Synthesis runs on the blocking pool while the progress logs tick.
     let synth_job = {
@@ -453,6 +482,7 @@ pub(crate) async fn run_model(
     if !pause(per_tick, cancel, shared).await {
         return Outcome::cancelled();
     }
+    let bytes_len: Vec<usize> = encoded.iter().map(|(b, _)| b.len()).collect();
     let mut out_images = Vec::with_capacity(encoded.len());
     for (k, (bytes, content_type)) in encoded.into_iter().enumerate() {
         log(format!("Encoding output {}/{} ({})", k + 1, input.num_images, input.output_format));
@@ -471,16 +501,22 @@ pub(crate) async fn run_model(
             lock(&shared.store).put(path.clone(), content_type.to_string(), Bytes::from(bytes));
             format!("{}{path}", shared.cdn_base_url)
         };
-        out_images.push(json!({
+        let mut image = json!({
             "url": url,
             "width": size.0,
             "height": size.1,
             "content_type": content_type,
-        }));
+        });
+        // [dev]'s images also say their file name and size.
+        if schema.output_image_fields.iter().any(|f| f == "file_size") {
+            image["file_name"] = json!(format!("output-{k}.{}", util::ext_for(content_type)));
+            image["file_size"] = json!(bytes_len[k]);
+        }
+        out_images.push(image);
     }
     let secs = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
     log(format!("Done in {secs:.2}s"));
-    Outcome::Success(json!({
+    let output = json!({
         "images": out_images,
         "timings": {"inference": secs},
         "seed": seed,
@@ -489,5 +525,6 @@ pub(crate) async fn run_model(
             Some(j) if j.hostile_text => format!("{}{}", input.prompt, super::faults::HOSTILE_TEXT),
             _ => input.prompt,
         },
-    }))
+    });
+    Outcome::Success { output, billable_units }
 }

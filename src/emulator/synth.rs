@@ -10,46 +10,18 @@ use image::{DynamicImage, ImageEncoder, Rgb, RgbImage};
 use super::util::Fnv;
 
 /// Kontext's preferred output resolutions (~1 MP) by aspect ratio (BFL's table).
-const KONTEXT_SIZES: &[(&str, u32, u32)] = &[
-    ("21:9", 1568, 672),
-    ("16:9", 1392, 752),
-    ("4:3", 1184, 880),
-    ("3:2", 1248, 832),
-    ("1:1", 1024, 1024),
-    ("2:3", 832, 1248),
-    ("3:4", 880, 1184),
-    ("9:16", 752, 1392),
-    ("9:21", 672, 1568),
-];
+/// The largest side the emulator draws (a `match_input` request may ask for 14142 px; the
+/// bill is for the size asked, the drawing is scaled down).
+const MAX_DRAWN_SIDE: u32 = 2048;
 
-/// Output size: the requested ratio, or (like Kontext) the ratio closest to the first input;
-/// then scaled down so the long side fits `max_side`.
-pub(crate) fn output_size(aspect: Option<&str>, first_input: Option<(u32, u32)>, max_side: Option<u32>) -> (u32, u32) {
-    let (w, h) = match aspect.and_then(|a| KONTEXT_SIZES.iter().find(|(n, _, _)| *n == a)) {
-        Some((_, w, h)) => (*w, *h),
-        None => {
-            let target = first_input
-                .filter(|(w, h)| *w > 0 && *h > 0)
-                .map(|(w, h)| (f64::from(w) / f64::from(h)).ln())
-                .unwrap_or(0.0);
-            KONTEXT_SIZES
-                .iter()
-                .min_by(|a, b| {
-                    let da = ((f64::from(a.1) / f64::from(a.2)).ln() - target).abs();
-                    let db = ((f64::from(b.1) / f64::from(b.2)).ln() - target).abs();
-                    da.total_cmp(&db)
-                })
-                .map(|(_, w, h)| (*w, *h))
-                .unwrap_or((1024, 1024))
-        }
-    };
-    match max_side {
-        Some(m) if m > 0 && w.max(h) > m => {
-            let s = f64::from(m) / f64::from(w.max(h));
-            (((f64::from(w) * s).round() as u32).max(1), ((f64::from(h) * s).round() as u32).max(1))
-        }
-        _ => (w, h),
+/// `size` scaled down so its long side fits `max_side` (and the emulator's drawing limit).
+pub(crate) fn fit((w, h): (u32, u32), max_side: Option<u32>) -> (u32, u32) {
+    let m = max_side.filter(|m| *m > 0).unwrap_or(MAX_DRAWN_SIDE).min(MAX_DRAWN_SIDE);
+    if w.max(h) <= m {
+        return (w.max(1), h.max(1));
     }
+    let s = f64::from(m) / f64::from(w.max(h));
+    (((f64::from(w) * s).round() as u32).max(1), ((f64::from(h) * s).round() as u32).max(1))
 }
 
 fn colour(h: u64, shift: u32) -> Rgb<u8> {
@@ -255,10 +227,18 @@ mod tests {
 
     #[test]
     fn sizes() {
-        assert_eq!(output_size(Some("16:9"), None, None), (1392, 752));
-        assert_eq!(output_size(None, Some((800, 600)), None), (1184, 880));
-        assert_eq!(output_size(Some("1:1"), None, Some(256)), (256, 256));
-        assert_eq!(output_size(Some("21:9"), None, Some(256)), (256, 110));
+        let size = |ratio: Option<&str>, first, max| {
+            let mut body = serde_json::Map::new();
+            if let Some(r) = ratio {
+                body.insert("aspect_ratio".into(), r.into());
+            }
+            fit(crate::model::cost::output_size(&body, first).unwrap(), max)
+        };
+        assert_eq!(size(Some("16:9"), None, None), (1392, 752));
+        assert_eq!(size(None, Some((800, 600)), None), (1184, 880));
+        assert_eq!(size(Some("1:1"), None, Some(256)), (256, 256));
+        assert_eq!(size(Some("21:9"), None, Some(256)), (256, 110));
+        assert_eq!(fit((14142, 7071), None), (2048, 1024));
     }
 
     #[test]

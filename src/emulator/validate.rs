@@ -1,11 +1,10 @@
-//! Validation of the Kontext multi input, reproducing pydantic v2 (lax mode) error items the way
-//! fal reports them: `{"loc":["body",field,…],"msg","type","url","ctx"?,"input"}`.
+//! Validation of an endpoint's input against its schema (the same `endpoints/*.json` data the
+//! client validates with), reproducing pydantic v2 (lax mode) error items the way fal reports
+//! them: `{"loc":["body",field,…],"msg","type","url","ctx"?,"input"}`.
 
 use serde_json::{Map, Value, json};
 
-pub(crate) const ASPECT_RATIOS: &[&str] = &["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"];
-const OUTPUT_FORMATS: &[&str] = &["jpeg", "png"];
-const SAFETY: &[&str] = &["1", "2", "3", "4", "5", "6"];
+use crate::model::{EndpointSchema, FieldKind, ImageInput};
 
 /// The validated, defaulted model input.
 #[derive(Debug, Clone)]
@@ -13,13 +12,12 @@ pub(crate) struct KontextInput {
     pub prompt: String,
     pub image_urls: Vec<String>,
     pub seed: Option<u64>,
-    pub guidance_scale: f64,
     pub sync_mode: bool,
     pub num_images: u32,
     pub output_format: String,
-    pub safety_tolerance: String,
     pub enhance_prompt: bool,
-    pub aspect_ratio: Option<String>,
+    /// Every field of the schema that has a value (defaults included), images aside.
+    pub fields: Map<String, Value>,
 }
 
 /// One pydantic-style error item.
@@ -149,8 +147,115 @@ fn enum_check(errs: &mut Errors, field: &str, v: &Value, options: &[&str]) -> Op
     }
 }
 
-/// Validates the raw JSON body; `Err` carries ALL error items (the 422 `detail` list).
-pub(crate) fn validate(body: &Value) -> Result<KontextInput, Vec<Value>> {
+fn images(errs: &mut Errors, images: &ImageInput, obj: &Map<String, Value>, body: &Value) -> Vec<String> {
+    match images {
+        ImageInput::None => Vec::new(),
+        ImageInput::One { field } => match obj.get(field) {
+            None => {
+                errs.push(field, "Field required", "missing", None, body);
+                Vec::new()
+            }
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(v) => {
+                errs.push(field, "Input should be a valid string", "string_type", None, v);
+                Vec::new()
+            }
+        },
+        ImageInput::List { field, min, .. } => match obj.get(field) {
+            None => {
+                errs.push(field, "Field required", "missing", None, body);
+                Vec::new()
+            }
+            Some(Value::Array(items)) => {
+                let mut urls = Vec::with_capacity(items.len());
+                for (i, it) in items.iter().enumerate() {
+                    match it {
+                        Value::String(s) => urls.push(s.clone()),
+                        _ => errs.0.push(error_item(
+                            &[json!(field), json!(i)],
+                            "Input should be a valid string",
+                            "string_type",
+                            None,
+                            it,
+                        )),
+                    }
+                }
+                if items.len() < *min {
+                    errs.push(
+                        field,
+                        &format!("List should have at least {min} item after validation, not {}", items.len()),
+                        "too_short",
+                        Some(json!({"field_type": "List", "min_length": min, "actual_length": items.len()})),
+                        &Value::Array(items.clone()),
+                    );
+                }
+                urls
+            }
+            Some(v) => {
+                errs.push(field, "Input should be a valid list", "list_type", None, v);
+                Vec::new()
+            }
+        },
+    }
+}
+
+/// One field's value, checked as pydantic would; `None` after an error was pushed.
+fn check_field(errs: &mut Errors, name: &str, kind: &FieldKind, v: &Value) -> Option<Value> {
+    let failed = |errs: &mut Errors, (ty, msg): (&str, &str)| {
+        errs.push(name, msg, ty, None, v);
+        None
+    };
+    match kind {
+        FieldKind::Text => match v {
+            Value::String(_) => Some(v.clone()),
+            _ => failed(errs, ("string_type", "Input should be a valid string")),
+        },
+        FieldKind::Bool => match as_bool(v) {
+            Ok(b) => Some(Value::Bool(b)),
+            Err(e) => failed(errs, e),
+        },
+        FieldKind::Integer { min, max } => {
+            let i = match as_int(v) {
+                Ok(i) => i,
+                Err(e) => return failed(errs, e),
+            };
+            let (lo, hi) = (*min != i128::from(i64::MIN), *max != i128::from(u64::MAX));
+            if lo && i < *min {
+                let m = *min as f64;
+                range_check(errs, name, i as f64, m, f64::INFINITY, v);
+                return None;
+            }
+            if hi && i > *max {
+                range_check(errs, name, i as f64, f64::NEG_INFINITY, *max as f64, v);
+                return None;
+            }
+            match (u64::try_from(i), i64::try_from(i)) {
+                (Ok(u), _) => Some(Value::from(u)),
+                (_, Ok(s)) => Some(Value::from(s)),
+                _ => failed(
+                    errs,
+                    ("int_parsing", "Input should be a valid integer, unable to parse input as an integer"),
+                ),
+            }
+        }
+        FieldKind::Number { min, max } => {
+            let f = match as_float(v) {
+                Ok(f) => f,
+                Err(e) => return failed(errs, e),
+            };
+            range_check(errs, name, f, min.unwrap_or(f64::NEG_INFINITY), max.unwrap_or(f64::INFINITY), v)
+                .then(|| Value::from(f))
+        }
+        FieldKind::Choice(options) => {
+            let options: Vec<&str> = options.iter().map(String::as_str).collect();
+            enum_check(errs, name, v, &options).map(Value::String)
+        }
+    }
+}
+
+/// Validates the raw JSON body against `schema`; `Err` carries ALL error items (the 422
+/// `detail` list). Unknown fields are ignored, as pydantic does by default.
+pub(crate) fn validate(schema: &EndpointSchema, body: &Value) -> Result<KontextInput, Vec<Value>> {
     let Some(obj) = body.as_object() else {
         return Err(vec![json!({
             "loc": ["body"],
@@ -161,164 +266,84 @@ pub(crate) fn validate(body: &Value) -> Result<KontextInput, Vec<Value>> {
         })]);
     };
     let mut errs = Errors(Vec::new());
-
-    let prompt = match obj.get("prompt") {
-        None => {
-            errs.push("prompt", "Field required", "missing", None, body);
-            None
+    let mut fields = Map::new();
+    let mut image_urls = Vec::new();
+    let mut images_done = false;
+    for spec in &schema.fields {
+        // The image field sits after the prompt in fal's error order.
+        if !images_done && spec.name != "prompt" {
+            image_urls = images(&mut errs, &schema.images, obj, body);
+            images_done = true;
         }
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(v) => {
-            errs.push("prompt", "Input should be a valid string", "string_type", None, v);
-            None
-        }
-    };
-
-    let image_urls = match obj.get("image_urls") {
-        None => {
-            errs.push("image_urls", "Field required", "missing", None, body);
-            None
-        }
-        Some(Value::Array(items)) => {
-            let mut urls = Vec::with_capacity(items.len());
-            let mut ok = true;
-            for (i, it) in items.iter().enumerate() {
-                match it {
-                    Value::String(s) => urls.push(s.clone()),
-                    _ => {
-                        ok = false;
-                        errs.0.push(error_item(
-                            &[json!("image_urls"), json!(i)],
-                            "Input should be a valid string",
-                            "string_type",
-                            None,
-                            it,
-                        ));
-                    }
+        match obj.get(&spec.name) {
+            None if spec.required => errs.push(&spec.name, "Field required", "missing", None, body),
+            None => {
+                if let Some(d) = &spec.default {
+                    fields.insert(spec.name.clone(), d.clone());
                 }
             }
-            if items.is_empty() {
-                ok = false;
-                errs.push(
-                    "image_urls",
-                    "List should have at least 1 item after validation, not 0",
-                    "too_short",
-                    Some(json!({"field_type": "List", "min_length": 1, "actual_length": 0})),
-                    &Value::Array(Vec::new()),
-                );
-            }
-            ok.then_some(urls)
-        }
-        Some(v) => {
-            errs.push("image_urls", "Input should be a valid list", "list_type", None, v);
-            None
-        }
-    };
-
-    let mut seed = None;
-    if let Some(v) = obj.get("seed").filter(|v| !v.is_null()) {
-        match as_int(v) {
-            Ok(i) if i < 0 => errs.push(
-                "seed",
-                "Input should be greater than or equal to 0",
-                "greater_than_equal",
-                Some(json!({"ge": 0})),
-                v,
-            ),
-            Ok(i) => match u64::try_from(i) {
-                Ok(u) => seed = Some(u),
-                Err(_) => errs.push(
-                    "seed",
-                    "Input should be a valid integer, unable to parse input as an integer",
-                    "int_parsing",
-                    None,
-                    v,
-                ),
-            },
-            Err((ty, msg)) => errs.push("seed", msg, ty, None, v),
-        }
-    }
-
-    let mut guidance_scale = 3.5;
-    if let Some(v) = obj.get("guidance_scale") {
-        match as_float(v) {
-            Ok(f) => {
-                if range_check(&mut errs, "guidance_scale", f, 1.0, 20.0, v) {
-                    guidance_scale = f;
+            // Optional fields take null as "not given".
+            Some(Value::Null) if !spec.required && spec.default.is_none() => {}
+            Some(v) => {
+                if let Some(ok) = check_field(&mut errs, &spec.name, &spec.kind, v) {
+                    fields.insert(spec.name.clone(), ok);
                 }
             }
-            Err((ty, msg)) => errs.push("guidance_scale", msg, ty, None, v),
         }
     }
-
-    let mut num_images = 1;
-    if let Some(v) = obj.get("num_images") {
-        match as_int(v) {
-            Ok(i) => {
-                if range_check(&mut errs, "num_images", i as f64, 1.0, 4.0, v) {
-                    num_images = i as u32;
-                }
-            }
-            Err((ty, msg)) => errs.push("num_images", msg, ty, None, v),
-        }
+    if !images_done {
+        image_urls = images(&mut errs, &schema.images, obj, body);
     }
-
-    let mut bools = [false, false];
-    for (slot, field) in bools.iter_mut().zip(["sync_mode", "enhance_prompt"]) {
-        if let Some(v) = obj.get(field) {
-            match as_bool(v) {
-                Ok(b) => *slot = b,
-                Err((ty, msg)) => errs.push(field, msg, ty, None, v),
-            }
-        }
-    }
-    let [sync_mode, enhance_prompt] = bools;
-
-    let output_format = match obj.get("output_format") {
-        None => Some("jpeg".to_string()),
-        Some(v) => enum_check(&mut errs, "output_format", v, OUTPUT_FORMATS),
-    };
-    let safety_tolerance = match obj.get("safety_tolerance") {
-        None => Some("2".to_string()),
-        Some(v) => enum_check(&mut errs, "safety_tolerance", v, SAFETY),
-    };
-    let aspect_ratio = match obj.get("aspect_ratio") {
-        None | Some(Value::Null) => None,
-        Some(v) => enum_check(&mut errs, "aspect_ratio", v, ASPECT_RATIOS),
-    };
-
     if !errs.0.is_empty() {
         return Err(errs.0);
     }
-    match (prompt, image_urls, output_format, safety_tolerance) {
-        (Some(prompt), Some(image_urls), Some(output_format), Some(safety_tolerance)) => Ok(KontextInput {
-            prompt,
-            image_urls,
-            seed,
-            guidance_scale,
-            sync_mode,
-            num_images,
-            output_format,
-            safety_tolerance,
-            enhance_prompt,
-            aspect_ratio,
-        }),
-        // Unreachable in practice: every `None` above pushed an error.
-        _ => Err(vec![error_item(&[], "Invalid input", "value_error", None, body)]),
-    }
+    let text = |name: &str| fields.get(name).and_then(Value::as_str).map(str::to_string);
+    let flag = |name: &str| fields.get(name).and_then(Value::as_bool).unwrap_or(false);
+    Ok(KontextInput {
+        prompt: text("prompt").unwrap_or_default(),
+        image_urls,
+        seed: fields.get("seed").and_then(Value::as_u64),
+        sync_mode: flag("sync_mode"),
+        num_images: fields.get("num_images").and_then(Value::as_u64).unwrap_or(1) as u32,
+        output_format: text("output_format").unwrap_or_else(|| "jpeg".into()),
+        enhance_prompt: flag("enhance_prompt"),
+        fields,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Catalog;
+
+    fn schema(id: &str) -> &'static EndpointSchema {
+        Catalog::bundled().get(id).unwrap()
+    }
 
     #[test]
     fn defaults() {
-        let v = validate(&json!({"prompt": "p", "image_urls": ["data:x"], "extra": 1})).unwrap();
+        let multi = schema("fal-ai/flux-pro/kontext/multi");
+        let v = validate(multi, &json!({"prompt": "p", "image_urls": ["data:x"], "extra": 1})).unwrap();
         assert_eq!(v.num_images, 1);
         assert_eq!(v.output_format, "jpeg");
-        assert_eq!(v.safety_tolerance, "2");
-        assert!(v.aspect_ratio.is_none());
+        assert_eq!(v.fields["safety_tolerance"], "2");
+        assert!(!v.fields.contains_key("aspect_ratio"));
+        let t2i = validate(schema("fal-ai/flux-pro/kontext/text-to-image"), &json!({"prompt": "p"})).unwrap();
+        assert_eq!(t2i.fields["aspect_ratio"], "1:1");
+    }
+
+    #[test]
+    fn each_endpoint_has_its_own_rules() {
+        let one = schema("fal-ai/flux-pro/kontext");
+        let err = validate(one, &json!({"prompt": "p", "image_urls": ["a"]})).unwrap_err();
+        assert_eq!(err[0]["loc"], json!(["body", "image_url"]));
+        let dev = schema("fal-ai/flux-kontext/dev");
+        let err =
+            validate(dev, &json!({"prompt": "p", "image_url": "u", "num_inference_steps": 99, "acceleration": "max"}))
+                .unwrap_err();
+        let locs: Vec<&Value> = err.iter().map(|e| &e["loc"][1]).collect();
+        assert_eq!(locs, [&json!("num_inference_steps"), &json!("acceleration")]);
+        assert_eq!(err[0]["type"], "less_than_equal");
     }
 
     #[test]

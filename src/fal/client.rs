@@ -403,6 +403,12 @@ impl FalClient {
     /// fal's result store can lag its status: "still in progress", a body cut short or one that
     /// is not JSON are retried (announced, within the operation deadline) before giving up.
     pub async fn result(&self, handle: &RequestHandle) -> Result<Value, FalError> {
+        self.result_billed(handle).await.map(|(v, _)| v)
+    }
+
+    /// The result and what fal bills for it: its `x-fal-billable-units` header (the quantity
+    /// in the endpoint's unit), when the answer has one.
+    pub async fn result_billed(&self, handle: &RequestHandle) -> Result<(Value, Option<f64>), FalError> {
         let url = self.parse_url(&handle.response_url)?;
         let op = || async {
             let answer =
@@ -413,10 +419,41 @@ impl FalClient {
             if !(200..300).contains(&answer.status) {
                 return Err(answer.error());
             }
-            serde_json::from_slice::<Value>(&answer.body)
-                .map_err(|e| FalError::Protocol(format!("the result could not be read as JSON ({e})")))
+            let units = answer
+                .headers
+                .get("x-fal-billable-units")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|u| u.is_finite() && *u >= 0.0);
+            let value = serde_json::from_slice::<Value>(&answer.body)
+                .map_err(|e| FalError::Protocol(format!("the result could not be read as JSON ({e})")))?;
+            Ok((value, units))
         };
         self.retrying("fetching the result", op, result_worth_retrying).await
+    }
+
+    /// `GET {api}/v1/…` on fal's platform API, with the key (the API is fal's host).
+    async fn platform_get(&self, path_and_query: &str, what: &'static str) -> Result<Value, FalError> {
+        let url = self.config.api_url.join(path_and_query).map_err(|e| FalError::Protocol(e.to_string()))?;
+        let op = || async {
+            let (_, body) =
+                self.call(Method::GET, &url, None, true, (what, PLATFORM_ANSWER_LIMIT), Answerer::Queue).await?;
+            serde_json::from_slice::<Value>(&body)
+                .map_err(|e| FalError::Protocol(format!("the {what} could not be read as JSON ({e})")))
+        };
+        self.retrying(what, op, FalError::is_retryable).await
+    }
+
+    /// fal's prices for up to 50 endpoints (`GET {api}/v1/models/pricing`).
+    pub async fn pricing(&self, endpoint_ids: &[&str]) -> Result<Value, FalError> {
+        let ids: Vec<String> = endpoint_ids.iter().map(|i| url_component(i)).collect();
+        self.platform_get(&format!("v1/models/pricing?endpoint_id={}", ids.join(",")), "pricing answer").await
+    }
+
+    /// An endpoint's metadata and OpenAPI schema (`GET {api}/v1/models?…&expand=openapi-3.0`).
+    pub async fn model_schema(&self, endpoint_id: &str) -> Result<Value, FalError> {
+        let path = format!("v1/models?endpoint_id={}&expand=openapi-3.0", url_component(endpoint_id));
+        self.platform_get(&path, "model description").await
     }
 
     /// Asks fal to cancel. 2xx → requested, 400 → already completed, 404 → not found.
@@ -517,6 +554,19 @@ impl FalClient {
 
 /// The answer size for submit, cancel and upload answers.
 const SMALL_ANSWER: (&str, usize) = ("answer", SMALL_ANSWER_LIMIT);
+/// A model description with its OpenAPI schema is tens of kilobytes; prices far less.
+const PLATFORM_ANSWER_LIMIT: usize = 2 * 1024 * 1024;
+
+/// An endpoint id inside a query: `/` stays (fal's ids are written that way), the rest of
+/// anything unusual is escaped.
+fn url_component(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
 
 /// After COMPLETED, whatever is not fal's own word on the result is worth another look: the
 /// store may lag ("still in progress"), a body may be cut short or garbled on the way, a gateway

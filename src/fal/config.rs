@@ -12,6 +12,8 @@ use super::retry::RetryPolicy;
 pub const DEFAULT_QUEUE_URL: &str = "https://queue.fal.run";
 pub const DEFAULT_RUN_URL: &str = "https://fal.run";
 pub const DEFAULT_REST_URL: &str = "https://rest.fal.ai";
+/// fal's platform API (prices, model schemas, request listings); paths start with `/v1/`.
+pub const DEFAULT_API_URL: &str = "https://api.fal.ai";
 
 /// A fal API key. Its `Debug` is redacted and it has no `Display`, so it cannot end up in a log,
 /// an error message or a stored request by accident.
@@ -92,6 +94,8 @@ pub struct FalConfig {
     pub queue_url: Url,
     pub run_url: Url,
     pub rest_url: Url,
+    /// The platform API (`{api}/v1/models/pricing`, …).
+    pub api_url: Url,
     pub key: Option<FalKey>,
     /// How long a non-streaming call may wait for the answer's headers.
     pub timeout: Duration,
@@ -125,11 +129,19 @@ impl FalConfig {
         FalConfig::with_base_urls(base.clone(), run, base, key)
     }
 
+    /// The given hosts; the platform API is fal's, or the queue's host when that is this
+    /// machine (the emulator serves both).
     pub fn with_base_urls(queue_url: Url, run_url: Url, rest_url: Url, key: Option<FalKey>) -> FalConfig {
+        let api_url = if is_loopback_url(&queue_url) {
+            queue_url.clone()
+        } else {
+            Url::parse(DEFAULT_API_URL).expect("valid default")
+        };
         FalConfig {
             queue_url,
             run_url,
             rest_url,
+            api_url,
             key,
             timeout: Duration::from_secs(120),
             body_pace: BodyPace::default(),
@@ -141,14 +153,19 @@ impl FalConfig {
         }
     }
 
+    /// Every configured fal host: queue, run, REST and the platform API.
+    pub fn hosts(&self) -> [&Url; 4] {
+        [&self.queue_url, &self.run_url, &self.rest_url, &self.api_url]
+    }
+
     /// True when every fal host is on this machine (the emulator).
     pub fn is_loopback(&self) -> bool {
-        [&self.queue_url, &self.run_url, &self.rest_url].iter().all(|u| is_loopback_url(u))
+        self.hosts().iter().all(|u| is_loopback_url(u))
     }
 
     /// The origins the key may be sent to.
     pub(crate) fn is_fal_origin(&self, url: &Url) -> bool {
-        [&self.queue_url, &self.run_url, &self.rest_url].iter().any(|base| same_origin(base, url))
+        self.hosts().iter().any(|base| same_origin(base, url))
     }
 }
 
@@ -253,6 +270,22 @@ mod tests {
         assert!(cfg.is_fal_origin(&u("http://127.0.0.1:8080/x")));
         assert!(!cfg.is_fal_origin(&u("http://127.0.0.2:8080/x")));
         assert!(!cfg.is_fal_origin(&u("https://127.0.0.1:8080/x")), "the scheme is part of the origin");
+    }
+
+    #[test]
+    fn the_platform_api_is_a_fal_host_like_the_others() {
+        let u = |s: &str| Url::parse(s).unwrap();
+        let prod = FalConfig::production(None);
+        assert_eq!(prod.api_url.as_str(), "https://api.fal.ai/");
+        assert!(prod.is_fal_origin(&u("https://api.fal.ai/v1/models/pricing")));
+        assert!(!prod.is_fal_origin(&u("https://api.example.com/v1/models")));
+        let local = FalConfig::single_host(u("http://127.0.0.1:9000"), None);
+        assert_eq!(local.api_url, local.queue_url, "the emulator serves the platform API too");
+        assert!(local.is_loopback());
+        let mut mixed = local.clone();
+        mixed.api_url = u("https://api.fal.ai");
+        assert!(!mixed.is_loopback(), "a remote API host is not this machine");
+        assert!(parse_base_url("API URL", "http://api.example.com").unwrap_err().contains("plain http"));
     }
 
     #[test]

@@ -144,7 +144,7 @@ impl DestinationPolicy {
     pub fn for_config(config: &FalConfig) -> DestinationPolicy {
         let mut allowed = Vec::new();
         let mut trusted_names = Vec::new();
-        for base in [&config.queue_url, &config.run_url, &config.rest_url] {
+        for base in config.hosts() {
             match host_class(base) {
                 Some(class) => allowed.push(class),
                 None => trusted_names.extend(base.host_str().map(normalise_name)),

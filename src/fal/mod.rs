@@ -12,8 +12,8 @@ mod sse;
 pub use body::BodyPace;
 pub use client::{CancelOutcome, FalClient, FollowMode, Media, RequestHandle, StatusUpdate, SubmitError};
 pub use config::{
-    DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL, FalConfig, FalKey, KeySource, is_loopback_url, key_from_env,
-    parse_base_url, same_origin,
+    DEFAULT_API_URL, DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL, FalConfig, FalKey, KeySource,
+    is_loopback_url, key_from_env, parse_base_url, same_origin,
 };
 pub use destination::{AddressClass, DestinationPolicy, DestinationRefused};
 pub use error::{Answerer, ApiError, FalError, FalFieldError, NetworkKind};

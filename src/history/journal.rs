@@ -7,6 +7,7 @@ use rusqlite::{Transaction, params};
 
 use super::{History, HistoryError, JobState, media, now_ms, short_id};
 use crate::fal::{CancelOutcome, StatusUpdate, SubmitError};
+use crate::model::cost::Estimate;
 use crate::runner::{JobJournal, JournalEntry};
 
 /// One job's journal. Made by [`History::journal`] (a new request) or by resume (an existing one).
@@ -14,6 +15,8 @@ pub struct HistoryJournal {
     history: History,
     local_id: String,
     row: OnceLock<i64>,
+    /// The estimate to record with the new row ([`HistoryJournal::set_estimate`]).
+    estimate: std::sync::Mutex<Option<Estimate>>,
 }
 
 impl std::fmt::Debug for HistoryJournal {
@@ -57,7 +60,7 @@ impl HistoryJournal {
             Some((row, local)) => (local, OnceLock::from(row)),
             None => (uuid::Uuid::new_v4().simple().to_string(), OnceLock::new()),
         };
-        HistoryJournal { history, local_id, row }
+        HistoryJournal { history, local_id, row, estimate: Default::default() }
     }
 
     /// The short id people use for this request (known before anything is written).
@@ -158,11 +161,14 @@ impl HistoryJournal {
                 let out_dir = std::path::absolute(out_dir).unwrap_or_else(|_| out_dir.to_path_buf());
                 let (pid, start) = this_process();
                 let now = now_ms();
+                let estimate = self.estimate.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let e = estimate.as_ref();
                 let row = self.history.write(|tx| {
                     tx.execute(
                         "INSERT INTO requests (local_id, endpoint, state, created_at, updated_at, prompt, seed, num_images,
-                            input_json, out_dir, owner_pid, owner_start)
-                         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                            input_json, out_dir, owner_pid, owner_start,
+                            estimated_usd, unit_price, price_unit, price_source, cost_note)
+                         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                         params![
                             self.local_id,
                             endpoint.id(),
@@ -174,7 +180,12 @@ impl HistoryJournal {
                             input_json,
                             out_dir.display().to_string(),
                             pid,
-                            start
+                            start,
+                            e.and_then(|e| e.usd),
+                            e.and_then(|e| e.unit_price),
+                            e.map(|e| e.unit.clone()),
+                            e.map(|e| e.price_source.clone()),
+                            e.and_then(|e| e.note.clone()),
                         ],
                     )
                     .map_err(|e| self.history.sql_err(e))?;
@@ -211,12 +222,19 @@ impl HistoryJournal {
                 })
             }
             JournalEntry::SubmitFailed { error } => {
-                let (state, kind) = match error {
-                    SubmitError::Ambiguous(_) => (JobState::SubmitAmbiguous, "submit ambiguous"),
-                    SubmitError::Rejected(_) => (JobState::Failed, "submit rejected"),
+                let (state, kind, billed) = match error {
+                    SubmitError::Ambiguous(_) => (JobState::SubmitAmbiguous, "submit ambiguous", None),
+                    // fal did not take it: nothing is billed.
+                    SubmitError::Rejected(_) => (JobState::Failed, "submit rejected", Some(0.0)),
                 };
                 let text = error.to_string();
-                self.transition(state, kind, Some(&text), ", error = ?4, finished_at = ?2, owner_pid = NULL", &[&text])
+                self.transition(
+                    state,
+                    kind,
+                    Some(&text),
+                    ", error = ?4, finished_at = ?2, owner_pid = NULL, billed_usd = coalesce(?5, billed_usd)",
+                    &[&text, &billed],
+                )
             }
             JournalEntry::Status(update) => match update {
                 StatusUpdate::Queued { position } => {
@@ -256,16 +274,21 @@ impl HistoryJournal {
                     &[&now_ms()],
                 ),
             },
-            JournalEntry::Result { raw, metrics } => {
+            JournalEntry::Result { raw, metrics, billable_units } => {
                 let json = raw.to_string();
                 let metrics = metrics.map(|m| m.to_string());
                 let seed = raw.get("seed").and_then(|s| s.as_u64()).map(|s| s as i64);
+                // The bill: fal's units at the unit price the estimate used.
                 self.set(
                     "result received",
-                    None,
+                    billable_units.map(|u| format!("{} billable units", crate::model::cost::units_text(u))).as_deref(),
                     "UPDATE requests SET result_json = ?2, metrics_json = coalesce(?3, metrics_json),
-                        seed = coalesce(?4, seed), fal_completed_at = coalesce(fal_completed_at, ?5) WHERE id = ?1",
-                    &[&json, &metrics, &seed, &now_ms()],
+                        seed = coalesce(?4, seed), fal_completed_at = coalesce(fal_completed_at, ?5),
+                        billable_units = coalesce(?6, billable_units),
+                        billed_usd = CASE WHEN ?6 IS NULL OR unit_price IS NULL THEN billed_usd
+                                          ELSE round(?6 * unit_price, 4) END
+                     WHERE id = ?1",
+                    &[&json, &metrics, &seed, &now_ms(), &billable_units],
                 )
             }
             JournalEntry::Downloading { index } => self.set(
@@ -336,6 +359,23 @@ impl HistoryJournal {
                 &[],
             ),
         }
+    }
+
+    /// The estimate (and the price it used) to keep with the request: call before the job
+    /// starts; it is written with the pending row, and the bill is later priced the same way.
+    pub fn set_estimate(&self, estimate: Estimate) {
+        *self.estimate.lock().unwrap_or_else(|p| p.into_inner()) = Some(estimate);
+    }
+
+    /// Records what a request cost when no result said so: `Some(0.0)` when fal certainly did
+    /// not bill it (never accepted, a 5xx), `None` with a note when it may have (a 422).
+    pub fn record_bill(&self, billed_usd: Option<f64>, note: Option<&str>) -> Result<(), HistoryError> {
+        self.set(
+            "cost",
+            note,
+            "UPDATE requests SET billed_usd = coalesce(?2, billed_usd), cost_note = coalesce(?3, cost_note) WHERE id = ?1",
+            &[&billed_usd, &note],
+        )
     }
 
     /// Takes over a row left by a dead process (resume).

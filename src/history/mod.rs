@@ -7,6 +7,7 @@
 //! - [`resume_all`] finishes what a crashed process left running; never resubmits.
 
 mod journal;
+mod ledger;
 mod media;
 mod resume;
 pub mod schema;
@@ -19,11 +20,10 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params_f
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::model::{
-    AspectRatio, Draft, ImageSource, KontextInput, LogEntry, OutputFormat, SafetyTolerance, ValidInput,
-};
+use crate::model::{Catalog, Draft, ImageSource, KontextInput, LogEntry, ValidInput};
 
 pub use journal::HistoryJournal;
+pub use ledger::{SpendBy, SpendReport, SpendRow};
 pub use media::sha256_hex;
 pub use resume::{ResumeOutcome, ResumeReport, resume_all};
 
@@ -182,6 +182,9 @@ pub struct HistoryEntry {
     pub num_outputs: usize,
     pub queue_position: Option<u64>,
     pub error: Option<String>,
+    /// The estimate before it was sent, and the bill (NULL: not known, e.g. older records).
+    pub estimated_usd: Option<f64>,
+    pub billed_usd: Option<f64>,
     pub cursor: Cursor,
 }
 
@@ -258,6 +261,8 @@ struct Inner {
     conn: Mutex<Connection>,
     db_path: PathBuf,
     media_dir: PathBuf,
+    /// The endpoints' schemas a stored input is read back with (loaded on first use).
+    catalog: std::sync::OnceLock<Catalog>,
 }
 
 impl std::fmt::Debug for History {
@@ -267,7 +272,8 @@ impl std::fmt::Debug for History {
 }
 
 const ENTRY_COLUMNS: &str = "r.id, r.local_id, r.request_id, r.endpoint, r.state, r.created_at, r.prompt, r.seed,
-    (SELECT count(*) FROM request_media m WHERE m.request = r.id AND m.role = 'output'), r.queue_position, r.error";
+    (SELECT count(*) FROM request_media m WHERE m.request = r.id AND m.role = 'output'), r.queue_position, r.error,
+    r.estimated_usd, r.billed_usd";
 
 impl History {
     /// Opens (creating and migrating as needed) the store in `data_dir`.
@@ -316,7 +322,14 @@ impl History {
             schema::MigrationError::Failed { error, .. } if is_damage(&error) => err(error),
             other => HistoryError::Migration(other),
         })?;
-        Ok(History { inner: Arc::new(Inner { conn: Mutex::new(conn), db_path, media_dir: data_dir.join(MEDIA_DIR) }) })
+        Ok(History {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                db_path,
+                media_dir: data_dir.join(MEDIA_DIR),
+                catalog: std::sync::OnceLock::new(),
+            }),
+        })
     }
 
     pub fn db_path(&self) -> &Path {
@@ -325,6 +338,14 @@ impl History {
 
     pub fn media_dir(&self) -> &Path {
         &self.inner.media_dir
+    }
+
+    /// The endpoints this data directory knows (bundled and added).
+    pub fn catalog(&self) -> &Catalog {
+        self.inner.catalog.get_or_init(|| {
+            let data_dir = self.inner.db_path.parent().unwrap_or(Path::new("."));
+            crate::runner::catalog::load_catalog(data_dir).0
+        })
     }
 
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -475,15 +496,15 @@ impl History {
                 |r| {
                     Ok((
                         entry_from_row(r)?,
-                        r.get::<_, String>(11)?,
-                        r.get::<_, Option<String>>(12)?,
-                        r.get::<_, Option<String>>(13)?,
+                        r.get::<_, String>(13)?,
                         r.get::<_, Option<String>>(14)?,
                         r.get::<_, Option<String>>(15)?,
+                        r.get::<_, Option<String>>(16)?,
+                        r.get::<_, Option<String>>(17)?,
                         (
-                            r.get::<_, Option<String>>(16)?,
-                            r.get::<_, Option<String>>(17)?,
                             r.get::<_, Option<String>>(18)?,
+                            r.get::<_, Option<String>>(19)?,
+                            r.get::<_, Option<String>>(20)?,
                         ),
                     ))
                 },
@@ -492,7 +513,17 @@ impl History {
             .map_err(e)?
             .ok_or_else(|| HistoryError::NotFound(row_id.to_string()))?;
         let draft: Draft = serde_json::from_str(&input_json).map_err(|x| HistoryError::Corrupt(x.to_string()))?;
-        let input = input_from_draft(&draft).map_err(HistoryError::Corrupt)?;
+        // The same validation as before it was sent, against its endpoint's schema (an endpoint
+        // no longer described is read with the default's); local files are not looked at.
+        let catalog = self.catalog();
+        let schema = catalog.get(&entry.endpoint).unwrap_or_else(|| catalog.default_schema());
+        let input = draft.validate_for(schema, |_| Ok(())).map_err(|e| {
+            HistoryError::Corrupt(format!(
+                "the stored input does not fit {}: {}",
+                entry.endpoint,
+                e.to_string().replace('\n', "; ")
+            ))
+        })?;
         let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str::<Value>(&s).ok());
         let sent = sent_json.and_then(|s| serde_json::from_str::<KontextInput>(&s).ok());
 
@@ -723,6 +754,8 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<HistoryEntry> {
         num_outputs: r.get::<_, i64>(8)? as usize,
         queue_position: r.get::<_, Option<i64>>(9)?.map(|p| p as u64),
         error: r.get(10)?,
+        estimated_usd: r.get(11)?,
+        billed_usd: r.get(12)?,
         cursor: Cursor(r.get(0)?),
     })
 }
@@ -740,33 +773,6 @@ pub fn fts_query(text: &str) -> Option<String> {
         q.push('*');
     }
     Some(q)
-}
-
-/// Rebuilds a stored input without the checks `Draft::validate` makes on the local files (they
-/// may be gone by now; the media store has copies).
-fn input_from_draft(d: &Draft) -> Result<ValidInput, String> {
-    let text = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
-    Ok(ValidInput {
-        prompt: d.prompt.clone(),
-        images: d.images.iter().map(|i| ImageSource::classify(i)).collect(),
-        seed: text(&d.seed).map(|s| s.parse::<u64>().map_err(|e| format!("seed {s:?}: {e}"))).transpose()?,
-        guidance_scale: text(&d.guidance_scale)
-            .map(|s| s.parse::<f64>().map_err(|e| format!("guidance {s:?}: {e}")))
-            .transpose()?
-            .unwrap_or(crate::model::DEFAULT_GUIDANCE_SCALE),
-        sync_mode: d.sync_mode,
-        num_images: text(&d.num_images)
-            .map(|s| s.parse::<u8>().map_err(|e| format!("num_images {s:?}: {e}")))
-            .transpose()?
-            .unwrap_or(1),
-        output_format: text(&d.output_format).and_then(|s| OutputFormat::parse(&s)).unwrap_or_default(),
-        safety_tolerance: text(&d.safety_tolerance)
-            .and_then(|s| s.parse::<u8>().ok())
-            .and_then(SafetyTolerance::new)
-            .unwrap_or_default(),
-        enhance_prompt: d.enhance_prompt,
-        aspect_ratio: text(&d.aspect_ratio).and_then(|s| AspectRatio::parse(&s)),
-    })
 }
 
 #[cfg(test)]

@@ -99,8 +99,21 @@ CREATE INDEX requests_endpoint ON requests(endpoint, id);
 CREATE INDEX requests_seed ON requests(seed);
 ";
 
+/// v3: the ledger — each request's estimate before it was sent and its bill after (fal's
+/// `x-fal-billable-units` × the unit price), with the price's unit and source. Older rows keep
+/// NULLs: their cost is unknown, never guessed.
+const V3: &str = "
+ALTER TABLE requests ADD COLUMN estimated_usd REAL;
+ALTER TABLE requests ADD COLUMN billed_usd REAL;
+ALTER TABLE requests ADD COLUMN billable_units REAL;
+ALTER TABLE requests ADD COLUMN unit_price REAL;
+ALTER TABLE requests ADD COLUMN price_unit TEXT;
+ALTER TABLE requests ADD COLUMN price_source TEXT;
+ALTER TABLE requests ADD COLUMN cost_note TEXT;
+";
+
 /// `MIGRATIONS[i]` takes version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
 #[derive(Debug, thiserror::Error)]

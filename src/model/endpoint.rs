@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 pub const DEFAULT_ENDPOINT: &str = "fal-ai/flux-pro/kontext/multi";
 
-/// Input image limit used for every Kontext multi variant (fal documents none; see docs/PROTOCOL.md).
+/// Input image limit of the Kontext multi endpoints (fal documents none; see docs/PROTOCOL.md).
 pub const MAX_INPUT_IMAGES: usize = 4;
 
 /// A fal endpoint id such as `fal-ai/flux-pro/kontext/multi`, parsed like fal's official clients
@@ -63,8 +63,10 @@ impl Endpoint {
         self.path.as_deref()
     }
 
+    /// How many input images the endpoint takes (its schema's limit; unknown endpoints get the
+    /// multi endpoints' 4).
     pub fn max_images(&self) -> usize {
-        MAX_INPUT_IMAGES
+        super::Catalog::bundled().get(&self.id).map(|s| s.images.max()).unwrap_or(MAX_INPUT_IMAGES)
     }
 }
 

@@ -2,16 +2,20 @@
 //! config defaults), validated into a [`ValidInput`], then — once local files are uploaded — the
 //! exact JSON fal expects ([`KontextInput`]).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
+use super::schema::{Catalog, EndpointSchema, ImageInput};
 use super::validation::{Field, FieldError, ValidationErrors};
 
+/// The default endpoint's guidance default (the studio's form starts there; other endpoints
+/// have their own in their schema).
 pub const DEFAULT_GUIDANCE_SCALE: f64 = 3.5;
-pub const GUIDANCE_RANGE: (f64, f64) = (1.0, 20.0);
-pub const NUM_IMAGES_RANGE: (u8, u8) = (1, 4);
 /// fal's toolkit refuses data: URIs longer than this (fal-protocol.md §3.1).
 pub const MAX_DATA_URI_LEN: usize = 10 * 1024 * 1024;
 /// fal's toolkit refuses longer http(s) URLs (fal-protocol.md §3.1).
@@ -27,22 +31,48 @@ pub const MAX_IMAGE_SIDE: u32 = 14142;
 /// fits); a file that claims more is refused as a decompression bomb.
 pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
 
-/// The request body for `fal-ai/flux-pro/kontext/multi` exactly as fal types it: the tolerance is a
-/// JSON string, optional fields are omitted when unset, every other field is always sent.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KontextInput {
-    pub prompt: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub seed: Option<u64>,
-    pub guidance_scale: f64,
-    pub sync_mode: bool,
-    pub num_images: u8,
-    pub output_format: OutputFormat,
-    pub safety_tolerance: SafetyTolerance,
-    pub enhance_prompt: bool,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub aspect_ratio: Option<AspectRatio>,
-    pub image_urls: Vec<String>,
+/// The request body of any endpoint exactly as sent: a JSON object built by
+/// [`ValidInput::to_wire`] from the endpoint's schema (the tolerance is a JSON string, fields
+/// without a value or default are left out). Read back from the history as stored.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KontextInput(pub Map<String, Value>);
+
+impl KontextInput {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+    /// Sets one field (tests and tools that send what validation would refuse).
+    pub fn set(&mut self, name: &str, value: impl Into<Value>) {
+        self.0.insert(name.to_string(), value.into());
+    }
+    pub fn prompt(&self) -> &str {
+        self.get("prompt").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn seed(&self) -> Option<u64> {
+        self.get("seed").and_then(Value::as_u64)
+    }
+    /// How many images were asked for (fal's default, 1, when the endpoint has no such field).
+    pub fn num_images(&self) -> u8 {
+        self.get("num_images").and_then(Value::as_u64).map(|n| n.clamp(1, 255) as u8).unwrap_or(1)
+    }
+    pub fn output_format(&self) -> OutputFormat {
+        self.get("output_format").and_then(Value::as_str).and_then(OutputFormat::parse).unwrap_or_default()
+    }
+    pub fn guidance_scale(&self) -> Option<f64> {
+        self.get("guidance_scale").and_then(Value::as_f64)
+    }
+    pub fn text(&self, name: &str) -> Option<String> {
+        self.get(name).map(value_text)
+    }
+    /// The input image URLs, from `image_urls` or the single `image_url`.
+    pub fn image_urls(&self) -> Vec<&str> {
+        match (self.get("image_urls"), self.get("image_url")) {
+            (Some(Value::Array(a)), _) => a.iter().filter_map(Value::as_str).collect(),
+            (_, Some(Value::String(u))) => vec![u.as_str()],
+            _ => Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -238,11 +268,17 @@ pub struct Draft {
     pub safety_tolerance: Option<String>,
     pub enhance_prompt: bool,
     pub aspect_ratio: Option<String>,
+    /// Every other field of the endpoint, by name, as typed (`--set name=value`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, String>,
 }
 
-/// A validated request whose images may still be local files.
+/// A validated request whose images may still be local files. The typed fields are the
+/// [pro] family's (kept for the studio); `extra` holds the endpoint's other fields; the
+/// schema decides which of them are sent ([`ValidInput::to_wire`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidInput {
+    pub schema: Arc<EndpointSchema>,
     pub prompt: String,
     pub images: Vec<ImageSource>,
     pub seed: Option<u64>,
@@ -253,29 +289,45 @@ pub struct ValidInput {
     pub safety_tolerance: SafetyTolerance,
     pub enhance_prompt: bool,
     pub aspect_ratio: Option<AspectRatio>,
+    /// The endpoint's other fields, validated.
+    pub extra: Map<String, Value>,
 }
 
 impl ValidInput {
-    /// The wire form, once every image has a URL fal can read.
-    pub fn to_wire(&self, image_urls: Vec<String>) -> KontextInput {
-        KontextInput {
-            prompt: self.prompt.clone(),
-            seed: self.seed,
-            guidance_scale: self.guidance_scale,
-            sync_mode: self.sync_mode,
-            num_images: self.num_images,
-            output_format: self.output_format,
-            safety_tolerance: self.safety_tolerance,
-            enhance_prompt: self.enhance_prompt,
-            aspect_ratio: self.aspect_ratio,
-            image_urls,
+    /// The endpoint's id.
+    pub fn endpoint_id(&self) -> &str {
+        &self.schema.endpoint_id
+    }
+
+    /// The value of one field as it will be sent, if it is sent.
+    fn value_of(&self, name: &str) -> Option<Value> {
+        match name {
+            "prompt" => Some(Value::from(self.prompt.clone())),
+            "seed" => self.seed.map(Value::from),
+            "guidance_scale" => Some(Value::from(self.guidance_scale)),
+            "sync_mode" => Some(Value::from(self.sync_mode)),
+            "num_images" => Some(Value::from(self.num_images)),
+            "output_format" => Some(Value::from(self.output_format.as_str())),
+            "safety_tolerance" => Some(Value::from(self.safety_tolerance.to_string())),
+            "enhance_prompt" => Some(Value::from(self.enhance_prompt)),
+            "aspect_ratio" => self.aspect_ratio.map(|a| Value::from(a.as_str())),
+            other => self.extra.get(other).cloned(),
         }
     }
 
-    /// Back to a draft (for re-running with overrides).
+    /// Every field the endpoint has, in its order, as it will be sent (images aside).
+    pub fn body(&self) -> Map<String, Value> {
+        self.schema.fields.iter().filter_map(|f| self.value_of(&f.name).map(|v| (f.name.clone(), v))).collect()
+    }
+
+    /// The wire form, once every image has a URL fal can read.
+    pub fn to_wire(&self, image_urls: Vec<String>) -> KontextInput {
+        KontextInput(self.schema.wire_body(self.body(), image_urls))
+    }
+
+    /// Back to a draft (for re-running with overrides): only the endpoint's fields.
     pub fn to_draft(&self) -> Draft {
-        Draft {
-            prompt: self.prompt.clone(),
+        let mut d = Draft {
             images: self
                 .images
                 .iter()
@@ -284,22 +336,100 @@ impl ValidInput {
                     ImageSource::Local(p) => p.display().to_string(),
                 })
                 .collect(),
-            seed: self.seed.map(|s| s.to_string()),
-            guidance_scale: Some(self.guidance_scale.to_string()),
-            sync_mode: self.sync_mode,
-            num_images: Some(self.num_images.to_string()),
-            output_format: Some(self.output_format.to_string()),
-            safety_tolerance: Some(self.safety_tolerance.to_string()),
-            enhance_prompt: self.enhance_prompt,
-            aspect_ratio: self.aspect_ratio.map(|a| a.to_string()),
+            ..Draft::default()
+        };
+        for (name, v) in self.body() {
+            d.set(&name, value_text(&v));
+        }
+        d
+    }
+
+    fn from_body(schema: Arc<EndpointSchema>, mut body: Map<String, Value>, images: Vec<ImageSource>) -> ValidInput {
+        let mut take = |name: &str| body.remove(name);
+        let prompt = take("prompt").and_then(|v| v.as_str().map(|s| s.trim().to_string())).unwrap_or_default();
+        let seed = take("seed").and_then(|v| v.as_u64());
+        let guidance_scale = take("guidance_scale").and_then(|v| v.as_f64()).unwrap_or(DEFAULT_GUIDANCE_SCALE);
+        let sync_mode = take("sync_mode").and_then(|v| v.as_bool()).unwrap_or(false);
+        let num_images = take("num_images").and_then(|v| v.as_u64()).map(|n| n.clamp(1, 255) as u8).unwrap_or(1);
+        let output_format =
+            take("output_format").and_then(|v| v.as_str().and_then(OutputFormat::parse)).unwrap_or_default();
+        let safety_tolerance = take("safety_tolerance")
+            .and_then(|v| v.as_str().and_then(|s| s.parse::<u8>().ok()).and_then(SafetyTolerance::new))
+            .unwrap_or_default();
+        let enhance_prompt = take("enhance_prompt").and_then(|v| v.as_bool()).unwrap_or(false);
+        let aspect_ratio = take("aspect_ratio").and_then(|v| v.as_str().and_then(AspectRatio::parse));
+        ValidInput {
+            schema,
+            prompt,
+            images,
+            seed,
+            guidance_scale,
+            sync_mode,
+            num_images,
+            output_format,
+            safety_tolerance,
+            enhance_prompt,
+            aspect_ratio,
+            extra: body,
         }
     }
 }
 
 impl Draft {
-    /// Checks every field against the endpoint's schema and returns all problems at once.
-    /// `max_images` is the endpoint's input image limit.
-    /// Local image paths are not looked at: the model does no I/O (see [`Draft::validate_with`]).
+    /// Sets a field by its wire name (a typed field, or one of `extra`).
+    pub fn set(&mut self, name: &str, text: String) {
+        let on = || matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1");
+        match name {
+            "prompt" => self.prompt = text,
+            "seed" => self.seed = Some(text),
+            "guidance_scale" => self.guidance_scale = Some(text),
+            "sync_mode" => self.sync_mode = on(),
+            "num_images" => self.num_images = Some(text),
+            "output_format" => self.output_format = Some(text),
+            "safety_tolerance" => self.safety_tolerance = Some(text),
+            "enhance_prompt" => self.enhance_prompt = on(),
+            "aspect_ratio" => self.aspect_ratio = Some(text),
+            other => {
+                self.extra.insert(other.to_string(), text);
+            }
+        }
+    }
+
+    /// Every field set, by wire name, as text (a bool only when on: off is the default).
+    pub fn values(&self) -> BTreeMap<String, String> {
+        let mut v = self.extra.clone();
+        let mut put = |name: &str, text: Option<&String>| {
+            if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
+                v.insert(name.to_string(), t.clone());
+            }
+        };
+        put("prompt", Some(&self.prompt));
+        put("seed", self.seed.as_ref());
+        put("guidance_scale", self.guidance_scale.as_ref());
+        put("num_images", self.num_images.as_ref());
+        put("output_format", self.output_format.as_ref());
+        put("safety_tolerance", self.safety_tolerance.as_ref());
+        put("aspect_ratio", self.aspect_ratio.as_ref());
+        let yes = "true".to_string();
+        put("sync_mode", self.sync_mode.then_some(&yes));
+        put("enhance_prompt", self.enhance_prompt.then_some(&yes));
+        v
+    }
+
+    /// This draft with only the fields `schema` has (config defaults apply where they fit).
+    pub fn only_fields_of(&self, schema: &EndpointSchema) -> Draft {
+        let mut d = Draft { images: self.images.clone(), ..Draft::default() };
+        for (name, text) in self.values() {
+            if schema.field(&name).is_some() {
+                d.set(&name, text);
+            }
+        }
+        d
+    }
+
+    /// Checks every field against the default endpoint's schema and returns all problems at
+    /// once; `max_images` is the image limit to apply. Local image paths are not looked at: the
+    /// model does no I/O (see [`Draft::validate_with`]).
     pub fn validate(&self, max_images: usize) -> Result<ValidInput, ValidationErrors> {
         self.validate_with(max_images, |_| Ok(()))
     }
@@ -311,30 +441,36 @@ impl Draft {
         max_images: usize,
         check_local: impl Fn(&Path) -> Result<(), String>,
     ) -> Result<ValidInput, ValidationErrors> {
+        let default = Catalog::bundled().default_schema();
+        if default.images.max() == max_images {
+            return self.validate_for(default, check_local);
+        }
+        let mut schema = EndpointSchema::clone(default);
+        if let ImageInput::List { max, .. } = &mut schema.images {
+            *max = max_images;
+        }
+        self.validate_for(&Arc::new(schema), check_local)
+    }
+
+    /// Checks every field against `schema` (one pass, every problem with its field):
+    /// the fields, the number of images the endpoint takes, and each image reference.
+    pub fn validate_for(
+        &self,
+        schema: &Arc<EndpointSchema>,
+        check_local: impl Fn(&Path) -> Result<(), String>,
+    ) -> Result<ValidInput, ValidationErrors> {
         let mut errors = Vec::new();
-        let mut err = |field: Field, message: String| errors.push(FieldError { field, message });
-
-        let prompt = self.prompt.trim().to_string();
-        if prompt.is_empty() {
-            err(Field::Prompt, "prompt is required: describe the edit you want".into());
-        }
-
+        let fields = schema.validate_values(&self.values());
+        let body = match fields {
+            Ok(b) => b,
+            Err(e) => {
+                errors.extend(e);
+                Map::new()
+            }
+        };
+        let image_error = schema.check_image_count(self.images.len());
         let mut images = Vec::new();
-        if self.images.is_empty() {
-            err(
-                Field::ImageUrls(None),
-                "at least one input image is required: give a URL, a data: URI or a local file path".into(),
-            );
-        } else if self.images.len() > max_images {
-            err(
-                Field::ImageUrls(None),
-                format!(
-                    "at most {max_images} input images are allowed for this endpoint, got {}: remove {}",
-                    self.images.len(),
-                    self.images.len() - max_images
-                ),
-            );
-        }
+        let mut image_errors = Vec::new();
         for (i, text) in self.images.iter().enumerate() {
             let source = ImageSource::classify(text);
             let checked = check_image_source(&source).and_then(|()| match &source {
@@ -342,107 +478,28 @@ impl Draft {
                 _ => Ok(()),
             });
             if let Err(message) = checked {
-                err(Field::ImageUrls(Some(i)), message);
+                image_errors.push(FieldError { field: Field::ImageUrls(Some(i)), message });
             }
             images.push(source);
         }
-
-        let seed = match self.seed.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => match s.parse::<u64>() {
-                Ok(v) => Some(v),
-                Err(_) => {
-                    err(Field::Seed, format!("seed must be a whole number from 0 to {}, got {s:?}", u64::MAX));
-                    None
-                }
-            },
-        };
-
-        let guidance_scale = match trimmed(&self.guidance_scale) {
-            None => DEFAULT_GUIDANCE_SCALE,
-            Some(s) => match s.parse::<f64>() {
-                Ok(v) if v.is_finite() && (GUIDANCE_RANGE.0..=GUIDANCE_RANGE.1).contains(&v) => v,
-                Ok(v) if v.is_finite() => {
-                    err(Field::GuidanceScale, format!("guidance_scale must be between 1 and 20, got {s}"));
-                    v
-                }
-                _ => {
-                    err(Field::GuidanceScale, format!("guidance_scale must be a number between 1 and 20, got {s:?}"));
-                    DEFAULT_GUIDANCE_SCALE
-                }
-            },
-        };
-
-        let num_images = match trimmed(&self.num_images) {
-            None => 1,
-            Some(s) => match s.parse::<i64>() {
-                Ok(v) if (1..=4).contains(&v) => v as u8,
-                Ok(_) => {
-                    err(Field::NumImages, format!("num_images must be between 1 and 4, got {s}"));
-                    1
-                }
-                Err(_) => {
-                    err(Field::NumImages, format!("num_images must be a whole number between 1 and 4, got {s:?}"));
-                    1
-                }
-            },
-        };
-
-        let output_format = match trimmed(&self.output_format) {
-            None => OutputFormat::default(),
-            Some(s) => OutputFormat::parse(s).unwrap_or_else(|| {
-                err(Field::OutputFormat, format!("output_format must be jpeg or png, got {s:?}"));
-                OutputFormat::default()
-            }),
-        };
-
-        let safety_tolerance = match trimmed(&self.safety_tolerance) {
-            None => SafetyTolerance::DEFAULT,
-            Some(s) => s.parse::<u8>().ok().and_then(SafetyTolerance::new).unwrap_or_else(|| {
-                err(
-                    Field::SafetyTolerance,
-                    format!("safety_tolerance must be one of 1, 2, 3, 4, 5, 6 (1 is strictest), got {s:?}"),
-                );
-                SafetyTolerance::DEFAULT
-            }),
-        };
-
-        let aspect_ratio = match trimmed(&self.aspect_ratio) {
-            None => None,
-            Some(s) if s.eq_ignore_ascii_case("auto") => None,
-            Some(s) => match AspectRatio::parse(s) {
-                Some(r) => Some(r),
-                None => {
-                    let all: Vec<_> = AspectRatio::ALL.iter().map(|r| r.as_str()).collect();
-                    err(
-                        Field::AspectRatio,
-                        format!("aspect_ratio must be one of {} (or leave it unset), got {s:?}", all.join(", ")),
-                    );
-                    None
-                }
-            },
-        };
-
+        // In the order of the form: the prompt, then the images, then the rest.
+        let at = errors.iter().take_while(|e| e.field == Field::Prompt).count();
+        let image_problems: Vec<FieldError> = image_error.into_iter().chain(image_errors).collect();
+        errors.splice(at..at, image_problems);
         if !errors.is_empty() {
             return Err(ValidationErrors(errors));
         }
-        Ok(ValidInput {
-            prompt,
-            images,
-            seed,
-            guidance_scale,
-            sync_mode: self.sync_mode,
-            num_images,
-            output_format,
-            safety_tolerance,
-            enhance_prompt: self.enhance_prompt,
-            aspect_ratio,
-        })
+        Ok(ValidInput::from_body(schema.clone(), body, images))
     }
 }
 
-fn trimmed(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+/// A JSON value as a person would type it: strings bare, `5` not `5.0`.
+pub fn value_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) if n.is_f64() => n.as_f64().map(|f| f.to_string()).unwrap_or_else(|| n.to_string()),
+        other => other.to_string(),
+    }
 }
 
 /// Cheap checks that an image reference can work, without I/O: a URL's form, a data: URI's

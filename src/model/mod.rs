@@ -1,11 +1,15 @@
-//! The endpoint's schema: typed input with validation, output and queue-status parsing.
+//! The endpoints' schemas (as data, see `schema`), typed input with validation, what a request
+//! costs, output and queue-status parsing.
 
+pub mod cost;
 mod endpoint;
 mod input;
 mod output;
+pub mod schema;
 mod validation;
 
 pub use endpoint::{DEFAULT_ENDPOINT, Endpoint, MAX_INPUT_IMAGES};
 pub use input::*;
 pub use output::*;
+pub use schema::{Catalog, EndpointSchema, FieldKind, FieldSpec, ImageInput, PriceUnit};
 pub use validation::{Field, FieldError, ValidationErrors};

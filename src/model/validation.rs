@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::Serialize;
 
-/// A field of the endpoint's input. `ImageUrls(Some(i))` is one image of the list.
+/// A field of an endpoint's input. `ImageUrls(Some(i))` is one input image (of `image_urls`, or
+/// the single `image_url`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "field", content = "index", rename_all = "snake_case")]
 pub enum Field {
@@ -19,8 +20,28 @@ pub enum Field {
     SafetyTolerance,
     EnhancePrompt,
     AspectRatio,
+    /// A field of an endpoint's schema that has no variant of its own (`num_inference_steps`).
+    Named(&'static str),
     /// A field fal named that this client does not know.
     Other,
+}
+
+/// Field names of loaded schemas, kept for the life of the process so a [`Field`] stays `Copy`.
+/// Only names a schema (or the user) introduces are added, never names from a server's answer.
+fn interned(name: &str, add: bool) -> Option<&'static str> {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = names.get(name) {
+        return Some(n);
+    }
+    if !add || name.len() > 64 || names.len() > 4096 {
+        return None;
+    }
+    let leaked: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(leaked);
+    Some(leaked)
 }
 
 impl Field {
@@ -36,8 +57,30 @@ impl Field {
             Field::SafetyTolerance => "safety_tolerance",
             Field::EnhancePrompt => "enhance_prompt",
             Field::AspectRatio => "aspect_ratio",
+            Field::Named(n) => n,
             Field::Other => "input",
         }
+    }
+
+    /// The field of this name: a known variant, else a named one (the name is kept).
+    pub fn for_name(name: &str) -> Field {
+        Self::known(name, None).unwrap_or_else(|| interned(name, true).map(Field::Named).unwrap_or(Field::Other))
+    }
+
+    fn known(name: &str, index: Option<usize>) -> Option<Field> {
+        Some(match name {
+            "prompt" => Field::Prompt,
+            "image_urls" | "image_url" => Field::ImageUrls(index),
+            "seed" => Field::Seed,
+            "guidance_scale" => Field::GuidanceScale,
+            "sync_mode" => Field::SyncMode,
+            "num_images" => Field::NumImages,
+            "output_format" => Field::OutputFormat,
+            "safety_tolerance" => Field::SafetyTolerance,
+            "enhance_prompt" => Field::EnhancePrompt,
+            "aspect_ratio" => Field::AspectRatio,
+            _ => return None,
+        })
     }
 
     /// Maps fal's `loc` (e.g. `["body","image_urls",1]`, `["body","input.image_urls"]`) to a field.
@@ -48,19 +91,8 @@ impl Field {
         };
         let name = name.strip_prefix("input.").unwrap_or(name);
         let index = parts.next().and_then(|v| v.as_u64()).map(|i| i as usize);
-        match name {
-            "prompt" => Field::Prompt,
-            "image_urls" => Field::ImageUrls(index),
-            "seed" => Field::Seed,
-            "guidance_scale" => Field::GuidanceScale,
-            "sync_mode" => Field::SyncMode,
-            "num_images" => Field::NumImages,
-            "output_format" => Field::OutputFormat,
-            "safety_tolerance" => Field::SafetyTolerance,
-            "enhance_prompt" => Field::EnhancePrompt,
-            "aspect_ratio" => Field::AspectRatio,
-            _ => Field::Other,
-        }
+        // A name from a server is only matched against names a schema introduced.
+        Self::known(name, index).or_else(|| interned(name, false).map(Field::Named)).unwrap_or(Field::Other)
     }
 }
 

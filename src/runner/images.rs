@@ -260,7 +260,7 @@ pub(super) async fn save_outputs(
                 bytes.to_vec()
             }
         };
-        let name = naming.file_name(&handle.request_id, &sent.prompt, &day, index, verified.extension());
+        let name = naming.file_name(&handle.request_id, sent.prompt(), &day, index, verified.extension());
         let path = out_dir.join(name);
         let write_path = path.clone();
         tokio::task::spawn_blocking(move || write_atomically(&write_path, &tagged))

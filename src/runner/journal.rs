@@ -30,8 +30,9 @@ pub enum JournalEntry<'a> {
     SubmitFailed { error: &'a SubmitError },
     /// A status change or new log lines as they arrive.
     Status(&'a StatusUpdate),
-    /// fal's result as it came (kept before it is parsed), with the final status's metrics.
-    Result { raw: &'a Value, metrics: Option<&'a Value> },
+    /// fal's result as it came (kept before it is parsed), with the final status's metrics and
+    /// what fal bills for it (`x-fal-billable-units`, when the answer said).
+    Result { raw: &'a Value, metrics: Option<&'a Value>, billable_units: Option<f64> },
     /// Output image `index` is being downloaded.
     Downloading { index: usize },
     /// Output image `index`, downloaded and verified: the bytes exactly as fal served them.

@@ -7,8 +7,24 @@
 //! gets one COM segment: `kontext ` followed by the same JSON.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::model::KontextInput;
+
+/// Wire fields the record has a place of its own for; every other one goes in `other`.
+const RECORDED_FIELDS: &[&str] = &[
+    "prompt",
+    "image_urls",
+    "image_url",
+    "seed",
+    "guidance_scale",
+    "output_format",
+    "aspect_ratio",
+    "num_images",
+    "safety_tolerance",
+    "enhance_prompt",
+    "sync_mode",
+];
 
 /// What a file written by kontext says about itself.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,7 +34,8 @@ pub struct ImageMetadata {
     pub image_urls: Vec<String>,
     /// The seed the image was made with (fal's answer when none was asked for).
     pub seed: Option<u64>,
-    pub guidance_scale: f64,
+    #[serde(default)]
+    pub guidance_scale: Option<f64>,
     pub output_format: String,
     #[serde(default)]
     pub aspect_ratio: Option<String>,
@@ -33,6 +50,9 @@ pub struct ImageMetadata {
     /// Which output of the request this file is (0-based).
     #[serde(default)]
     pub index: usize,
+    /// The endpoint's other fields as sent (`num_inference_steps`, `resolution_mode` …).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub other: Map<String, Value>,
 }
 
 const JSON_KEY: &str = "kontext";
@@ -43,18 +63,24 @@ pub const OMITTED_DATA_URI: &str = "(omitted)";
 impl ImageMetadata {
     pub fn new(endpoint: &str, request_id: &str, sent: &KontextInput, seed: Option<u64>, index: usize) -> Self {
         ImageMetadata {
-            prompt: sent.prompt.clone(),
-            image_urls: sent.image_urls.iter().map(|u| shorten_data_uri(u)).collect(),
-            seed: seed.or(sent.seed),
-            guidance_scale: sent.guidance_scale,
-            output_format: sent.output_format.to_string(),
-            aspect_ratio: sent.aspect_ratio.map(|a| a.to_string()),
-            num_images: Some(sent.num_images),
-            safety_tolerance: Some(sent.safety_tolerance.to_string()),
-            enhance_prompt: Some(sent.enhance_prompt),
+            prompt: sent.prompt().to_string(),
+            image_urls: sent.image_urls().iter().map(|u| shorten_data_uri(u)).collect(),
+            seed: seed.or(sent.seed()),
+            guidance_scale: sent.guidance_scale(),
+            output_format: sent.output_format().to_string(),
+            aspect_ratio: sent.text("aspect_ratio"),
+            num_images: Some(sent.num_images()),
+            safety_tolerance: sent.text("safety_tolerance"),
+            enhance_prompt: sent.get("enhance_prompt").and_then(Value::as_bool),
             endpoint: endpoint.to_string(),
             request_id: request_id.to_string(),
             index,
+            other: sent
+                .0
+                .iter()
+                .filter(|(k, _)| !RECORDED_FIELDS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 
@@ -64,7 +90,7 @@ impl ImageMetadata {
             ("prompt", self.prompt.clone()),
             ("image_urls", self.image_urls.join("\n")),
             ("seed", self.seed.map(|s| s.to_string()).unwrap_or_default()),
-            ("guidance_scale", self.guidance_scale.to_string()),
+            ("guidance_scale", self.guidance_scale.map(|g| g.to_string()).unwrap_or_default()),
             ("output_format", self.output_format.clone()),
             ("aspect_ratio", self.aspect_ratio.clone().unwrap_or_else(|| "auto".into())),
         ];
@@ -76,6 +102,9 @@ impl ImageMetadata {
         }
         if let Some(e) = self.enhance_prompt {
             f.push(("enhance_prompt", e.to_string()));
+        }
+        for (name, v) in &self.other {
+            f.push((crate::model::Field::for_name(name).name(), crate::model::value_text(v)));
         }
         f.push(("endpoint", self.endpoint.clone()));
         f.push(("request_id", self.request_id.clone()));
@@ -245,21 +274,18 @@ fn read_jpeg(bytes: &[u8]) -> Result<Option<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{OutputFormat, SafetyTolerance};
-
     fn sent() -> KontextInput {
-        KontextInput {
-            prompt: "make it night — ночь 🌙".into(),
-            seed: None,
-            guidance_scale: 4.5,
-            sync_mode: false,
-            num_images: 2,
-            output_format: OutputFormat::Png,
-            safety_tolerance: SafetyTolerance::DEFAULT,
-            enhance_prompt: false,
-            aspect_ratio: None,
-            image_urls: vec!["https://x.test/a.png".into(), "data:image/png;base64,AAAA".into()],
-        }
+        let body = serde_json::json!({
+            "prompt": "make it night — ночь 🌙",
+            "guidance_scale": 4.5,
+            "sync_mode": false,
+            "num_images": 2,
+            "output_format": "png",
+            "safety_tolerance": "2",
+            "enhance_prompt": false,
+            "image_urls": ["https://x.test/a.png", "data:image/png;base64,AAAA"],
+        });
+        serde_json::from_value(body).unwrap()
     }
 
     fn encoded(format: image::ImageFormat) -> Vec<u8> {

@@ -3,6 +3,7 @@
 //! name made from the request id. Front ends (CLI, TUI) drive it and listen to its [`JobEvent`]s;
 //! it knows nothing about terminals.
 
+pub mod catalog;
 mod images;
 mod journal;
 pub mod metadata;
@@ -88,6 +89,8 @@ pub struct JobOutcome {
     pub logs: Vec<LogEntry>,
     pub metrics: Option<Value>,
     pub elapsed: Duration,
+    /// What fal bills for the result (`x-fal-billable-units`), when it said.
+    pub billable_units: Option<f64>,
     /// Steps the history could not record (a full disk, a failing store), each with its error:
     /// the files are written but the history does not know it. Empty when the history has it
     /// all. Front ends must say so plainly and not claim the request is recorded as completed.
@@ -322,8 +325,8 @@ async fn finish(
     let fal_err = |error: FalError| JobError::Fal { handle: Box::new(handle.clone()), error };
     // A stored result this client cannot read is fetched again rather than trusted.
     let known_result = known_result.filter(|raw| serde_json::from_value::<KontextOutput>(raw.clone()).is_ok());
-    let (raw_result, logs, metrics) = match known_result {
-        Some(raw) => (raw, Vec::new(), None),
+    let (raw_result, logs, metrics, billable_units) = match known_result {
+        Some(raw) => (raw, Vec::new(), None, None),
         None => {
             let follow = client.follow(&handle, follow_mode, |u| {
                 rec.note(JournalEntry::Status(&u));
@@ -342,16 +345,16 @@ async fn finish(
                 s = follow => s,
             };
             let final_status = final_status.map_err(fal_err)?;
-            let raw = client.result(&handle).await.map_err(fal_err)?;
+            let (raw, billable_units) = client.result_billed(&handle).await.map_err(fal_err)?;
             // Kept before parsing, so even an answer this client cannot read is not lost.
-            rec.note(JournalEntry::Result { raw: &raw, metrics: final_status.metrics.as_ref() });
-            (raw, final_status.logs.unwrap_or_default(), final_status.metrics)
+            rec.note(JournalEntry::Result { raw: &raw, metrics: final_status.metrics.as_ref(), billable_units });
+            (raw, final_status.logs.unwrap_or_default(), final_status.metrics, billable_units)
         }
     };
 
     let mut output: KontextOutput = serde_json::from_value(raw_result.clone())
         .map_err(|e| fal_err(FalError::Protocol(format!("the result does not match the endpoint's schema: {e}"))))?;
-    let asked = usize::from(sent.num_images.max(1));
+    let asked = usize::from(sent.num_images().max(1));
     if output.images.len() > asked {
         // More than was paid for: keep what was asked for and fetch nothing else.
         rec.emit(JobEvent::Note(format!(
@@ -369,7 +372,7 @@ async fn finish(
     rec.note(JournalEntry::Completed { elapsed });
 
     let unrecorded = std::mem::take(&mut *rec.unrecorded());
-    Ok(JobOutcome { handle, sent, output, raw_result, files, logs, metrics, elapsed, unrecorded })
+    Ok(JobOutcome { handle, sent, output, raw_result, files, logs, metrics, elapsed, unrecorded, billable_units })
 }
 
 fn status_event(u: StatusUpdate) -> JobEvent {

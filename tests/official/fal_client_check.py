@@ -164,6 +164,36 @@ def full() -> None:
     check(out["images"][0]["url"].startswith("data:image/png;base64,"), "sync_mode data URI")
 
 
+def family() -> None:
+    """Other endpoints of the family: owner/alias routing for status and result URLs, one
+    image_url, [dev]'s fields and output, a 422 naming that endpoint's own field."""
+    key = os.environ.get("FAL_KEY", "emulator:key")
+    client = fal_client.SyncClient(key=key)
+    image = data_uri(png_bytes(16, 12))
+
+    handle = client.submit("fal-ai/flux-pro/kontext/max", arguments={"prompt": "harder edit", "image_url": image})
+    res = handle.get()
+    assert_output(res)
+    check("/fal-ai/flux-pro/requests/" in handle.response_url, f"owner/alias result URL: {handle.response_url}")
+
+    dev = fal_client.subscribe(
+        "fal-ai/flux-kontext/dev",
+        arguments={"prompt": "dev edit", "image_url": image, "num_inference_steps": 12, "resolution_mode": "1:1"},
+    )
+    assert_output(dev)
+    img = dev["images"][0]
+    check(img["width"] == img["height"] and img["file_size"] > 0 and "file_name" in img, f"[dev] output: {img}")
+    try:
+        client.run("fal-ai/flux-kontext/dev", arguments={"prompt": "p", "image_url": image, "acceleration": "max"})
+        raise AssertionError("acceleration=max should be rejected")
+    except fal_client.FalClientHTTPError as e:
+        check(e.status_code == 422 and e.message[0]["loc"] == ["body", "acceleration"], f"[dev] 422: {e.message}")
+
+    t2i = client.run("fal-ai/flux-pro/kontext/text-to-image", arguments={"prompt": "a first image"})
+    assert_output(t2i)
+    check(t2i["images"][0]["width"] == t2i["images"][0]["height"], "text-to-image defaults to 1:1")
+
+
 def retry() -> None:
     """Run against an emulator with transient faults: the client must retry them away."""
     result = fal_client.subscribe(
@@ -174,5 +204,5 @@ def retry() -> None:
 
 if __name__ == "__main__":
     mode = sys.argv[1] if len(sys.argv) > 1 else "full"
-    {"full": full, "retry": retry}[mode]()
+    {"full": full, "retry": retry, "family": family}[mode]()
     print(f"ALL OK ({mode}, fal_client {fal_client.__version__})")

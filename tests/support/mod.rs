@@ -13,13 +13,14 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_kontext");
 
 /// Variables of the developer's environment that would change what `kontext` talks to or how
 /// it draws: every test starts without them.
-pub const SCRUBBED_ENV: [&str; 9] = [
+pub const SCRUBBED_ENV: [&str; 10] = [
     "FAL_KEY",
     "FAL_KEY_ID",
     "FAL_KEY_SECRET",
     "FAL_QUEUE_URL",
     "FAL_RUN_URL",
     "FAL_REST_URL",
+    "FAL_API_URL",
     "KONTEXT_ENDPOINT",
     "KONTEXT_GRAPHICS",
     "NO_COLOR",
