@@ -148,8 +148,7 @@ fn states(km: &Keymap) -> Vec<(&'static str, App)> {
 }
 
 fn all_hints(a: &App) -> Vec<Hint> {
-    let (pane, global) = a.hints();
-    pane.into_iter().chain(global).collect()
+    a.hints()
 }
 
 fn params(a: &App) -> Vec<String> {
