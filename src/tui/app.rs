@@ -22,7 +22,7 @@ use super::panes::jobs::JobsPane;
 use super::panes::params::ParamsPane;
 use super::panes::prompt::PromptPane;
 use super::panes::results::ResultsPane;
-use super::panes::status::{self, StatusHints};
+use super::panes::status;
 use super::panes::{Canvas, Hint, PaneBehaviour, PaneEvent, ResultsSource, Shared};
 use super::view::theme::Theme;
 use super::widgets::{ImageView, MIN_HEIGHT, MIN_WIDTH, layout};
@@ -480,22 +480,28 @@ impl App {
         self.images.set_items(&draft.images, shared)
     }
 
-    /// What the status bar names: the focused pane's keys, then the keys that work everywhere.
-    pub fn hints(&self) -> (Vec<Hint>, Vec<Hint>) {
-        let shared = self.shared();
+    /// What the status bar names: the focused pane's keys (its first kept longest), then the
+    /// keys that work everywhere, each ranked by how long it stays when the bar is short.
+    pub fn hints(&self) -> Vec<Hint> {
         let km = &self.ctx.keymap;
         let editing = self.focused().is_editing_text();
-        let pane = self.focused().hints(shared);
+        let mut hints: Vec<Hint> = self.focused().hints(self.shared());
+        // Cancelling an input (ranked by its pane) stays as long as the pane's first key.
+        if let Some(first) = hints.first_mut() {
+            first.rank = first.rank.min(1);
+        }
         let global = [
-            (Action::Help, "help"),
-            (Action::Submit, "submit"),
-            (Action::NextPane, "next pane"),
-            (Action::ForceQuit, "quit"),
-        ]
-        .into_iter()
-        .filter_map(|(a, label)| Hint::bound(km, self.focus, a, label, editing))
-        .collect();
-        (pane, global)
+            (Action::Help, "help", 0),
+            (Action::Submit, "submit", 2),
+            (Action::NextPane, "next pane", 5),
+            (Action::ForceQuit, "quit", 3),
+        ];
+        hints.extend(
+            global
+                .into_iter()
+                .filter_map(|(a, label, rank)| Hint::bound(km, self.focus, a, label, editing).map(|h| h.ranked(rank))),
+        );
+        hints
     }
 
     /// Draws every pane the layout shows, the status bar and the overlay.
@@ -511,7 +517,7 @@ impl App {
         }
         let param_errors = super::form::ParamRow::ALL.iter().map(|r| self.errors.of(r.field()).count() as u16).sum();
         let areas = layout(area, self.focus, param_errors);
-        let (pane_hints, global_hints) = self.hints();
+        let hints = self.hints();
         let buf = frame.buffer_mut();
         if let Some(tabs) = areas.tabs {
             status::draw_tabs(buf, tabs, self.focus, theme);
@@ -536,7 +542,6 @@ impl App {
                 }
             }
         }
-        let hints = StatusHints { pane: &pane_hints, global: &global_hints };
         status::draw(buf, areas.status, self.notice.as_ref(), &hints, &self.ctx, theme);
         if let Some(overlay) = &self.overlay {
             overlay.draw(buf, area, &self.ctx, self.prompt.recall(), theme);

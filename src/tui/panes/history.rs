@@ -185,7 +185,7 @@ impl PaneBehaviour for HistoryPane {
         if self.searching {
             return vec![
                 Hint::fixed("Enter", "enter", Some(Action::Confirm), "keep search"),
-                Hint::fixed("Esc", "esc", Some(Action::Close), "clear search"),
+                Hint::fixed("Esc", "esc", Some(Action::Close), "clear search").ranked(1),
             ];
         }
         let km = shared.keymap();

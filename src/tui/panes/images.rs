@@ -240,7 +240,7 @@ impl PaneBehaviour for ImagesPane {
         if self.input.is_some() {
             return vec![
                 Hint::fixed("Enter", "enter", Some(Action::Confirm), "add"),
-                Hint::fixed("Esc", "esc", Some(Action::Close), "cancel"),
+                Hint::fixed("Esc", "esc", Some(Action::Close), "cancel").ranked(1),
             ];
         }
         let km = shared.keymap();

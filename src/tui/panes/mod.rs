@@ -99,6 +99,8 @@ pub struct Hint {
     /// What it does: the keymap's action, or the action a text field's fixed key stands for;
     /// `None` for typing itself ("0-9 type").
     pub action: Option<Action>,
+    /// How long it stays when the status bar is short: lower stays longer (help is 0).
+    pub rank: u8,
 }
 
 impl Hint {
@@ -110,13 +112,21 @@ impl Hint {
             label,
             press,
             action: Some(action),
+            rank: Hint::DEFAULT_RANK,
         })
     }
 
     /// A key a pane handles itself (Enter and Esc in a text field), or a group shown as one.
     pub fn fixed(keys: &str, press: &str, action: Option<Action>, label: &'static str) -> Hint {
         let press = KeyCombo::parse(press).expect("a valid key in the source");
-        Hint { keys: keys.to_string(), label, press, action }
+        Hint { keys: keys.to_string(), label, press, action, rank: Hint::DEFAULT_RANK }
+    }
+
+    /// The rank of a pane's hints after its first.
+    pub const DEFAULT_RANK: u8 = 4;
+
+    pub fn ranked(self, rank: u8) -> Hint {
+        Hint { rank, ..self }
     }
 }
 

@@ -121,7 +121,7 @@ impl PaneBehaviour for ParamsPane {
         if self.form.is_typing() {
             return vec![
                 Hint::fixed("Enter", "enter", Some(Action::Confirm), "keep"),
-                Hint::fixed("Esc", "esc", Some(Action::Close), "undo"),
+                Hint::fixed("Esc", "esc", Some(Action::Close), "undo").ranked(1),
             ];
         }
         let km = shared.keymap();
