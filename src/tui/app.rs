@@ -13,7 +13,7 @@ use super::action::{Action, is_command_key};
 pub use super::context::AppContext;
 use super::context::FieldErrors;
 use super::job_store::JobStore;
-use super::message::{DetailPurpose, Effect, HistoryDetailView, Message, Notice};
+use super::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, JobId, Message, Notice};
 use super::overlay::{Overlay, OverlayOutcome};
 pub use super::pane::Pane;
 use super::panes::history::HistoryPane;
@@ -437,7 +437,7 @@ impl App {
         vec![Notice::info(text).into()]
     }
 
-    fn on_job_finished(&mut self, id: super::message::JobId, outcome: super::message::JobFinish) -> Vec<PaneEvent> {
+    fn on_job_finished(&mut self, id: JobId, outcome: JobFinish) -> Vec<PaneEvent> {
         let Some(finished) = self.jobs.finish(id, outcome) else { return Vec::new() };
         if let Some(seed) = finished.seed {
             self.last_seed = Some(seed);
