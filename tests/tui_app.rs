@@ -356,7 +356,11 @@ fn quitting_waits_for_a_submit_in_flight_unless_asked_twice() {
         cancel_url: "c".into(),
     };
     let effects = a.update(Message::Job { id: 1, event: kontext::runner::JobEvent::Submitted { handle } });
-    assert!(matches!(effects.as_slice(), [Effect::Quit]), "quits once fal has it: {effects:?}");
+    assert!(effects.iter().any(|e| matches!(e, Effect::Quit)), "quits once fal has it: {effects:?}");
+    assert!(
+        effects.iter().any(|e| matches!(e, Effect::LoadHistory(_))),
+        "and the History pane lists the accepted request: {effects:?}"
+    );
 
     let mut b = app();
     ready(&mut b);

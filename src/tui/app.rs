@@ -13,7 +13,7 @@ use super::action::{Action, is_command_key};
 pub use super::context::AppContext;
 use super::context::FieldErrors;
 use super::job_store::JobStore;
-use super::message::{DetailPurpose, Effect, HistoryDetailView, Message, Notice};
+use super::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, JobId, Message, Notice};
 use super::overlay::{Overlay, OverlayOutcome};
 pub use super::pane::Pane;
 use super::panes::history::HistoryPane;
@@ -27,6 +27,7 @@ use super::panes::{Canvas, Hint, PaneBehaviour, PaneEvent, ResultsSource, Shared
 use super::view::theme::Theme;
 use super::widgets::{ImageView, MIN_HEIGHT, MIN_WIDTH, layout};
 use crate::model::{Draft, Field, FieldError, ValidInput, ValidationErrors};
+use crate::runner::JobEvent;
 use crate::sanitize::one_line;
 
 pub struct App {
@@ -177,8 +178,11 @@ impl App {
             Message::Input(_) | Message::Tick | Message::Redraw => Vec::new(),
             Message::ImagesChecked { seq, info } => self.images.on_checked(seq, info),
             Message::Job { id, event } => {
+                // fal has the request and the history has its row: list it, so History shows
+                // the job while it runs (not only once it ended).
+                let accepted = matches!(event, JobEvent::Submitted { .. });
                 self.jobs.on_event(id, event);
-                Vec::new()
+                if accepted { vec![PaneEvent::Run(self.history.reload())] } else { Vec::new() }
             }
             Message::JobFinished { id, outcome } => self.on_job_finished(id, *outcome),
             Message::History { filter, rows } => {
@@ -437,7 +441,7 @@ impl App {
         vec![Notice::info(text).into()]
     }
 
-    fn on_job_finished(&mut self, id: super::message::JobId, outcome: super::message::JobFinish) -> Vec<PaneEvent> {
+    fn on_job_finished(&mut self, id: JobId, outcome: JobFinish) -> Vec<PaneEvent> {
         let Some(finished) = self.jobs.finish(id, outcome) else { return Vec::new() };
         if let Some(seed) = finished.seed {
             self.last_seed = Some(seed);
