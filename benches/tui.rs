@@ -47,6 +47,7 @@ fn busy_app() -> App {
         graphics: "none".into(),
         keymap: Keymap::default(),
         data_uri_threshold: 256 * 1024,
+        output_dir: "~/Pictures/kontext".into(),
     };
     let mut app = App::new(ctx, &Draft::default());
     let rows = (0..HISTORY)

@@ -15,9 +15,22 @@ pub struct AppContext {
     pub keymap: Keymap,
     /// Local files up to this size are sent inline, larger ones uploaded (shown per image).
     pub data_uri_threshold: u64,
+    /// Where this session's outputs are written, as shown (the home folder as `~`): the help
+    /// and the Results header name it, so a newcomer knows where the files went.
+    pub output_dir: String,
 }
 
 impl AppContext {
+    /// `dir` as the help shows it: `~/…` inside the home folder, one clean line.
+    pub fn shown_dir(dir: &std::path::Path, home: Option<&std::path::Path>) -> String {
+        let shown = match home.and_then(|h| dir.strip_prefix(h).ok()) {
+            Some(rest) if rest.as_os_str().is_empty() => "~".to_string(),
+            Some(rest) => format!("~/{}", rest.display()),
+            None => dir.display().to_string(),
+        };
+        crate::sanitize::one_line(&shown)
+    }
+
     /// The image mode without its details ("sixel 10x20 (tmux passthrough)" → "sixel"), for
     /// the status bar; the help overlay shows the whole description.
     pub fn graphics_short(&self) -> &str {
@@ -68,6 +81,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_output_folder_is_shown_under_home_as_a_tilde() {
+        use std::path::Path;
+        let home = Some(Path::new("/home/ann"));
+        assert_eq!(AppContext::shown_dir(Path::new("/home/ann/Pictures/kontext"), home), "~/Pictures/kontext");
+        assert_eq!(AppContext::shown_dir(Path::new("/home/ann"), home), "~");
+        assert_eq!(AppContext::shown_dir(Path::new("/srv/out"), home), "/srv/out");
+        assert_eq!(AppContext::shown_dir(Path::new("/home/annex/x"), home), "/home/annex/x");
+        assert_eq!(AppContext::shown_dir(Path::new("/tmp/a\u{1b}[2Jb"), None), "/tmp/ab");
+    }
+
+    #[test]
     fn the_short_image_mode_drops_size_and_details() {
         let ctx = |g: &str| AppContext {
             max_images: 4,
@@ -75,6 +99,7 @@ mod tests {
             graphics: g.into(),
             keymap: Keymap::default(),
             data_uri_threshold: 0,
+            output_dir: String::new(),
         };
         assert_eq!(ctx("sixel 10x20 (tmux passthrough, probe)").graphics_short(), "sixel");
         assert_eq!(ctx("kitty 8x16").graphics_short(), "kitty");

@@ -176,6 +176,7 @@ async fn studio(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupEr
     let mode_text = opts.graphics.clone().or(config.graphics.clone()).unwrap_or_else(|| "auto".into());
     let mode = mode_text.parse::<GraphicsMode>().map_err(StartupError::invalid)?;
     let out_dir = crate::setup::studio_output_dir(config.output_dir.as_deref(), locations);
+    let shown_out_dir = AppContext::shown_dir(&out_dir, directories::UserDirs::new().as_ref().map(|u| u.home_dir()));
     for (dir, what) in [(out_dir.as_path(), "output_dir"), (locations.data_dir().as_path(), "the data directory")] {
         crate::setup::check_writable_dir(dir, what).map_err(StartupError::invalid)?;
     }
@@ -201,6 +202,7 @@ async fn studio(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupEr
         graphics: graphics.describe(),
         keymap,
         data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
+        output_dir: shown_out_dir,
     };
     let app = App::new(ctx, &config.default_draft());
     let (thumb_tx, thumb_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -156,6 +156,7 @@ pub fn help_lines(ctx: &AppContext, theme: &Theme) -> Vec<Line<'static>> {
     let mut lines = vec![
         Line::styled("kontext — keys", theme.title()),
         Line::styled(format!("talking to: {} · images: {}", ctx.target, ctx.graphics), theme.dim()),
+        Line::styled(format!("outputs go to: {}", ctx.output_dir), theme.dim()),
         Line::raw(""),
     ];
     let mut scope: Option<Scope> = None;
@@ -218,7 +219,14 @@ mod tests {
     use std::collections::HashMap;
 
     fn ctx(keymap: Keymap) -> AppContext {
-        AppContext { max_images: 4, target: "t".into(), graphics: "g".into(), keymap, data_uri_threshold: 0 }
+        AppContext {
+            max_images: 4,
+            target: "t".into(),
+            graphics: "g".into(),
+            keymap,
+            data_uri_threshold: 0,
+            output_dir: "~/Pictures/kontext".into(),
+        }
     }
 
     fn text(lines: &[Line]) -> String {

@@ -19,6 +19,7 @@ pub fn context(keymap: Keymap) -> AppContext {
         graphics: "text previews".into(),
         keymap,
         data_uri_threshold: 256 * 1024,
+        output_dir: "~/Pictures/kontext".into(),
     }
 }
 

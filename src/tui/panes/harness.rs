@@ -26,6 +26,7 @@ impl Harness {
                 graphics: "halfblocks".into(),
                 keymap: Keymap::default(),
                 data_uri_threshold: 256 * 1024,
+                output_dir: "~/Pictures/kontext".into(),
             },
             jobs: JobStore::default(),
             errors: FieldErrors::default(),

@@ -127,14 +127,20 @@ impl ResultsPane {
         }
     }
 
-    fn title(&self, jobs: &JobStore) -> String {
+    fn title(&self, jobs: &JobStore, output_dir: &str) -> String {
         let what = match &self.source {
             ResultsSource::Nothing => "nothing selected".to_string(),
+            // This session's files are in the output folder: say which (history entries name
+            // their own paths in the caption).
             ResultsSource::Job(id) => format!("job #{id}"),
             ResultsSource::History(d) => format!("history {}", d.id.get(..8).unwrap_or(&d.id)),
         };
         let n = self.items(jobs).len();
-        if n == 0 { what } else { format!("{what} · {}/{n}", self.selected + 1) }
+        let what = if n == 0 { what } else { format!("{what} · {}/{n}", self.selected + 1) };
+        match self.source {
+            ResultsSource::Job(_) => format!("{what} · in {output_dir}"),
+            _ => what,
+        }
     }
 
     /// One image over the whole screen (but the status bar).
@@ -210,7 +216,7 @@ impl PaneBehaviour for ResultsPane {
     fn draw(&mut self, c: Canvas) {
         let jobs = c.shared.jobs;
         let theme = c.theme;
-        let block = pane_block(Pane::Results, c.focused, self.title(jobs), theme);
+        let block = pane_block(Pane::Results, c.focused, self.title(jobs, &c.shared.ctx.output_dir), theme);
         let inner = block.inner(c.area);
         block.render(c.area, c.buf);
         let items = self.items(jobs);
@@ -321,7 +327,7 @@ mod tests {
     fn draws_a_cell_per_output_and_side_by_side_the_inputs() {
         let (h, mut p) = done();
         let screen = h.render(&mut p, 80, 12);
-        assert!(screen.contains("6 Results job #1 · 1/2"), "{screen}");
+        assert!(screen.contains("6 Results job #1 · 1/2 · in ~/Pictures/kontext"), "{screen}");
         assert!(screen.contains("r-0.png") && screen.contains("r-1.png"), "{screen}");
         h.press(&mut p, "v");
         let screen = h.render(&mut p, 80, 12);
