@@ -72,10 +72,10 @@ async fn results_say_what_they_bill_and_requests_are_listed_with_cursors() {
     let emu = start().await;
     let base = emu.base_url();
     let mut ids = Vec::new();
-    for n in 1..=3 {
-        let body = json!({"prompt": format!("p{n}"), "image_url": png_data_uri(16, 16), "num_images": n});
+    // Submits, waits, and returns the submit answer and the result response.
+    let run = |endpoint: &'static str, body: Value| async move {
         let r: Value = client()
-            .post(format!("{base}/fal-ai/flux-pro/kontext/max"))
+            .post(format!("{base}/{endpoint}"))
             .header("authorization", KEY)
             .json(&body)
             .send()
@@ -84,26 +84,20 @@ async fn results_say_what_they_bill_and_requests_are_listed_with_cursors() {
             .json()
             .await
             .unwrap();
-        assert!(r["response_url"].as_str().unwrap().contains("/fal-ai/flux-pro/requests/"), "owner/alias: {r}");
         wait_completed(r["status_url"].as_str().unwrap()).await;
         let result = get(r["response_url"].as_str().unwrap()).await;
+        (r, result)
+    };
+    for n in 1..=3 {
+        let body = json!({"prompt": format!("p{n}"), "image_url": png_data_uri(16, 16), "num_images": n});
+        let (r, result) = run("fal-ai/flux-pro/kontext/max", body).await;
+        assert!(r["response_url"].as_str().unwrap().contains("/fal-ai/flux-pro/requests/"), "owner/alias: {r}");
         assert_eq!(result.headers()["x-fal-billable-units"], n.to_string().as_str());
         ids.push(r["request_id"].as_str().unwrap().to_string());
     }
     // [dev], 21:9 (just over one megapixel): two units per image.
     let dev = json!({"prompt": "d", "image_url": png_data_uri(16, 16), "resolution_mode": "21:9"});
-    let r: Value = client()
-        .post(format!("{base}/fal-ai/flux-kontext/dev"))
-        .header("authorization", KEY)
-        .json(&dev)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    wait_completed(r["status_url"].as_str().unwrap()).await;
-    let result = get(r["response_url"].as_str().unwrap()).await;
+    let (_, result) = run("fal-ai/flux-kontext/dev", dev).await;
     assert_eq!(result.headers()["x-fal-billable-units"], "2");
     let out: Value = result.json().await.unwrap();
     assert!(out["images"][0]["file_size"].as_u64().unwrap() > 0);
