@@ -52,7 +52,8 @@ impl History {
             ),
         };
         let key = match by {
-            SpendBy::Day => "date(created_at, 'unixepoch')",
+            // Whole UTC days, formatted below (cheaper than date() on every row).
+            SpendBy::Day => "created_at / 86400",
             SpendBy::Endpoint => "endpoint",
         };
         let filter = if since.is_some() { "WHERE created_at >= ?1" } else { "" };
@@ -67,8 +68,15 @@ impl History {
         let map = |r: &rusqlite::Row<'_>| {
             let billed: f64 = r.get(2)?;
             let unbilled: f64 = r.get(3)?;
+            let key = match by {
+                SpendBy::Day => {
+                    let day: i64 = r.get(0)?;
+                    crate::timefmt::format_utc(day * 86_400).chars().take(10).collect()
+                }
+                SpendBy::Endpoint => r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            };
             Ok(SpendRow {
-                key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                key,
                 requests: r.get::<_, i64>(1)? as u64,
                 billed_usd: cents(billed),
                 unbilled_estimate_usd: cents(unbilled),
