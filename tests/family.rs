@@ -226,3 +226,66 @@ fn models_lists_the_family_and_shows_fields() {
     let out = kontext(home.path()).args(["models", "add", "fal-ai/flux-pro/kontext"]).output().unwrap();
     assert!(text(&out).0.contains("ships with kontext"));
 }
+
+#[test]
+fn models_add_fetches_a_schema_that_then_runs_and_refuses_one_the_form_cannot_fill() {
+    let (_rt, emu) = emulator();
+    let home = tempfile::tempdir().unwrap();
+    let id = "fal-ai/flux-kontext-lora";
+    let e =
+        kontext(home.path()).args(["run", "--endpoint", id, "-p", "x", "-i", "https://a.test/1.png"]).output().unwrap();
+    assert_eq!(e.status.code(), Some(2), "not known before it is added");
+
+    let out = kontext(home.path())
+        .env("FAL_KEY", "k")
+        .args(["models", "add", id, "--api-url", emu.base_url()])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.contains("added fal-ai/flux-kontext-lora"), "{stdout}");
+    assert!(emu.journal().iter().any(|r| r.path == "/v1/models"), "asked fal's model API");
+    let saved = std::fs::read_to_string(home.path().join("data/endpoints/fal-ai.flux-kontext-lora.json")).unwrap();
+    assert!(saved.contains("\"x-kontext\"") && saved.contains("megapixel"), "with our block: {saved:.300}");
+
+    let listed = json_of(&kontext(home.path()).args(["models", "--json"]).output().unwrap());
+    assert!(listed.as_array().unwrap().iter().any(|m| m["endpoint_id"] == id));
+    // It runs: the field the form cannot fill (loras) is left to fal's default.
+    let input = home.path().join("in.png");
+    png(&input, 40, 30);
+    let v = json_of(
+        &kontext(home.path())
+            .env("FAL_KEY", "k")
+            .args([
+                "run",
+                "--json",
+                "--queue-url",
+                emu.base_url(),
+                "--endpoint",
+                id,
+                "-p",
+                "x",
+                "--set",
+                "num_inference_steps=10",
+                "-i",
+            ])
+            .arg(&input)
+            .arg("--out")
+            .arg(home.path())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(v["endpoint"], id);
+    assert_eq!(v["result"]["images"][0]["content_type"], "image/png", "its own default format");
+
+    let strict = "fal-ai/flux-kontext-lora/strict";
+    let out = kontext(home.path())
+        .args(["models", "add", strict, "--api-url", emu.base_url()])
+        .env("FAL_KEY", "k")
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot fill its required field loras"), "{stderr}");
+    assert!(!home.path().join("data/endpoints/fal-ai.flux-kontext-lora.strict.json").exists());
+}

@@ -490,3 +490,39 @@ fn a_running_request_of_a_live_process_cannot_be_removed() {
     let err = h.delete(&id).unwrap_err();
     assert!(err.to_string().contains("still running"), "{err}");
 }
+
+#[test]
+fn the_ledger_follows_estimates_bills_and_deletions() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(dir.path()).unwrap();
+    let spend = |h: &History| h.spend(None, kontext::history::SpendBy::Endpoint).unwrap();
+    let estimate = |usd: f64| kontext::model::cost::Estimate {
+        usd: Some(usd),
+        units: Some(1.0),
+        unit_price: Some(usd),
+        unit: "image".into(),
+        price_source: "test".into(),
+        exact: true,
+        note: None,
+    };
+    let mut ids = Vec::new();
+    for usd in [0.04, 0.08] {
+        let j = h.journal();
+        j.set_estimate(estimate(usd));
+        let inp = input("a ledger row", vec!["https://example.test/a.png".into()], None);
+        j.record(JournalEntry::Pending { endpoint: &Endpoint::default(), input: &inp, out_dir: Path::new("/tmp") })
+            .unwrap();
+        ids.push((j.short_id(), j));
+    }
+    let s = spend(&h);
+    assert_eq!((s.total_usd, s.rows[0].billed_usd, s.rows[0].unbilled_estimate_usd), (0.12, 0.0, 0.12));
+    assert_eq!(h.spent_today().unwrap(), 0.12);
+    // A bill replaces the estimate; a request fal never billed counts 0.
+    ids[0].1.record_bill(Some(0.0), Some("a 5xx is never billed")).unwrap();
+    let s = spend(&h);
+    assert_eq!((s.total_usd, s.rows[0].requests), (0.08, 2));
+    ids[1].1.record(JournalEntry::Failed { error: "stopped" }).unwrap();
+    h.delete(&ids[1].0).unwrap();
+    let s = spend(&h);
+    assert_eq!((s.total_usd, s.rows[0].requests), (0.0, 1));
+}

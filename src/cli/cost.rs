@@ -107,13 +107,18 @@ pub fn cost_json(estimate: &Estimate, billable_units: Option<f64>) -> Value {
 /// The summary line of a finished request.
 pub fn cost_line(estimate: &Estimate, outcome: &JobOutcome) -> String {
     match billed_usd(estimate, outcome.billable_units) {
-        Some(b) => format!(
-            "cost     ${b:.4} billed ({} {} × ${}; estimated {})",
-            cost::units_text(outcome.billable_units.unwrap_or(0.0)),
-            estimate.unit,
-            estimate.unit_price.unwrap_or(0.0),
-            estimate.describe()
-        ),
+        Some(b) => {
+            let units = outcome.billable_units.unwrap_or(0.0);
+            let estimated = estimate.usd.map(|e| format!("${e:.4}")).unwrap_or_else(|| "unknown".into());
+            format!(
+                "cost     ${b:.4} billed ({} {}{} × ${}, {}; estimated {estimated})",
+                cost::units_text(units),
+                estimate.unit,
+                if units == 1.0 { "" } else { "s" },
+                estimate.unit_price.unwrap_or(0.0),
+                estimate.price_source,
+            )
+        }
         None => format!("cost     not reported by fal; estimated {}", estimate.describe()),
     }
 }

@@ -6,6 +6,7 @@
 //! the network beyond 127.0.0.0/8.
 
 mod bodies;
+mod endpoints;
 mod faults;
 mod inputs;
 mod platform;

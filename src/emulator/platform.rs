@@ -10,10 +10,10 @@ use base64::Engine;
 use serde_json::{Value, json};
 
 use super::Shared;
+use super::endpoints::{extra_items, prices};
 use super::sim::{Outcome, Phase};
 use super::util::{detail, iso8601, json, lock, query_param};
 use crate::model::Catalog;
-use crate::model::cost::PriceTable;
 
 /// What a path under `/v1/models` asks for.
 pub(crate) enum PlatformOp {
@@ -60,7 +60,7 @@ fn pricing(query: Option<&str>) -> Response<Body> {
     if ids.is_empty() || ids.len() > 50 {
         return detail(422, "endpoint_id must name 1 to 50 endpoints");
     }
-    let table = PriceTable::bundled();
+    let table = prices();
     let mut prices = Vec::new();
     for id in &ids {
         match table.get(id) {
@@ -84,7 +84,7 @@ fn estimate(body: &[u8]) -> Response<Body> {
     let Some(endpoints) = v["endpoints"].as_object().filter(|e| !e.is_empty()) else {
         return detail(422, "endpoints must map at least one endpoint id to its quantity");
     };
-    let table = PriceTable::bundled();
+    let table = prices();
     let mut total = 0.0;
     for (id, q) in endpoints {
         let Some(price) = table.get(id) else {
@@ -102,11 +102,16 @@ fn estimate(body: &[u8]) -> Response<Body> {
 fn models(query: Option<&str>) -> Response<Body> {
     let expand = query_param(query, "expand").is_some_and(|e| e.split(',').any(|x| x == "openapi-3.0"));
     let ids = ids(query);
-    let items: Vec<Value> = Catalog::bundled()
-        .iter()
-        .filter(|s| ids.is_empty() || ids.contains(&s.endpoint_id))
-        .map(|s| {
-            let mut item = s.model_item.clone();
+    let bundled = Catalog::bundled().iter().map(|s| &s.model_item);
+    let extra = extra_items().iter();
+    let items: Vec<Value> = bundled
+        .chain(extra)
+        .filter(|item| ids.is_empty() || ids.iter().any(|id| item["endpoint_id"] == id.as_str()))
+        .map(|item| {
+            let mut item = item.clone();
+            if let Some(m) = item.as_object_mut() {
+                m.remove("x-kontext");
+            }
             if !expand && let Some(m) = item.as_object_mut() {
                 m.remove("openapi");
             }

@@ -19,9 +19,10 @@ use super::storage::TOKEN_TTL;
 use super::util::{self, detail, flat_error, iso8601, json, lock, query_param, set_header};
 use super::{ConnCtl, RecordedRequest, Route, Shared, bodies, sse};
 
-/// Whether this emulator serves `endpoint`: every endpoint kontext ships a description of.
+/// Whether this emulator serves `endpoint`: every endpoint kontext ships a description of, and
+/// the emulator's extra ones.
 fn serves(endpoint: &str) -> bool {
-    crate::model::Catalog::bundled().get(endpoint).is_some()
+    super::endpoints::catalog().get(endpoint).is_some()
 }
 
 /// Largest request body accepted (data URIs can be big).

@@ -357,7 +357,7 @@ pub(crate) async fn run_model(
     let total = jitter(shared, shared.config.processing_time);
     let interval = shared.config.log_interval.max(Duration::from_millis(1));
 
-    let Some(schema) = crate::model::Catalog::bundled().get(endpoint) else {
+    let Some(schema) = super::endpoints::catalog().get(endpoint) else {
         return Outcome::ModelError {
             status: 404,
             body: json!({"detail": format!("Application '{endpoint}' not found")}),

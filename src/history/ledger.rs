@@ -52,23 +52,29 @@ impl History {
             ),
         };
         let key = match by {
-            SpendBy::Day => "date(created_at, 'unixepoch')",
+            SpendBy::Day => "day",
             SpendBy::Endpoint => "endpoint",
         };
-        let filter = if since.is_some() { "WHERE created_at >= ?1" } else { "" };
+        let filter = if since.is_some() { "WHERE day >= ?1 / 86400" } else { "" };
+        // The ledger table holds one row per day and endpoint (kept by triggers).
         let sql = format!(
-            "SELECT {key} AS k, count(*), total(billed_usd),
-                total(CASE WHEN billed_usd IS NULL THEN estimated_usd END),
-                sum(billed_usd IS NULL AND estimated_usd IS NULL)
-             FROM requests {filter} GROUP BY k ORDER BY k"
+            "SELECT {key} AS k, sum(requests), total(billed_usd), total(unbilled_estimate_usd), sum(unpriced)
+             FROM ledger {filter} GROUP BY k ORDER BY k"
         );
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&sql).map_err(|e| self.sql_err(e))?;
         let map = |r: &rusqlite::Row<'_>| {
             let billed: f64 = r.get(2)?;
             let unbilled: f64 = r.get(3)?;
+            let key = match by {
+                SpendBy::Day => {
+                    let day: i64 = r.get(0)?;
+                    crate::timefmt::format_utc(day * 86_400).chars().take(10).collect()
+                }
+                SpendBy::Endpoint => r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+            };
             Ok(SpendRow {
-                key: r.get::<_, Option<String>>(0)?.unwrap_or_default(),
+                key,
                 requests: r.get::<_, i64>(1)? as u64,
                 billed_usd: cents(billed),
                 unbilled_estimate_usd: cents(unbilled),
@@ -91,8 +97,8 @@ impl History {
     pub fn spent_today(&self) -> Result<f64, HistoryError> {
         let conn = self.conn();
         conn.query_row(
-            "SELECT total(coalesce(billed_usd, estimated_usd)) FROM requests
-             WHERE created_at >= CAST(strftime('%s', 'now', 'start of day') AS INTEGER)",
+            "SELECT total(billed_usd) + total(unbilled_estimate_usd) FROM ledger
+             WHERE day = CAST(strftime('%s', 'now') AS INTEGER) / 86400",
             [],
             |r| r.get::<_, f64>(0),
         )

@@ -101,7 +101,9 @@ CREATE INDEX requests_seed ON requests(seed);
 
 /// v3: the ledger — each request's estimate before it was sent and its bill after (fal's
 /// `x-fal-billable-units` × the unit price), with the price's unit and source. Older rows keep
-/// NULLs: their cost is unknown, never guessed.
+/// NULLs: their cost is unknown, never guessed. `ledger` sums them per UTC day and endpoint,
+/// kept by triggers (a row's share is taken out and put back on every change), so `kontext
+/// spend` and the daily budget read a few rows however long the history is.
 const V3: &str = "
 ALTER TABLE requests ADD COLUMN estimated_usd REAL;
 ALTER TABLE requests ADD COLUMN billed_usd REAL;
@@ -110,6 +112,47 @@ ALTER TABLE requests ADD COLUMN unit_price REAL;
 ALTER TABLE requests ADD COLUMN price_unit TEXT;
 ALTER TABLE requests ADD COLUMN price_source TEXT;
 ALTER TABLE requests ADD COLUMN cost_note TEXT;
+CREATE TABLE ledger (
+    day        INTEGER NOT NULL,
+    endpoint   TEXT NOT NULL,
+    requests   INTEGER NOT NULL DEFAULT 0,
+    billed_usd REAL NOT NULL DEFAULT 0,
+    unbilled_estimate_usd REAL NOT NULL DEFAULT 0,
+    unpriced   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, endpoint)
+) WITHOUT ROWID;
+CREATE TRIGGER ledger_insert AFTER INSERT ON requests BEGIN
+    INSERT OR IGNORE INTO ledger (day, endpoint) VALUES (new.created_at / 86400, new.endpoint);
+    UPDATE ledger SET requests = requests + 1,
+        billed_usd = billed_usd + coalesce(new.billed_usd, 0),
+        unbilled_estimate_usd = unbilled_estimate_usd + CASE WHEN new.billed_usd IS NULL THEN coalesce(new.estimated_usd, 0) ELSE 0 END,
+        unpriced = unpriced + (new.billed_usd IS NULL AND new.estimated_usd IS NULL)
+    WHERE day = new.created_at / 86400 AND endpoint = new.endpoint;
+END;
+CREATE TRIGGER ledger_delete AFTER DELETE ON requests BEGIN
+    UPDATE ledger SET requests = requests - 1,
+        billed_usd = billed_usd - coalesce(old.billed_usd, 0),
+        unbilled_estimate_usd = unbilled_estimate_usd - CASE WHEN old.billed_usd IS NULL THEN coalesce(old.estimated_usd, 0) ELSE 0 END,
+        unpriced = unpriced - (old.billed_usd IS NULL AND old.estimated_usd IS NULL)
+    WHERE day = old.created_at / 86400 AND endpoint = old.endpoint;
+    DELETE FROM ledger WHERE day = old.created_at / 86400 AND endpoint = old.endpoint AND requests <= 0;
+END;
+CREATE TRIGGER ledger_update AFTER UPDATE OF billed_usd, estimated_usd, endpoint, created_at ON requests BEGIN
+    UPDATE ledger SET requests = requests - 1,
+        billed_usd = billed_usd - coalesce(old.billed_usd, 0),
+        unbilled_estimate_usd = unbilled_estimate_usd - CASE WHEN old.billed_usd IS NULL THEN coalesce(old.estimated_usd, 0) ELSE 0 END,
+        unpriced = unpriced - (old.billed_usd IS NULL AND old.estimated_usd IS NULL)
+    WHERE day = old.created_at / 86400 AND endpoint = old.endpoint;
+    INSERT OR IGNORE INTO ledger (day, endpoint) VALUES (new.created_at / 86400, new.endpoint);
+    UPDATE ledger SET requests = requests + 1,
+        billed_usd = billed_usd + coalesce(new.billed_usd, 0),
+        unbilled_estimate_usd = unbilled_estimate_usd + CASE WHEN new.billed_usd IS NULL THEN coalesce(new.estimated_usd, 0) ELSE 0 END,
+        unpriced = unpriced + (new.billed_usd IS NULL AND new.estimated_usd IS NULL)
+    WHERE day = new.created_at / 86400 AND endpoint = new.endpoint;
+    DELETE FROM ledger WHERE requests <= 0 AND day = old.created_at / 86400 AND endpoint = old.endpoint;
+END;
+INSERT INTO ledger (day, endpoint, requests, billed_usd, unbilled_estimate_usd, unpriced)
+    SELECT created_at / 86400, endpoint, count(*), 0, 0, count(*) FROM requests GROUP BY 1, 2;
 ";
 
 /// `MIGRATIONS[i]` takes version `i` to `i + 1`.

@@ -57,7 +57,9 @@ pub struct PriceTable {
 impl PriceTable {
     pub fn bundled() -> PriceTable {
         let mut t: PriceTable = serde_json::from_str(BUNDLED_PRICES).expect("the bundled price table parses");
-        t.source = format!("bundled table of {} ({})", t.date, t.source);
+        // Where the table's figures came from is in the file (and docs/PROTOCOL.md); a figure
+        // says which table it came from.
+        t.source = format!("bundled table of {}", t.date);
         t
     }
 
