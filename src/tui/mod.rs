@@ -15,8 +15,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, EventStream, KeyboardEnhancementFlags, PopKeyboardEnhancementFlags,
-    PushKeyboardEnhancementFlags,
+    DisableBracketedPaste, DisableFocusChange, EnableBracketedPaste, EnableFocusChange, EventStream,
+    KeyboardEnhancementFlags, PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
 };
 use crossterm::terminal::{
     BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode,
@@ -44,11 +44,13 @@ pub struct TuiOptions {
 fn enter_terminal() -> io::Result<()> {
     enable_raw_mode()?;
     // Disambiguated keys let terminals with the kitty keyboard protocol report Ctrl-Enter; others
-    // ignore the request.
+    // ignore the request. Focus reports (CSI ? 1004 h) tell us when tmux or the terminal shows us
+    // again, so the screen and its sixels are repainted.
     execute!(
         io::stdout(),
         EnterAlternateScreen,
         EnableBracketedPaste,
+        EnableFocusChange,
         PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
     )
 }
@@ -57,6 +59,7 @@ fn leave_terminal() -> io::Result<()> {
     let r1 = execute!(
         io::stdout(),
         PopKeyboardEnhancementFlags,
+        DisableFocusChange,
         DisableBracketedPaste,
         LeaveAlternateScreen,
         crossterm::cursor::Show

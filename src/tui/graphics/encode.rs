@@ -43,12 +43,12 @@ impl Decoded {
 
 /// What a finished job produced, ready for the UI task.
 pub(super) enum Built {
-    /// Render as is (halfblocks, kitty in or out of tmux, sixel / iTerm2 outside tmux).
+    /// Render as is (halfblocks, kitty in or out of tmux).
     Proto(Protocol),
-    /// Sixel or iTerm2 inside tmux: `plain` is the unwrapped sequence; at render time it is prefixed with an
-    /// absolute cursor position and wrapped in passthrough, because tmux does not move the outer cursor for
-    /// passthrough data.
-    Passthrough { plain: String, size: Size },
+    /// Sixel or iTerm2: an immediate-mode sequence (starting with ratatui-image's erase of the cells it covers).
+    /// It is written into the image's first cell by a carrier built per position (see `carrier`), because
+    /// inside tmux it must be positioned absolutely, and because a damaged image is re-sent by changing it.
+    Sequence { plain: String, size: Size },
     /// `none` mode: only the size is known.
     Text,
 }
@@ -57,7 +57,7 @@ impl Built {
     pub fn size(&self) -> Option<Size> {
         match self {
             Built::Proto(p) => Some(p.size()),
-            Built::Passthrough { size, .. } => Some(*size),
+            Built::Sequence { size, .. } => Some(*size),
             Built::Text => None,
         }
     }
@@ -156,26 +156,76 @@ pub(super) fn encode(graphics: &Graphics, decoded: &Arc<Decoded>, area: Size) ->
         return Ok(Built::Proto(Protocol::Halfblocks(Halfblocks::new(fitted, size).map_err(err)?)));
     }
     let resized = resize.resize(img, font, size, None);
-    let in_tmux = graphics.tmux().is_some();
     Ok(match graphics.mode() {
         GraphicsMode::Halfblocks | GraphicsMode::Auto => unreachable!("handled above"),
         GraphicsMode::Kitty => {
             // Only direct transmission (t=d), which is the only medium that works over SSH; kitty's unicode
             // placeholders make the placement tmux-safe.
             let id = rand::random::<u32>() | 1;
+            let in_tmux = graphics.tmux().is_some();
             let k = Kitty::new(resized, size, id, in_tmux, graphics.kitty_compression()).map_err(err)?;
             Built::Proto(Protocol::Kitty(k))
         }
-        GraphicsMode::Sixel => {
-            let s = Sixel::new(resized, size, false).map_err(err)?;
-            if in_tmux { Built::Passthrough { plain: s.data, size } } else { Built::Proto(Protocol::Sixel(s)) }
-        }
-        GraphicsMode::Iterm2 => {
-            let s = Iterm2::new(resized, size, false).map_err(err)?;
-            if in_tmux { Built::Passthrough { plain: s.data, size } } else { Built::Proto(Protocol::ITerm2(s)) }
-        }
+        GraphicsMode::Sixel => Built::Sequence { plain: Sixel::new(resized, size, false).map_err(err)?.data, size },
+        GraphicsMode::Iterm2 => Built::Sequence { plain: Iterm2::new(resized, size, false).map_err(err)?.data, size },
         GraphicsMode::None => Built::Text,
     })
+}
+
+/// Where and how a sequence is written: its first cell, the tmux pane's offset in the outer terminal (`None`
+/// outside tmux), and which of two equivalent forms to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Placement {
+    pub pos: (u16, u16),
+    pub tmux_offset: Option<(u16, u16)>,
+    /// The two forms draw the same thing; switching form changes the first cell, so ratatui's diff sends the
+    /// image again (after an overlay drew over part of it, for example).
+    pub alternate: bool,
+}
+
+/// A `Protocol` that writes `plain` at `at`. ratatui-image's sixel renderer puts the sequence into the first cell
+/// and marks the rest of the area skipped, which is what iTerm2 needs too.
+///
+/// Inside tmux the image travels in one passthrough, positioned absolutely (tmux does not move the outer cursor
+/// for passthrough data), and the cells under it are first erased *in tmux's own grid*: tmux redraws from that
+/// grid (window switch, another client), and without the erase whatever was there before (a "loading…") would
+/// come back instead of the image.
+pub(super) fn carrier(plain: &str, size: Size, at: Placement) -> Protocol {
+    let mut data = String::with_capacity(plain.len() + plain.len() / 64 + 64);
+    if at.alternate {
+        // Save and restore the cursor: does nothing, but makes the first cell differ from the other form.
+        data.push_str("\x1b7\x1b8");
+    }
+    match at.tmux_offset {
+        Some(offset) => {
+            erase_cells(&mut data, size);
+            data.push_str(&place_in_tmux(plain, at.pos, offset));
+        }
+        None => data.push_str(plain),
+    }
+    Protocol::Sixel(Sixel { data, size, is_tmux: at.tmux_offset.is_some() })
+}
+
+/// The data a carrier writes into the first cell.
+pub(super) fn carried(p: &Protocol) -> Option<&str> {
+    match p {
+        Protocol::Sixel(s) => Some(&s.data),
+        _ => None,
+    }
+}
+
+/// Erase `size` cells from the cursor on, row by row, and come back (the cursor is at the image's first cell).
+fn erase_cells(data: &mut String, size: Size) {
+    use std::fmt::Write as _;
+    for row in 0..size.height {
+        if row > 0 {
+            data.push_str("\x1b[1B");
+        }
+        let _ = write!(data, "\x1b[{}X", size.width);
+    }
+    if size.height > 1 {
+        let _ = write!(data, "\x1b[{}A", size.height - 1);
+    }
 }
 
 /// The sequence for a passthrough image whose top-left cell is `(x, y)` in our pane: save cursor, move to the
@@ -184,11 +234,4 @@ pub(super) fn place_in_tmux(plain: &str, (x, y): (u16, u16), (ox, oy): (u16, u16
     let row = u32::from(y) + u32::from(oy) + 1;
     let col = u32::from(x) + u32::from(ox) + 1;
     tmux_wrap(&format!("\x1b7\x1b[{row};{col}H{plain}\x1b8"))
-}
-
-/// A `Protocol` that carries an already positioned and wrapped sequence. ratatui-image's sixel renderer writes
-/// the sequence into the first cell and marks the rest of the area skipped, which is exactly what we need for
-/// iTerm2 too.
-pub(super) fn carrier(data: String, size: Size) -> Protocol {
-    Protocol::Sixel(Sixel { data, size, is_tmux: true })
 }
