@@ -23,6 +23,7 @@ use crossterm::terminal::{
     enable_raw_mode,
 };
 use crossterm::{execute, queue};
+use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
@@ -187,6 +188,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     }
     // After the alternate screen, before anything reads stdin (the probe reads the replies).
     let graphics = Graphics::detect(mode);
+    let typed_ahead = graphics::typed_events(graphics.typed_during_probe());
     let ctx = AppContext {
         max_images: connection.endpoint.max_images(),
         target: connection.target.short(),
@@ -206,7 +208,13 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         if cfg!(debug_assertions) && std::env::var_os("KONTEXT_DEBUG_PANIC").is_some() {
             panic!("KONTEXT_DEBUG_PANIC: deliberate panic after the first frame");
         }
-        runtime.run(EventStream::new).await.map(|()| runtime.unfinished_jobs())
+        // Keys typed while the probe waited come first, once; then the tty (again after the editor).
+        let mut typed = Some(typed_ahead);
+        let input = move || {
+            let first = typed.take().unwrap_or_default().into_iter().map(Ok);
+            futures::stream::iter(first).chain(EventStream::new())
+        };
+        runtime.run(input).await.map(|()| runtime.unfinished_jobs())
     }
     .await;
     let _ = leave_terminal();

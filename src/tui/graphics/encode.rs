@@ -9,7 +9,7 @@ use ratatui::layout::Size;
 use ratatui_image::protocol::{Protocol, halfblocks::Halfblocks, iterm2::Iterm2, kitty::Kitty, sixel::Sixel};
 use ratatui_image::{FilterType, FontSize, Resize};
 
-use super::detect::tmux_wrap;
+use super::replies::tmux_wrap;
 use super::{Graphics, GraphicsMode};
 
 /// The resize used for every thumbnail: fit inside the area, keep the aspect ratio, smooth filter.

@@ -10,13 +10,17 @@
 
 mod detect;
 mod encode;
+mod replies;
 mod thumbnails;
+mod typed;
 
 use std::fmt;
 use std::str::FromStr;
 
-pub use detect::{ProbeReport, decision_without_probe, old_kitty, parse_replies};
+pub use detect::{decision_without_probe, placeholders_decision};
+pub use replies::{ProbeReport, old_kitty, parse_replies};
 pub use thumbnails::{ThumbSource, ThumbStats, ThumbnailReady, Thumbnails};
+pub use typed::typed_events;
 
 /// Environment variable that overrides `auto` detection (same values as `--graphics`).
 pub const ENV_GRAPHICS: &str = "KONTEXT_GRAPHICS";
@@ -123,6 +127,12 @@ pub struct Graphics {
     note: Option<String>,
     /// The terminal's XTVERSION answer, if the probe got one (e.g. `XTerm(379)`).
     terminal: Option<String>,
+    /// The terminal's background colour (OSC 11), if the probe got it.
+    background: Option<(u8, u8, u8)>,
+    /// Keys the user typed while the probe waited for answers, for the app's event stream.
+    typed: Vec<u8>,
+    /// Why this mode, in a sentence for the log.
+    reason: String,
 }
 
 /// Font size assumed when the terminal reports none (the same default ratatui-image uses).
@@ -137,7 +147,7 @@ impl Graphics {
     /// * `Auto`: `KONTEXT_GRAPHICS` wins if set; otherwise the terminal is probed (kitty query, DA1 for sixel,
     ///   cell size, DSR as terminator) with a 300 ms deadline, through passthrough when inside tmux. Replies are
     ///   read with `poll` byte by byte and reading stops at the DSR answer, so keys typed afterwards stay in the
-    ///   tty for the app; anything that was not a reply is pushed back (best effort, `TIOCSTI`).
+    ///   tty for the app; anything that was not a reply is kept in [`Graphics::typed_during_probe`].
     /// * No tty (tests, pipes): no probe, halfblocks.
     pub fn detect(mode: GraphicsMode) -> Graphics {
         detect::detect(mode, detect::DEFAULT_DEADLINE)
@@ -158,6 +168,9 @@ impl Graphics {
             origin: "forced".into(),
             note: None,
             terminal: None,
+            background: None,
+            typed: Vec::new(),
+            reason: "halfblocks, chosen by the program".into(),
         }
     }
 
@@ -171,15 +184,7 @@ impl Graphics {
             pane: std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty()),
             ..TmuxInfo::default()
         });
-        Graphics {
-            mode,
-            font_size,
-            tmux,
-            kitty_compression: false,
-            origin: "forced".into(),
-            note: None,
-            terminal: None,
-        }
+        Graphics { mode, font_size, tmux, reason: format!("{mode}, chosen by the program"), ..Graphics::halfblocks() }
     }
 
     /// Same as [`Graphics::with_protocol`] but with explicit tmux handling (for tests and tools).
@@ -250,6 +255,22 @@ impl Graphics {
     /// The terminal's name and version as it reported them (XTVERSION), for a `--doctor` / help screen.
     pub fn terminal(&self) -> Option<&str> {
         self.terminal.as_deref()
+    }
+
+    /// The terminal's background colour (OSC 11), when it answered: for choosing a light or dark theme.
+    pub fn background(&self) -> Option<(u8, u8, u8)> {
+        self.background
+    }
+
+    /// Bytes the user typed while the probe waited (kept in the process instead of pushed back into the tty with
+    /// `TIOCSTI`, which kernels since 6.2 may forbid). Feed them to the event stream before the tty's own input.
+    pub fn typed_during_probe(&self) -> &[u8] {
+        &self.typed
+    }
+
+    /// Why this mode was chosen, in a sentence (written to the log).
+    pub fn reason(&self) -> &str {
+        &self.reason
     }
 
     pub fn kitty_compression(&self) -> bool {
