@@ -27,7 +27,7 @@ fn app() -> App {
 
 fn render(app: &mut App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| view::draw(f, app, &mut NoImages, &Theme { color: false })).unwrap();
+    t.draw(|f| view::draw(f, app, &mut NoImages, &Theme::MONO)).unwrap();
     t.backend().to_string()
 }
 

@@ -33,7 +33,7 @@ use action::Keymap;
 use app::{App, AppContext};
 use graphics::{Graphics, GraphicsMode, Thumbnails};
 use runtime::{Host, Runtime, Services};
-use view::theme::Theme;
+use view::theme::{Theme, ThemeChoice};
 
 /// Options of the interactive command.
 #[derive(Debug, Clone, Default)]
@@ -179,7 +179,13 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
         history,
         data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
     };
-    let theme = Theme::from_env(config.colors);
+    let theme_choice = match config.theme.as_deref().unwrap_or("auto").parse::<ThemeChoice>() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("kontext: config: {e}");
+            return crate::exit::INVALID_INPUT;
+        }
+    };
 
     install_panic_hook();
     if let Err(e) = enter_terminal() {
@@ -189,6 +195,8 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     // After the alternate screen, before anything reads stdin (the probe reads the replies).
     let graphics = Graphics::detect(mode);
     let typed_ahead = graphics::typed_events(graphics.typed_during_probe());
+    let theme = Theme::from_env(config.colors, theme_choice, graphics.background());
+    tracing::info!(?theme, choice = %theme_choice, background = ?graphics.background(), "theme");
     let ctx = AppContext {
         max_images: connection.endpoint.max_images(),
         target: connection.target.short(),
