@@ -85,3 +85,15 @@ async fn in_tmux_the_cells_under_a_sixel_are_erased_in_tmux_and_a_popup_is_repai
     assert_eq!(closed.matches("\x1bPtmux;").count(), 1, "the passthrough image is sent again");
     assert!(!frame(&mut t, &mut thumbs, &src, None).contains("\x1bPtmux;"), "and only once");
 }
+
+#[tokio::test]
+async fn a_kitty_transmission_kept_from_the_screen_by_a_popup_is_sent_with_the_next_frame() {
+    let g = Graphics::with_protocol(GraphicsMode::Kitty, (10, 20)).with_tmux(None);
+    let (mut thumbs, src) = ready(g, ThumbSource::File(sample("duckling.png")), AREA).await;
+    let mut t = terminal();
+    let hidden = frame(&mut t, &mut thumbs, &src, Some(Rect::new(0, 0, 60, 20)));
+    assert!(!hidden.contains("\x1b_G"), "the popup covers the image's first cell");
+    let shown = frame(&mut t, &mut thumbs, &src, None);
+    assert_eq!(shown.matches("a=T,U=1,f=100").count(), 1, "the image is transmitted when it shows");
+    assert!(!frame(&mut t, &mut thumbs, &src, None).contains("\x1b_G"), "and then not again");
+}

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::replies::{ProbeReport, ReplyParser, old_kitty, query};
-use super::{DEFAULT_FONT_SIZE, ENV_KITTY_COMPRESSION, ENV_TMUX_PASSTHROUGH, Graphics, GraphicsMode, TmuxInfo};
+use super::{DEFAULT_FONT_SIZE, ENV_TMUX_PASSTHROUGH, Graphics, GraphicsMode, TmuxInfo};
 
 /// Probe deadline: terminals that answer do so in a few ms (0.6 ms in xterm, < 1 ms through tmux here).
 pub(super) const DEFAULT_DEADLINE: Duration = Duration::from_millis(300);
@@ -23,10 +23,6 @@ pub(super) fn tmux_from_env() -> bool {
 
 fn env_is(k: &str, v: &str) -> bool {
     std::env::var(k).is_ok_and(|x| x == v)
-}
-
-fn over_ssh() -> bool {
-    ["SSH_CONNECTION", "SSH_TTY", "SSH_CLIENT"].iter().any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
 }
 
 fn iterm2_hint() -> bool {
@@ -286,7 +282,6 @@ fn decide(requested: GraphicsMode, deadline: Duration) -> Graphics {
         mode,
         font_size: ioctl_font.unwrap_or(DEFAULT_FONT_SIZE),
         tmux: None,
-        kitty_compression: env_is(ENV_KITTY_COMPRESSION, "1"),
         reason: match requested {
             GraphicsMode::Auto => format!("{mode} from {}", super::ENV_GRAPHICS),
             _ => format!("{mode} as asked (--graphics or the config's graphics)"),
@@ -350,7 +345,6 @@ fn decide(requested: GraphicsMode, deadline: Duration) -> Graphics {
             } else if r.kitty && !blacklist_pixels && !old_kitty(r.terminal.as_deref()) && placeholders.is_ok() {
                 chosen = GraphicsMode::Kitty;
                 reason = "the terminal accepted the kitty graphics query".into();
-                g.kitty_compression |= r.kitty_compression && over_ssh();
             } else if r.sixel && !blacklist_pixels {
                 chosen = GraphicsMode::Sixel;
                 reason = "the terminal lists sixel (4) in its device attributes (DA1)".into();

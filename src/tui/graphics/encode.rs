@@ -5,8 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use image::{DynamicImage, ImageReader, Limits};
-use ratatui::layout::Size;
-use ratatui_image::protocol::{Protocol, halfblocks::Halfblocks, iterm2::Iterm2, kitty::Kitty, sixel::Sixel};
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Position, Rect, Size};
+use ratatui::widgets::Widget as _;
+use ratatui_image::Image;
+use ratatui_image::protocol::{Protocol, halfblocks::Halfblocks, kitty::Kitty, sixel::Sixel};
 use ratatui_image::{FilterType, FontSize, Resize};
 
 use super::replies::tmux_wrap;
@@ -43,8 +46,12 @@ impl Decoded {
 
 /// What a finished job produced, ready for the UI task.
 pub(super) enum Built {
-    /// Render as is (halfblocks, kitty in or out of tmux).
+    /// Render as is (halfblocks).
     Proto(Protocol),
+    /// Kitty: the image travels once as PNG (`f=100`, the smallest form kitty accepts: ratatui-image sends raw
+    /// RGBA, 767 KB for a 200x50-cell result, or zlib of it); it is shown by unicode placeholder cells, which
+    /// ratatui-image draws and which are ordinary text for ratatui's diff and for tmux.
+    Kitty { cells: Buffer, transmit: String },
     /// Sixel or iTerm2: an immediate-mode sequence (starting with ratatui-image's erase of the cells it covers).
     /// It is written into the image's first cell by a carrier built per position (see `carrier`), because
     /// inside tmux it must be positioned absolutely, and because a damaged image is re-sent by changing it.
@@ -57,6 +64,7 @@ impl Built {
     pub fn size(&self) -> Option<Size> {
         match self {
             Built::Proto(p) => Some(p.size()),
+            Built::Kitty { cells, .. } => Some(cells.area.as_size()),
             Built::Sequence { size, .. } => Some(*size),
             Built::Text => None,
         }
@@ -163,13 +171,101 @@ pub(super) fn encode(graphics: &Graphics, decoded: &Arc<Decoded>, area: Size) ->
             // placeholders make the placement tmux-safe.
             let id = rand::random::<u32>() | 1;
             let in_tmux = graphics.tmux().is_some();
-            let k = Kitty::new(resized, size, id, in_tmux, graphics.kitty_compression()).map_err(err)?;
-            Built::Proto(Protocol::Kitty(k))
+            let transmit = kitty_png_transmission(&resized, id, size, in_tmux)?;
+            // ratatui-image draws the placeholder cells for this id; it is given a 1-pixel image, and the
+            // transmission it puts in front of the first cell is dropped (ours replaces it).
+            let stand_in = Kitty::new(DynamicImage::new_rgba8(1, 1), size, id, in_tmux, false).map_err(err)?;
+            let mut cells = Buffer::empty(Rect::from((Position::ORIGIN, size)));
+            Image::new(&Protocol::Kitty(stand_in)).render(cells.area, &mut cells);
+            let first = cells[(0, 0)].symbol();
+            let placeholder = first.find(KITTY_PLACEHOLDER).ok_or("kitty placeholder missing")?;
+            let first = first[placeholder..].to_string();
+            cells[(0, 0)].set_symbol(&first);
+            Built::Kitty { cells, transmit }
         }
-        GraphicsMode::Sixel => Built::Sequence { plain: Sixel::new(resized, size, false).map_err(err)?.data, size },
-        GraphicsMode::Iterm2 => Built::Sequence { plain: Iterm2::new(resized, size, false).map_err(err)?.data, size },
+        GraphicsMode::Sixel => Built::Sequence { plain: sixel(&resized, size)?, size },
+        GraphicsMode::Iterm2 => Built::Sequence { plain: iterm2(&resized, size)?, size },
         GraphicsMode::None => Built::Text,
     })
+}
+
+/// Kitty's unicode placeholder character (the image's cells are made of it).
+const KITTY_PLACEHOLDER: char = '\u{10EEEE}';
+
+/// The kitty graphics command that sends `img` as PNG under `id` and creates a virtual placement of `size` cells
+/// for unicode placeholders (`a=T,U=1`), quietly (`q=2`), in base64 chunks of 4096 bytes; inside tmux each chunk
+/// is wrapped in its own passthrough.
+pub(super) fn kitty_png_transmission(img: &DynamicImage, id: u32, size: Size, in_tmux: bool) -> Result<String, String> {
+    use std::fmt::Write as _;
+    let png = png_bytes(img)?;
+    let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png);
+    let chunks: Vec<&[u8]> = encoded.as_bytes().chunks(4096).collect();
+    let mut out = String::with_capacity(encoded.len() + chunks.len() * 40 + 64);
+    for (i, chunk) in chunks.iter().enumerate() {
+        let more = u8::from(i + 1 < chunks.len());
+        let mut cmd = String::from("\x1b_Gq=2,");
+        if i == 0 {
+            let _ = write!(cmd, "i={id},a=T,U=1,f=100,t=d,c={},r={},", size.width, size.height);
+        }
+        let _ = write!(cmd, "m={more};");
+        cmd.push_str(std::str::from_utf8(chunk).map_err(|e| e.to_string())?);
+        cmd.push_str("\x1b\\");
+        out.push_str(&if in_tmux { tmux_wrap(&cmd) } else { cmd });
+    }
+    Ok(out)
+}
+
+/// `img` as PNG, compressed as far as the encoder goes (this runs once per thumbnail, off the UI task, and the
+/// bytes may cross a slow link).
+pub(super) fn png_bytes(img: &DynamicImage) -> Result<Vec<u8>, String> {
+    use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
+    let mut png = Vec::new();
+    let encoder = PngEncoder::new_with_quality(Cursor::new(&mut png), CompressionType::Best, PngFilter::Adaptive);
+    img.write_with_encoder(encoder).map_err(|e| e.to_string())?;
+    Ok(png)
+}
+
+/// A sixel image, after erasing the cells it covers. Dithering (Floyd-Steinberg, icy_sixel's default) keeps
+/// photographs smooth in 256 colours, but on flat drawings and gradients its noise defeats sixel's run-length
+/// encoding (20 KB instead of 5 KB for a 30x12-cell sample): when the dithered sequence costs more than 1.5x the
+/// image's PNG, the undithered one is used if it is smaller.
+fn sixel(img: &DynamicImage, size: Size) -> Result<String, String> {
+    use icy_sixel::{EncodeOptions, sixel_encode};
+    let rgba = img.to_rgba8();
+    let (w, h) = (rgba.width() as usize, rgba.height() as usize);
+    let encode = |diffusion: f32| {
+        sixel_encode(rgba.as_raw(), w, h, &EncodeOptions { diffusion, ..EncodeOptions::default() })
+            .map_err(|e| format!("sixel encoding error: {e}"))
+    };
+    let mut data = encode(EncodeOptions::default().diffusion)?;
+    if data.len() as f64 > 1.5 * png_bytes(img)?.len() as f64 {
+        let flat = encode(0.0)?;
+        if flat.len() < data.len() {
+            data = flat;
+        }
+    }
+    let mut plain = String::with_capacity(data.len() + 16 * usize::from(size.height));
+    erase_cells(&mut plain, size);
+    plain.push_str(&data);
+    Ok(plain)
+}
+
+/// An iTerm2 inline image (OSC 1337 File, a base64 PNG), after erasing the cells it covers.
+fn iterm2(img: &DynamicImage, size: Size) -> Result<String, String> {
+    use std::fmt::Write as _;
+    let png = png_bytes(img)?;
+    let mut plain = String::with_capacity(png.len() * 4 / 3 + 128);
+    erase_cells(&mut plain, size);
+    let _ = write!(
+        plain,
+        "\x1b]1337;File=inline=1;size={};width={}px;height={}px;doNotMoveCursor=1:",
+        png.len(),
+        img.width(),
+        img.height()
+    );
+    base64::Engine::encode_string(&base64::engine::general_purpose::STANDARD, &png, &mut plain);
+    plain.push('\x07');
+    Ok(plain)
 }
 
 /// Where and how a sequence is written: its first cell, the tmux pane's offset in the outer terminal (`None`

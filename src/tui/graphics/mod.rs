@@ -26,8 +26,6 @@ pub use typed::typed_events;
 pub const ENV_GRAPHICS: &str = "KONTEXT_GRAPHICS";
 /// Set to `0` to forbid kontext from running `tmux set -p allow-passthrough on` for its own pane.
 pub const ENV_TMUX_PASSTHROUGH: &str = "KONTEXT_TMUX_PASSTHROUGH";
-/// Set to `1` to force zlib-compressed kitty transmissions (default: only over SSH, when the terminal supports it).
-pub const ENV_KITTY_COMPRESSION: &str = "KONTEXT_KITTY_COMPRESSION";
 
 /// How images are drawn. `Auto` is only a request; [`Graphics::mode`] always reports a concrete mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -120,7 +118,6 @@ pub struct Graphics {
     mode: GraphicsMode,
     font_size: (u16, u16),
     tmux: Option<TmuxInfo>,
-    kitty_compression: bool,
     /// How the mode was chosen, for `describe()` (e.g. "probe", "forced", "env KONTEXT_GRAPHICS").
     origin: String,
     /// Extra note for `describe()`, e.g. why we fell back to halfblocks.
@@ -164,7 +161,6 @@ impl Graphics {
             mode: GraphicsMode::Halfblocks,
             font_size: DEFAULT_FONT_SIZE,
             tmux: None,
-            kitty_compression: false,
             origin: "forced".into(),
             note: None,
             terminal: None,
@@ -193,12 +189,6 @@ impl Graphics {
         self
     }
 
-    /// Use zlib-compressed kitty transmissions (`o=z`). Only meaningful for kitty.
-    pub fn with_kitty_compression(mut self, on: bool) -> Graphics {
-        self.kitty_compression = on;
-        self
-    }
-
     /// One line for the status bar / help, e.g. `sixel 10x20 (tmux passthrough)`.
     pub fn describe(&self) -> String {
         let mut s = match self.mode {
@@ -220,9 +210,6 @@ impl Graphics {
             } else {
                 extras.push("tmux".into());
             }
-        }
-        if self.mode == GraphicsMode::Kitty && self.kitty_compression {
-            extras.push("zlib".into());
         }
         if self.origin != "probe" {
             extras.push(self.origin.clone());
@@ -271,10 +258,6 @@ impl Graphics {
     /// Why this mode was chosen, in a sentence (written to the log).
     pub fn reason(&self) -> &str {
         &self.reason
-    }
-
-    pub fn kitty_compression(&self) -> bool {
-        self.kitty_compression
     }
 
     /// Re-read our tmux pane's position (after a resize or a split) and the client's cell size, so passthrough

@@ -108,6 +108,8 @@ struct ReadyEntry {
     /// For sixel / iTerm2: the carriers for the places the image was last drawn (the same image can be on
     /// screen twice, e.g. as an input in the Images and the Results pane).
     placed: Vec<Placed>,
+    /// Kitty: the terminal has the image (it was transmitted in a frame that reached the screen).
+    transmitted: bool,
     bytes: usize,
 }
 
@@ -126,6 +128,13 @@ struct Drawn {
     key: Key,
     pos: (u16, u16),
     size: Size,
+}
+
+/// A kitty image whose transmission went into this frame's first cell; it counts as sent once the frame is
+/// flushed with that cell intact (an overlay over the first cell would have kept it from the terminal).
+struct KittySent {
+    key: Key,
+    pos: (u16, u16),
 }
 
 struct Entry {
@@ -173,6 +182,8 @@ pub struct Thumbnails {
     screen: Option<Rect>,
     /// Sequence images drawn since the last `end_frame`.
     drawn: Vec<Drawn>,
+    /// Kitty transmissions written since the last `end_frame`.
+    transmitting: Vec<KittySent>,
 }
 
 impl Thumbnails {
@@ -191,6 +202,7 @@ impl Thumbnails {
             max_bytes: MAX_BYTES,
             screen: None,
             drawn: Vec::new(),
+            transmitting: Vec::new(),
         }
     }
 
@@ -295,9 +307,14 @@ impl Thumbnails {
                 if let Some(d) = done.decoded {
                     self.decoded.insert(ready.key.source.clone(), (d, self.tick));
                 }
-                let bytes = approx_bytes(&done.built, &self.graphics);
-                entry.slot =
-                    Slot::Ready(Box::new(ReadyEntry { built: done.built, dims: done.dims, placed: Vec::new(), bytes }));
+                let bytes = approx_bytes(&done.built);
+                entry.slot = Slot::Ready(Box::new(ReadyEntry {
+                    built: done.built,
+                    dims: done.dims,
+                    placed: Vec::new(),
+                    transmitted: false,
+                    bytes,
+                }));
             }
             Err(reason) => {
                 self.stats.failed += 1;
@@ -343,6 +360,15 @@ impl Thumbnails {
                 let rect = centered(area, size);
                 match &r.built {
                     Built::Proto(p) => Image::new(p).render(rect, buf),
+                    Built::Kitty { cells, transmit } => {
+                        copy_cells(cells, rect, buf);
+                        if !r.transmitted {
+                            let first = &mut buf[(rect.x, rect.y)];
+                            let symbol = format!("{transmit}{}", first.symbol());
+                            first.set_symbol(&symbol);
+                            self.transmitting.push(KittySent { key, pos: (rect.x, rect.y) });
+                        }
+                    }
                     Built::Sequence { plain, size } => {
                         let pos = (rect.x, rect.y);
                         let i = match r.placed.iter().position(|p| p.at.pos == pos) {
@@ -378,6 +404,13 @@ impl Thumbnails {
     /// remembered as damaged, and the first frame that shows it whole again switches it to its other, equivalent
     /// form: the first cell differs, and the image is sent again over the leftovers.
     pub fn end_frame(&mut self, buf: &mut Buffer) {
+        for k in std::mem::take(&mut self.transmitting) {
+            if let Some(Entry { slot: Slot::Ready(r), .. }) = self.entries.get_mut(&k.key)
+                && let Built::Kitty { transmit, .. } = &r.built
+            {
+                r.transmitted |= buf.cell(k.pos).is_some_and(|c| c.symbol().starts_with(transmit.as_str()));
+            }
+        }
         for d in std::mem::take(&mut self.drawn) {
             let Some(Entry { slot: Slot::Ready(r), .. }) = self.entries.get_mut(&d.key) else { continue };
             let Built::Sequence { plain, size } = &r.built else { continue };
@@ -420,6 +453,7 @@ impl Thumbnails {
     pub fn clear_cache(&mut self) {
         self.entries.clear();
         self.drawn.clear();
+        self.transmitting.clear();
         self.decoded.clear();
         self.generation += 1;
         self.graphics.refresh_tmux_geometry();
@@ -474,18 +508,24 @@ fn build(
     Ok(Done { built, dims, decoded: fresh.then_some(decoded) })
 }
 
-fn approx_bytes(built: &Built, graphics: &Graphics) -> usize {
+fn approx_bytes(built: &Built) -> usize {
     match built {
         Built::Sequence { plain, .. } => plain.len() * 2,
         Built::Text => 64,
-        Built::Proto(p) => {
-            let s = p.size();
-            let (fw, fh) = graphics.font_size();
-            let px = usize::from(s.width) * usize::from(fw) * usize::from(s.height) * usize::from(fh);
-            match p {
-                Protocol::Kitty(_) => px * 4 * 4 / 3,
-                _ => usize::from(s.width) * usize::from(s.height) * 32,
-            }
+        Built::Kitty { cells, transmit } => transmit.len() + cells.content.len() * 48,
+        Built::Proto(p) => usize::from(p.size().width) * usize::from(p.size().height) * 32,
+    }
+}
+
+/// Kitty's placeholder cells, drawn at `rect` (clipped to it).
+fn copy_cells(cells: &Buffer, rect: Rect, buf: &mut Buffer) {
+    for p in cells.area.positions() {
+        let (x, y) = (rect.x + p.x, rect.y + p.y);
+        if p.x < rect.width
+            && p.y < rect.height
+            && let Some(cell) = buf.cell_mut((x, y))
+        {
+            *cell = cells[p].clone();
         }
     }
 }
