@@ -195,6 +195,8 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     // After the alternate screen, before anything reads stdin (the probe reads the replies).
     let graphics = Graphics::detect(mode);
     let typed_ahead = graphics::typed_events(graphics.typed_during_probe());
+    // What the probe changed in tmux for this session, to put back when the studio ends.
+    let mut tmux_changes = graphics.clone();
     let theme = Theme::from_env(config.colors, theme_choice, graphics.background());
     tracing::info!(?theme, choice = %theme_choice, background = ?graphics.background(), "theme");
     let ctx = AppContext {
@@ -226,6 +228,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
     }
     .await;
     let _ = leave_terminal();
+    tmux_changes.restore_terminal_settings();
     let built_in = connection.emulator().is_some();
     connection.shutdown().await;
     match result {

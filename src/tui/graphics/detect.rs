@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::replies::{ProbeReport, ReplyParser, old_kitty, query};
-use super::{DEFAULT_FONT_SIZE, ENV_TMUX_PASSTHROUGH, Graphics, GraphicsMode, TmuxInfo};
+use super::{DEFAULT_FONT_SIZE, ENV_TMUX_FOCUS_EVENTS, ENV_TMUX_PASSTHROUGH, Graphics, GraphicsMode, TmuxInfo};
 
 /// Probe deadline: terminals that answer do so in a few ms (0.6 ms in xterm, < 1 ms through tmux here).
 pub(super) const DEFAULT_DEADLINE: Duration = Duration::from_millis(300);
@@ -98,7 +98,7 @@ fn tmux_info() -> TmuxInfo {
     let pane = std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty());
     let pane_offset = tmux_geometry(pane.as_deref()).map(|g| g.0).unwrap_or((0, 0));
     let passthrough = tmux_passthrough(&pane);
-    TmuxInfo { pane, pane_offset, passthrough, enabled_passthrough: false }
+    TmuxInfo { pane, pane_offset, passthrough, ..TmuxInfo::default() }
 }
 
 /// Make sure passthrough is on for our pane. Returns whether it is usable (unknown counts as usable: the probe or
@@ -118,6 +118,28 @@ fn ensure_passthrough(t: &mut TmuxInfo) -> bool {
                 false
             }
         }
+    }
+}
+
+/// tmux tells a pane of its window being shown again (`ESC [ I`) only with the server option `focus-events` on
+/// (off by default, seen with tmux 3.3a). Sixel and iTerm2 images are not in tmux's grid, so after a window switch
+/// they are gone until the app repaints: kontext turns the option on when it draws them inside tmux, and off
+/// again when it leaves (`Graphics::restore_terminal_settings`). `KONTEXT_TMUX_FOCUS_EVENTS=0` forbids it.
+fn ensure_focus_events(t: &mut TmuxInfo) {
+    if env_is(ENV_TMUX_FOCUS_EVENTS, "0") {
+        return;
+    }
+    if tmux(&["show", "-s", "-v", "focus-events"]).as_deref() == Some("off")
+        && tmux(&["set", "-s", "focus-events", "on"]).is_some()
+    {
+        t.enabled_focus_events = true;
+    }
+}
+
+/// Puts back the tmux server options kontext changed for itself.
+pub(super) fn restore_tmux(t: &mut TmuxInfo) {
+    if t.enabled_focus_events && tmux(&["set", "-s", "focus-events", "off"]).is_some() {
+        t.enabled_focus_events = false;
     }
 }
 
@@ -298,6 +320,9 @@ fn decide(requested: GraphicsMode, deadline: Duration) -> Graphics {
                 g.note = Some(format!("{mode} needs tmux allow-passthrough"));
                 g.reason = format!("{mode} was asked for, but tmux allow-passthrough is off and may not be changed");
             }
+            if matches!(g.mode, GraphicsMode::Sixel | GraphicsMode::Iterm2) {
+                ensure_focus_events(&mut t);
+            }
             g.tmux = Some(t);
         }
         return g;
@@ -389,10 +414,13 @@ fn decide(requested: GraphicsMode, deadline: Duration) -> Graphics {
         reason = format!("{reason}; but the cell size in pixels is unknown, so halfblocks");
         chosen = GraphicsMode::Halfblocks;
     }
-    if let Some(t) = &mut tmux
-        && !chosen.is_pixel()
-    {
-        undo_passthrough(t);
+    if let Some(t) = &mut tmux {
+        if !chosen.is_pixel() {
+            undo_passthrough(t);
+        }
+        if matches!(chosen, GraphicsMode::Sixel | GraphicsMode::Iterm2) {
+            ensure_focus_events(t);
+        }
     }
     g.mode = chosen;
     g.note = note;

@@ -26,6 +26,8 @@ pub use typed::typed_events;
 pub const ENV_GRAPHICS: &str = "KONTEXT_GRAPHICS";
 /// Set to `0` to forbid kontext from running `tmux set -p allow-passthrough on` for its own pane.
 pub const ENV_TMUX_PASSTHROUGH: &str = "KONTEXT_TMUX_PASSTHROUGH";
+/// Set to `0` to forbid kontext from turning tmux's `focus-events` on (it repaints sixels on focus-in).
+pub const ENV_TMUX_FOCUS_EVENTS: &str = "KONTEXT_TMUX_FOCUS_EVENTS";
 
 /// How images are drawn. `Auto` is only a request; [`Graphics::mode`] always reports a concrete mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -110,6 +112,8 @@ pub struct TmuxInfo {
     pub passthrough: Option<bool>,
     /// We ran `tmux set -p allow-passthrough on` ourselves.
     pub enabled_passthrough: bool,
+    /// We ran `tmux set -s focus-events on` ourselves (and turn it off when the studio ends).
+    pub enabled_focus_events: bool,
 }
 
 /// The resolved graphics configuration: protocol, font size in pixels, tmux wrapping. Cheap to clone.
@@ -210,6 +214,9 @@ impl Graphics {
             } else {
                 extras.push("tmux".into());
             }
+            if t.enabled_focus_events {
+                extras.push("focus-events turned on".into());
+            }
         }
         if self.origin != "probe" {
             extras.push(self.origin.clone());
@@ -258,6 +265,14 @@ impl Graphics {
     /// Why this mode was chosen, in a sentence (written to the log).
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+
+    /// Put back what kontext changed in tmux for itself (the `focus-events` server option), when the studio ends.
+    /// `allow-passthrough` stays: it belongs to this pane only.
+    pub fn restore_terminal_settings(&mut self) {
+        if let Some(t) = &mut self.tmux {
+            detect::restore_tmux(t);
+        }
     }
 
     /// Re-read our tmux pane's position (after a resize or a split) and the client's cell size, so passthrough
