@@ -231,7 +231,7 @@ fn a_sixel_thumbnail_is_drawn_again_after_an_overlay_ctrl_l_and_focus_in() {
     s.send("\x0c"); // Ctrl-L
     let drawn = s.wait_for_sixel_after(drawn, "after Ctrl-L");
 
-    s.send("\x1b[I"); // focus-in report
+    s.send("\x1b[I"); // focus-in report (tmux sends it on a window switch, with focus-events on)
     s.wait_for_sixel_after(drawn, "after a focus-in report");
 
     s.send("\x11"); // Ctrl-Q
