@@ -22,18 +22,21 @@ cat >"$work/studio.sh" <<SH
 cd "$work"
 unset FAL_KEY FAL_KEY_ID FAL_KEY_SECRET KONTEXT_GRAPHICS
 export KONTEXT_CONFIG="$work/config.toml" KONTEXT_DATA_DIR="$work/data" KONTEXT_EMULATOR_PROFILE=fast
+# A terminal that has just opened (kitty on a software-GL virtual display) can take longer than the probe's
+# 300 ms to answer; started from a shell, the studio meets a terminal that is already up.
+sleep 1.5
 exec "$bin" "\$@"
 SH
 chmod +x "$work/studio.sh"
 woman=$root/docs/samples/woman.png
 duck=$root/docs/samples/duckling.png
 # Prompt, two images (the selected one is shown), submit, wait for the result, help open and closed.
-studio_keys="sleep:2;type:Put the duckling on the woman's t-shirt;key:Tab;type:a;type:$woman;key:Return;sleep:0.5;type:a;type:$duck;key:Return;sleep:1;key:F5;sleep:4;key:F1;sleep:1;key:Escape;sleep:1.5"
+studio_keys="sleep:3.5;type:Put the duckling on the woman's t-shirt;key:Tab;type:a;type:$woman;key:Return;sleep:0.5;type:a;type:$duck;key:Return;sleep:1;key:F5;sleep:4;key:F1;sleep:1;key:Escape;sleep:1.5"
 tmux_keys="$studio_keys;key:ctrl+b;type:c;sleep:1;key:ctrl+b;type:p;sleep:2"
 
-in_tmux() { # socket, command...
+in_tmux() { # socket, command... (TERM: this machine may have no terminfo for xterm-kitty, which tmux needs)
   local sock=$1; shift
-  echo "tmux -L $sock -f /dev/null new-session $*"
+  echo "env TERM=xterm-256color tmux -L $sock -f /dev/null new-session $*"
 }
 
 "$shot" --size 120x40 --wait 2 --keys "$studio_keys" "$out/studio-xterm-sixel.png" -- "$work/studio.sh"

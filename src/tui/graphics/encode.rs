@@ -7,6 +7,7 @@ use std::sync::Arc;
 use image::{DynamicImage, ImageReader, Limits};
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Position, Rect, Size};
+use ratatui::style::Color;
 use ratatui::widgets::Widget as _;
 use ratatui_image::Image;
 use ratatui_image::protocol::{Protocol, halfblocks::Halfblocks, kitty::Kitty, sixel::Sixel};
@@ -169,8 +170,16 @@ pub(super) fn encode(graphics: &Graphics, decoded: &Arc<Decoded>, area: Size) ->
         GraphicsMode::Kitty => {
             // Only direct transmission (t=d), which is the only medium that works over SSH; kitty's unicode
             // placeholders make the placement tmux-safe.
-            let id = rand::random::<u32>() | 1;
             let in_tmux = graphics.tmux().is_some();
+            // The id travels as the placeholders' foreground colour. tmux turns 24-bit colours into its
+            // 256-colour palette unless the outer terminal advertises RGB (TERM=xterm-256color without `Tc`), and
+            // the image vanishes; so inside tmux the id is a palette index (1-255) plus a random top byte (the
+            // third diacritic), which kitty reads the same way.
+            let id = if in_tmux {
+                (u32::from(rand::random::<u8>()) << 24) | u32::from(rand::random::<u8>().max(1))
+            } else {
+                rand::random::<u32>() | 1
+            };
             let transmit = kitty_png_transmission(&resized, id, size, in_tmux)?;
             // ratatui-image draws the placeholder cells for this id; it is given a 1-pixel image, and the
             // transmission it puts in front of the first cell is dropped (ours replaces it).
@@ -181,6 +190,13 @@ pub(super) fn encode(graphics: &Graphics, decoded: &Arc<Decoded>, area: Size) ->
             let placeholder = first.find(KITTY_PLACEHOLDER).ok_or("kitty placeholder missing")?;
             let first = first[placeholder..].to_string();
             cells[(0, 0)].set_symbol(&first);
+            if in_tmux {
+                for cell in &mut cells.content {
+                    if let Color::Rgb(0, 0, index) = cell.fg {
+                        cell.fg = Color::Indexed(index);
+                    }
+                }
+            }
             Built::Kitty { cells, transmit }
         }
         GraphicsMode::Sixel => Built::Sequence { plain: sixel(&resized, size)?, size },
