@@ -39,15 +39,22 @@ in_tmux() { # socket, command... (TERM: this machine may have no terminfo for xt
   echo "env TERM=xterm-256color tmux -L $sock -f /dev/null new-session $*"
 }
 
+# ONLY=studio-kitty-tmux (a file name without .png) re-takes just that one.
+want() { [[ -z ${ONLY:-} || $ONLY == "$1" ]]; }
+want studio-xterm-sixel &&
 "$shot" --size 120x40 --wait 2 --keys "$studio_keys" "$out/studio-xterm-sixel.png" -- "$work/studio.sh"
+want studio-xterm-tmux-sixel &&
 "$shot" --size 120x40 --wait 2 --keys "$tmux_keys" "$out/studio-xterm-tmux-sixel.png" -- \
   $(in_tmux kontext-studio-x "$work/studio.sh")
 tmux -L kontext-studio-x kill-server 2>/dev/null || true
+want studio-kitty &&
 KITTY=$kitty "$shot" --terminal kitty --size 120x40 --wait 2 --keys "$studio_keys" "$out/studio-kitty.png" -- \
   "$work/studio.sh"
+want studio-kitty-tmux &&
 KITTY=$kitty "$shot" --terminal kitty --size 120x40 --wait 2 --keys "$tmux_keys" "$out/studio-kitty-tmux.png" -- \
   $(in_tmux kontext-studio-k "$work/studio.sh")
 tmux -L kontext-studio-k kill-server 2>/dev/null || true
+want studio-mlterm-light &&
 "$shot" --terminal mlterm --size 120x40 --wait 2 --keys "$studio_keys" "$out/studio-mlterm-light.png" -- \
   "$work/studio.sh"
 # What each run logged about its choice of graphics mode and theme.
