@@ -17,6 +17,9 @@ async fn kitty_writes_a_png_transmission_once_and_unicode_placeholders() {
     assert!(first.contains("\x1b_Gq=2,i="), "kitty transmission (ESC _G) missing");
     assert!(first.contains("a=T,U=1,f=100,t=d,"), "PNG, direct, with a virtual placement");
     assert!(first.contains(";iVBORw0KGgo"), "the payload is a base64 PNG");
+    // woman.png (4:3) fills the 30 columns of the 30x12 cells (300x240 px): only the width is given, kitty keeps
+    // the aspect ratio (both would stretch it).
+    assert!(first.contains("f=100,t=d,c=30,m="), "only the filled dimension: {}", &first[..first.len().min(200)]);
     assert!(!first.contains("f=32") && !first.contains("o=z"), "no raw RGBA");
     assert!(first.contains('\u{10EEEE}'), "unicode placeholder cells");
     assert!(!first.contains("\x1bPtmux;"), "not wrapped outside tmux");

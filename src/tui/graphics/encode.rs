@@ -180,7 +180,7 @@ pub(super) fn encode(graphics: &Graphics, decoded: &Arc<Decoded>, area: Size) ->
             } else {
                 rand::random::<u32>() | 1
             };
-            let transmit = kitty_png_transmission(&resized, id, size, in_tmux)?;
+            let transmit = kitty_png_transmission(&unpadded(img, graphics, size), id, size, (fw, fh), in_tmux)?;
             // ratatui-image draws the placeholder cells for this id; it is given a 1-pixel image, and the
             // transmission it puts in front of the first cell is dropped (ours replaces it).
             let stand_in = Kitty::new(DynamicImage::new_rgba8(1, 1), size, id, in_tmux, false).map_err(err)?;
@@ -211,9 +211,25 @@ const KITTY_PLACEHOLDER: char = '\u{10EEEE}';
 /// The kitty graphics command that sends `img` as PNG under `id` and creates a virtual placement of `size` cells
 /// for unicode placeholders (`a=T,U=1`), quietly (`q=2`), in base64 chunks of 4096 bytes; inside tmux each chunk
 /// is wrapped in its own passthrough.
-pub(super) fn kitty_png_transmission(img: &DynamicImage, id: u32, size: Size, in_tmux: bool) -> Result<String, String> {
+///
+/// `img` is the fitted image without padding (and without alpha when it has none): only the dimension it fills is
+/// given (`c` or `r`), and kitty derives the other from the image's aspect ratio (giving both would stretch the
+/// image to the whole rectangle). The padding ratatui-image adds for the other protocols would cost an alpha
+/// channel and bytes for nothing.
+pub(super) fn kitty_png_transmission(
+    img: &DynamicImage,
+    id: u32,
+    size: Size,
+    cell: (u16, u16),
+    in_tmux: bool,
+) -> Result<String, String> {
     use std::fmt::Write as _;
     let png = png_bytes(img)?;
+    // The image fills the width of its cells when w / (cols x cell width) >= h / (rows x cell height).
+    let (w, h) = (u64::from(img.width()), u64::from(img.height()));
+    let (cols, rows) = (u64::from(size.width), u64::from(size.height));
+    let (cw, ch) = (u64::from(cell.0), u64::from(cell.1));
+    let extent = if w * rows * ch >= h * cols * cw { format!("c={cols}") } else { format!("r={rows}") };
     let encoded = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &png);
     let chunks: Vec<&[u8]> = encoded.as_bytes().chunks(4096).collect();
     let mut out = String::with_capacity(encoded.len() + chunks.len() * 40 + 64);
@@ -221,7 +237,7 @@ pub(super) fn kitty_png_transmission(img: &DynamicImage, id: u32, size: Size, in
         let more = u8::from(i + 1 < chunks.len());
         let mut cmd = String::from("\x1b_Gq=2,");
         if i == 0 {
-            let _ = write!(cmd, "i={id},a=T,U=1,f=100,t=d,c={},r={},", size.width, size.height);
+            let _ = write!(cmd, "i={id},a=T,U=1,f=100,t=d,{extent},");
         }
         let _ = write!(cmd, "m={more};");
         cmd.push_str(std::str::from_utf8(chunk).map_err(|e| e.to_string())?);
@@ -229,6 +245,14 @@ pub(super) fn kitty_png_transmission(img: &DynamicImage, id: u32, size: Size, in
         out.push_str(&if in_tmux { tmux_wrap(&cmd) } else { cmd });
     }
     Ok(out)
+}
+
+/// The image fitted into `size` cells (never enlarged), without padding, RGB when it has no alpha.
+fn unpadded(img: &DynamicImage, graphics: &Graphics, size: Size) -> DynamicImage {
+    let (w, h) = pixels_for(graphics, size);
+    let fitted =
+        if img.width() <= w && img.height() <= h { img.clone() } else { img.resize(w, h, FilterType::Triangle) };
+    if fitted.color().has_alpha() { fitted } else { DynamicImage::ImageRgb8(fitted.to_rgb8()) }
 }
 
 /// `img` as PNG, compressed as far as the encoder goes (this runs once per thumbnail, off the UI task, and the
