@@ -2,7 +2,8 @@
 # The studio itself in real terminals (issue 8): two input images and a result as thumbnails, after the
 # help overlay was opened and closed (F1, Esc) and, in tmux, after a window switch (C-b c, C-b p).
 # xterm (sixel) and kitty 0.41 (kitty graphics), each directly and in tmux; mlterm with a white background
-# (sixel, light theme). Run from the repository root: bash docs/screenshots/take-studio-screenshots.sh
+# (sixel, light theme); kitty in tmux with a client that is not UTF-8 (halfblocks).
+# Run from the repository root: bash docs/screenshots/take-studio-screenshots.sh
 # (KITTY=... picks the kitty launcher; default ../shared/tools/kitty-trixie.)
 set -euo pipefail
 root=$PWD
@@ -54,6 +55,11 @@ want studio-kitty-tmux &&
 KITTY=$kitty "$shot" --terminal kitty --size 120x40 --wait 2 --keys "$tmux_keys" "$out/studio-kitty-tmux.png" -- \
   $(in_tmux kontext-studio-k "$work/studio.sh")
 tmux -L kontext-studio-k kill-server 2>/dev/null || true
+# A tmux client without a UTF-8 locale (ssh without LANG): kitty placeholders would turn into _.
+want studio-kitty-tmux-no-utf8 &&
+KITTY=$kitty "$shot" --terminal kitty --size 120x40 --wait 2 --keys "$studio_keys" "$out/studio-kitty-tmux-no-utf8.png" -- \
+  env -u LANG -u LC_ALL -u LC_CTYPE -u LANGUAGE $(in_tmux kontext-studio-n "$work/studio.sh")
+tmux -L kontext-studio-n kill-server 2>/dev/null || true
 want studio-mlterm-light &&
 "$shot" --terminal mlterm --size 120x40 --wait 2 --keys "$studio_keys" "$out/studio-mlterm-light.png" -- \
   "$work/studio.sh"
