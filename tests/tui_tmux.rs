@@ -36,9 +36,10 @@ fn sixel_in_tmux_turns_focus_events_on_while_it_runs() {
     // A first window keeps the server alive after the studio quits, to read the option then.
     tmux(&socket, &["new-session", "-d", "-x", "120", "-y", "40", "sleep 60"]).expect("tmux server");
     tmux(&socket, &["new-window", "-t", ":1", &command]).expect("the studio's window");
+    // `<command> -t :1 <its arguments>`: the target goes before a format or keys.
     let studio = |args: &[&str]| {
-        let mut all = args.to_vec();
-        all.extend(["-t", ":1"]);
+        let mut all = vec![args[0], "-t", ":1"];
+        all.extend(&args[1..]);
         tmux(&socket, &all)
     };
     wait_until("the studio is up", || studio(&["capture-pane", "-p"]).is_some_and(|s| s.contains("1 Prompt")));
@@ -46,7 +47,9 @@ fn sixel_in_tmux_turns_focus_events_on_while_it_runs() {
     let log = std::fs::read_to_string(dir.path().join("data/kontext.log")).unwrap_or_default();
     assert!(log.contains("graphics mode chosen") && log.contains("focus-events turned on"), "the log says so:\n{log}");
     studio(&["send-keys", "C-q"]);
-    wait_until("the studio has quit", || studio(&["display", "-p", "#{window_index}"]).is_none());
+    wait_until("the studio has quit", || {
+        tmux(&socket, &["list-windows", "-F", "#{window_index}"]).is_some_and(|w| !w.lines().any(|l| l == "1"))
+    });
     let after = tmux(&socket, &["show", "-s", "-v", "focus-events"]);
     let _ = tmux(&socket, &["kill-server"]);
     assert_eq!(after.as_deref(), Some("off"), "put back when the studio quit");
