@@ -92,7 +92,7 @@ fn busy_app() -> App {
 fn frame_times() -> Vec<Duration> {
     let mut app = busy_app();
     let mut terminal = Terminal::new(TestBackend::new(200, 50)).unwrap();
-    let theme = Theme { color: true };
+    let theme = Theme::DARK;
     let mut times = Vec::with_capacity(FRAMES);
     for i in 0..FRAMES + 20 {
         // Something changes every frame, as with a spinner and streaming logs.

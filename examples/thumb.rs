@@ -66,6 +66,7 @@ fn main() -> std::io::Result<()> {
                 thumbs.render(src, inner, f.buffer_mut());
             }
             f.render_widget(Paragraph::new(status.as_str()), bar);
+            thumbs.end_frame(f.buffer_mut());
         })?;
         frames += 1;
         if frames % 10 == 1 {

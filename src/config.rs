@@ -28,6 +28,8 @@ pub struct Config {
     pub graphics: Option<String>,
     /// Colours in the TUI (NO_COLOR in the environment also turns them off).
     pub colors: Option<bool>,
+    /// The TUI's colours for the terminal's background: auto (asked with OSC 11), dark, light.
+    pub theme: Option<String>,
     /// Key bindings: action name → keys, e.g. `submit = ["f5", "ctrl-s"]`.
     #[serde(default)]
     pub keys: std::collections::HashMap<String, Vec<String>>,

@@ -58,8 +58,15 @@ fn child_detect_and_read_stdin() {
     if tty {
         crossterm::terminal::disable_raw_mode().unwrap();
     }
-    let report =
-        format!("mode={}\nms={ms}\ndescribe={}\nstdin={}\n", g.mode(), g.describe(), String::from_utf8_lossy(&got));
+    let typed = format!("{:?}", kontext::tui::graphics::typed_events(g.typed_during_probe()));
+    let report = format!(
+        "mode={}\nms={ms}\ndescribe={}\nstdin={}\ntyped={typed}\nbackground={:?}\nreason={}\n",
+        g.mode(),
+        g.describe(),
+        String::from_utf8_lossy(&got),
+        g.background(),
+        g.reason()
+    );
     std::fs::write(out, report).unwrap();
 }
 
@@ -203,6 +210,20 @@ fn detect_with_reply(reply: &[u8]) -> String {
     pty.master.write_all(b"!").unwrap();
     wait(&mut child);
     std::fs::read_to_string(&result).unwrap()
+}
+
+/// Keys typed before the terminal's answers arrive are kept in the process (no `TIOCSTI`): they are not in the
+/// tty afterwards, and they come back as events for the app, in order.
+#[test]
+fn keys_typed_during_the_probe_are_kept_for_the_app_and_the_background_is_read() {
+    let report = detect_with_reply(b"ab\x1b[B\x1b]11;rgb:ffff/fefe/f0f0\x1b\\\x1b[?63;1;4c\x1b[0n");
+    assert_eq!(field(&report, "mode"), "sixel", "{report}");
+    assert_eq!(field(&report, "stdin"), "!", "typed keys were pushed back into the tty: {report}");
+    let typed = field(&report, "typed");
+    assert!(typed.contains("Char('a')") && typed.contains("Char('b')") && typed.contains("Down"), "{report}");
+    assert!(typed.find("Char('a')") < typed.find("Down"), "in order: {report}");
+    assert_eq!(field(&report, "background"), "Some((255, 254, 240))", "{report}");
+    assert!(field(&report, "reason").contains("sixel (4)"), "the log says why: {report}");
 }
 
 #[test]

@@ -9,23 +9,22 @@ use ratatui::layout::Rect;
 use ratatui::style::Color;
 
 #[tokio::test]
-async fn kitty_writes_apc_g_transmission_and_unicode_placeholders() {
+async fn kitty_writes_a_png_transmission_once_and_unicode_placeholders() {
     let g = Graphics::with_protocol(GraphicsMode::Kitty, (10, 20)).with_tmux(None);
     let (mut thumbs, src) = ready(g, ThumbSource::File(sample("woman.png")), AREA).await;
-    let first = flush(&mut thumbs, &src);
+    let mut t = terminal();
+    let first = draw_once(&mut t, &mut thumbs, &src);
     assert!(first.contains("\x1b_Gq=2,i="), "kitty transmission (ESC _G) missing");
-    assert!(first.contains("a=T,U=1,f=32,t=d"), "direct transmission with a virtual placement");
-    assert!(!first.contains("o=z"), "no compression unless asked");
+    assert!(first.contains("a=T,U=1,f=100,t=d,"), "PNG, direct, with a virtual placement");
+    assert!(first.contains(";iVBORw0KGgo"), "the payload is a base64 PNG");
+    // woman.png (4:3) fills the 30 columns of the 30x12 cells (300x240 px): only the width is given, kitty keeps
+    // the aspect ratio (both would stretch it).
+    assert!(first.contains("f=100,t=d,c=30,m="), "only the filled dimension: {}", &first[..first.len().min(200)]);
+    assert!(!first.contains("f=32") && !first.contains("o=z"), "no raw RGBA");
     assert!(first.contains('\u{10EEEE}'), "unicode placeholder cells");
     assert!(!first.contains("\x1bPtmux;"), "not wrapped outside tmux");
-}
-
-#[tokio::test]
-async fn kitty_compression_sends_zlib_payloads() {
-    let g = Graphics::with_protocol(GraphicsMode::Kitty, (10, 20)).with_tmux(None).with_kitty_compression(true);
-    let (mut thumbs, src) = ready(g, ThumbSource::File(sample("duckling.png")), AREA).await;
-    let out = flush(&mut thumbs, &src);
-    assert!(out.contains("f=32,o=z,t=d"), "o=z transmission");
+    let second = draw_once(&mut t, &mut thumbs, &src);
+    assert!(!second.contains("\x1b_G"), "transmitted again while unchanged: {} bytes", second.len());
 }
 
 #[tokio::test]

@@ -77,6 +77,9 @@ async fn kitty_in_tmux_wraps_every_chunk() {
     assert!(blocks.len() > 1, "a multi-chunk transmission");
     assert!(blocks.iter().all(|b| b.starts_with("\x1b_Gq=2,") && b.ends_with("\x1b\\")), "each chunk is ESC _G…");
     assert!(out.contains('\u{10EEEE}'), "placeholders are plain text for tmux");
+    // The image id is a 256-colour index there (tmux may turn 24-bit colours into palette ones).
+    assert!(out.contains("\x1b[38;5;"), "id as a palette colour");
+    assert!(!out.contains("\x1b[38;2;"), "no 24-bit id colour in tmux");
 }
 
 #[tokio::test]

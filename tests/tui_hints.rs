@@ -300,7 +300,7 @@ fn esc_closes_cancels_or_leaves_and_the_prompt_moves_on() {
         assert_eq!(a.focus(), Pane::Prompt, "and leaves the focus alone");
     }
     let ctx = context(km.clone());
-    let help = kontext::tui::overlay::help_lines(&ctx, &kontext::tui::view::theme::Theme { color: false });
+    let help = kontext::tui::overlay::help_lines(&ctx, &kontext::tui::view::theme::Theme::MONO);
     let text: String = help.iter().flat_map(|l| l.spans.iter().map(|s| s.content.to_string())).collect();
     assert!(text.contains("Esc in the Prompt") && text.contains("focus goes to Images"), "the help says so");
 }

@@ -27,8 +27,13 @@ impl Screen {
     }
 
     fn spawn_with(dir: &Path, rows: u16, cols: u16, env: &[(&str, &str)]) -> Screen {
+        Screen::spawn_full(dir, rows, cols, env, &[])
+    }
+
+    fn spawn_full(dir: &Path, rows: u16, cols: u16, env: &[(&str, &str)], args: &[&str]) -> Screen {
         let pty = native_pty_system().openpty(PtySize { rows, cols, pixel_width: 0, pixel_height: 0 }).unwrap();
         let mut cmd = support::studio::pty_command(dir);
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -54,6 +59,11 @@ impl Screen {
         // Keep the master alive for the child's lifetime.
         std::mem::forget(pty.master);
         Screen { parser, raw, writer, child }
+    }
+
+    /// Spawns `kontext` with extra arguments (e.g. `--graphics sixel`).
+    fn spawn_args(dir: &Path, rows: u16, cols: u16, args: &[&str]) -> Screen {
+        Screen::spawn_full(dir, rows, cols, &[], args)
     }
 
     fn text(&self) -> String {
@@ -89,6 +99,25 @@ impl Screen {
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.child.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "kontext did not exit");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    }
+
+    /// How many sixel images (DCS sequences) the studio has written so far.
+    fn sixels_sent(&self) -> usize {
+        let raw = self.raw.lock().unwrap();
+        raw.windows(2).filter(|w| w == b"\x1bP").count()
+    }
+
+    /// Waits (bounded) until more than `before` sixels were written; returns the new count.
+    fn wait_for_sixel_after(&self, before: usize, what: &str) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let now = self.sixels_sent();
+            if now > before {
+                return now;
+            }
+            assert!(Instant::now() < deadline, "no sixel drawn again {what}; screen:\n{}", self.text());
             std::thread::sleep(Duration::from_millis(30));
         }
     }
@@ -151,6 +180,47 @@ fn the_whole_loop_in_a_real_pseudo_terminal() {
     let parser = s.parser.lock().unwrap();
     assert!(!parser.screen().alternate_screen(), "the alternate screen was left");
     assert!(!parser.screen().hide_cursor(), "the cursor is visible again");
+}
+
+/// Issue 8: with sixel forced, the thumbnail is drawn again after the help overlay closes, after
+/// Ctrl-L and after a focus-in report (what tmux sends when its window is shown again).
+#[test]
+fn a_sixel_thumbnail_is_drawn_again_after_an_overlay_ctrl_l_and_focus_in() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "").unwrap();
+    image::RgbImage::from_fn(96, 64, |x, y| image::Rgb([x as u8 * 2, y as u8 * 3, 90]))
+        .save(dir.path().join("in.png"))
+        .unwrap();
+    let mut s = Screen::spawn_args(dir.path(), 40, 120, &["--graphics", "sixel"]);
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    s.send("\t"); // Images
+    s.send("a");
+    s.send("in.png");
+    s.send("\r");
+    s.wait_for("local", Duration::from_secs(5));
+    let drawn = s.wait_for_sixel_after(0, "at first");
+    std::thread::sleep(Duration::from_millis(300));
+    let drawn = s.sixels_sent().max(drawn);
+
+    s.send("\x1bOP"); // F1: the help overlay, over the thumbnail
+    s.wait_for("kontext — keys", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(s.sixels_sent(), drawn, "the sixel is not drawn over the open overlay");
+    s.send("\x1b"); // Esc closes it
+    let drawn = s.wait_for_sixel_after(drawn, "after the overlay closed");
+    assert!(!s.text().contains("kontext — keys"), "the help is gone:\n{}", s.text());
+
+    s.send("\x0c"); // Ctrl-L
+    let drawn = s.wait_for_sixel_after(drawn, "after Ctrl-L");
+
+    s.send("\x1b[I"); // focus-in report (tmux sends it on a window switch, with focus-events on)
+    s.wait_for_sixel_after(drawn, "after a focus-in report");
+
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    let raw = String::from_utf8_lossy(&s.raw.lock().unwrap()).into_owned();
+    assert!(raw.contains("\x1b[?1004h"), "focus reporting was asked for");
+    assert!(raw.rfind("\x1b[?1004l") > raw.rfind("\x1b[?1004h"), "and turned off on exit");
 }
 
 #[test]

@@ -19,14 +19,15 @@ pub mod widgets;
 use std::io::{self, Write};
 
 use crossterm::event::{
-    DisableBracketedPaste, EnableBracketedPaste, EventStream, KeyboardEnhancementFlags, PopKeyboardEnhancementFlags,
-    PushKeyboardEnhancementFlags,
+    DisableBracketedPaste, DisableFocusChange, EnableBracketedPaste, EnableFocusChange, EventStream,
+    KeyboardEnhancementFlags, PopKeyboardEnhancementFlags, PushKeyboardEnhancementFlags,
 };
 use crossterm::terminal::{
     BeginSynchronizedUpdate, EndSynchronizedUpdate, EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode,
     enable_raw_mode,
 };
 use crossterm::{execute, queue};
+use futures::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::CrosstermBackend;
 
@@ -36,7 +37,7 @@ use action::Keymap;
 use app::{App, AppContext};
 use graphics::{Graphics, GraphicsMode, Thumbnails};
 use runtime::{Host, Runtime, Services};
-use view::theme::Theme;
+use view::theme::{Theme, ThemeChoice};
 
 /// Options of the interactive command.
 #[derive(Debug, Clone, Default)]
@@ -48,11 +49,13 @@ pub struct TuiOptions {
 fn enter_terminal() -> io::Result<()> {
     enable_raw_mode()?;
     // Disambiguated keys let terminals with the kitty keyboard protocol report Ctrl-Enter; others
-    // ignore the request.
+    // ignore the request. Focus reports (CSI ? 1004 h) tell us when tmux or the terminal shows us
+    // again, so the screen and its sixels are repainted.
     execute!(
         io::stdout(),
         EnterAlternateScreen,
         EnableBracketedPaste,
+        EnableFocusChange,
         PushKeyboardEnhancementFlags(KeyboardEnhancementFlags::DISAMBIGUATE_ESCAPE_CODES)
     )
 }
@@ -61,6 +64,7 @@ fn leave_terminal() -> io::Result<()> {
     let r1 = execute!(
         io::stdout(),
         PopKeyboardEnhancementFlags,
+        DisableFocusChange,
         DisableBracketedPaste,
         LeaveAlternateScreen,
         crossterm::cursor::Show
@@ -190,12 +194,22 @@ async fn studio(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupEr
         history,
         data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
     };
-    let theme = Theme::from_env(config.colors);
+    let theme_choice = config
+        .theme
+        .as_deref()
+        .unwrap_or("auto")
+        .parse::<ThemeChoice>()
+        .map_err(|e| StartupError::Invalid(format!("config: {e}")))?;
 
     install_panic_hook();
     enter_terminal().map_err(|e| StartupError::Failed(format!("cannot use this terminal: {e}")))?;
     // After the alternate screen, before anything reads stdin (the probe reads the replies).
     let graphics = Graphics::detect(mode);
+    let typed_ahead = graphics::typed_events(graphics.typed_during_probe());
+    // What the probe changed in tmux for this session, to put back when the studio ends.
+    let mut tmux_changes = graphics.clone();
+    let theme = Theme::from_env(config.colors, theme_choice, graphics.background());
+    tracing::info!(?theme, choice = %theme_choice, background = ?graphics.background(), "theme");
     let ctx = AppContext {
         max_images: connection.endpoint.max_images(),
         target: connection.target.short(),
@@ -216,10 +230,17 @@ async fn studio(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupEr
         if cfg!(debug_assertions) && std::env::var_os("KONTEXT_DEBUG_PANIC").is_some() {
             panic!("KONTEXT_DEBUG_PANIC: deliberate panic after the first frame");
         }
-        runtime.run(EventStream::new).await.map(|()| runtime.unfinished_jobs())
+        // Keys typed while the probe waited come first, once; then the tty (again after the editor).
+        let mut typed = Some(typed_ahead);
+        let input = move || {
+            let first = typed.take().unwrap_or_default().into_iter().map(Ok);
+            futures::stream::iter(first).chain(EventStream::new())
+        };
+        runtime.run(input).await.map(|()| runtime.unfinished_jobs())
     }
     .await;
     let _ = leave_terminal();
+    tmux_changes.restore_terminal_settings();
     let built_in = connection.emulator().is_some();
     connection.shutdown().await;
     match result {

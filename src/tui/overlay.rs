@@ -237,7 +237,7 @@ mod tests {
     fn the_help_lists_the_keys_as_configured() {
         let mut o = HashMap::new();
         o.insert("submit".to_string(), vec!["ctrl-g".to_string()]);
-        let help = text(&help_lines(&ctx(Keymap::default().with_overrides(&o).unwrap()), &Theme { color: false }));
+        let help = text(&help_lines(&ctx(Keymap::default().with_overrides(&o).unwrap()), &Theme::MONO));
         assert!(help.contains("Ctrl-G") && help.contains("submit the request"), "{help}");
         assert!(!help.contains("F5"), "the replaced key is gone: {help}");
         assert!(

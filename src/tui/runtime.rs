@@ -115,8 +115,14 @@ where
     pub fn draw(&mut self) -> io::Result<()> {
         self.host.begin_frame();
         let (app, images, theme) = (&mut self.app, &mut self.images, &self.theme);
-        let result =
-            self.terminal.draw(|f| view::draw(f, app, images.as_mut(), theme)).map(|_| ()).map_err(io::Error::other);
+        let result = self
+            .terminal
+            .draw(|f| {
+                view::draw(f, app, images.as_mut(), theme);
+                images.end_frame(f.buffer_mut());
+            })
+            .map(|_| ())
+            .map_err(io::Error::other);
         self.host.end_frame();
         self.frames += 1;
         result
@@ -152,10 +158,17 @@ where
                     }
                 }
                 ev = events.next() => match ev {
+                    Some(Ok(ev)) if is_repaint_key(&ev) => self.repaint_screen()?,
                     Some(Ok(ev)) => {
-                        if let Event::Resize(..) = ev {
-                            self.terminal.autoresize().map_err(io::Error::other)?;
-                            self.repaint_all()?;
+                        match ev {
+                            Event::Resize(..) => {
+                                self.terminal.autoresize().map_err(io::Error::other)?;
+                                self.repaint_all()?;
+                            }
+                            // Back from another tmux window or application: what is on the screen now is
+                            // whatever the multiplexer or terminal kept, without our sixels.
+                            Event::FocusGained => self.repaint_screen()?,
+                            _ => {}
                         }
                         editor = self.handle(Message::Input(ev));
                     }
@@ -194,10 +207,18 @@ where
     /// unknown state). Unlike `Terminal::clear` it does not ask the terminal for the cursor
     /// position, a query whose answer could be lost or mixed into the input.
     fn repaint_all(&mut self) -> io::Result<()> {
+        self.repaint_screen()?;
+        self.images.clear();
+        Ok(())
+    }
+
+    /// Makes the next frame send every cell and every image again, keeping the encoded thumbnails
+    /// (focus-in, Ctrl-L: the screen may show anything, but nothing changed in size).
+    fn repaint_screen(&mut self) -> io::Result<()> {
         self.terminal.backend_mut().clear_region(ratatui::backend::ClearType::All).map_err(io::Error::other)?;
         self.terminal.current_buffer_mut().reset();
         self.terminal.swap_buffers();
-        self.images.clear();
+        self.images.repaint();
         Ok(())
     }
 
@@ -412,6 +433,14 @@ where
             }
         });
     }
+}
+
+/// Ctrl-L repaints the whole screen, whatever has the focus (as in most full-screen programs).
+fn is_repaint_key(ev: &Event) -> bool {
+    use crossterm::event::{KeyCode, KeyEventKind, KeyModifiers};
+    matches!(ev, Event::Key(k) if k.code == KeyCode::Char('l')
+        && k.modifiers == KeyModifiers::CONTROL
+        && k.kind != KeyEventKind::Release)
 }
 
 /// The next finished thumbnail, or never when there is no image worker.

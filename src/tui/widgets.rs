@@ -24,6 +24,11 @@ pub trait ImageView {
     fn accept(&mut self, _ready: ThumbnailReady) {}
     /// Forget what was drawn (after a resize or the external editor).
     fn clear(&mut self) {}
+    /// The whole frame, overlays included, is in `buf` and about to be flushed (images that something drew
+    /// over are sent again once they are whole).
+    fn end_frame(&mut self, _buf: &mut Buffer) {}
+    /// The screen is repainted in full (focus came back, Ctrl-L): keep what is encoded, send it again.
+    fn repaint(&mut self) {}
 }
 
 /// Real thumbnails: kitty, sixel, iTerm2 or halfblocks, prepared off the UI task.
@@ -38,6 +43,12 @@ impl ImageView for Thumbnails {
     }
     fn clear(&mut self) {
         self.clear_cache();
+    }
+    fn end_frame(&mut self, buf: &mut Buffer) {
+        Thumbnails::end_frame(self, buf);
+    }
+    fn repaint(&mut self) {
+        Thumbnails::repaint(self);
     }
 }
 

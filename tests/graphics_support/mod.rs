@@ -57,7 +57,12 @@ pub fn terminal() -> MemTerminal {
 /// Draw one frame with the thumbnail at `AREA` and return what was written to the "tty".
 pub fn draw_once(t: &mut MemTerminal, thumbs: &mut Thumbnails, src: &ThumbSource) -> String {
     t.tty.take();
-    t.term.draw(|f| thumbs.render(src, AREA, f.buffer_mut())).expect("draw");
+    t.term
+        .draw(|f| {
+            thumbs.render(src, AREA, f.buffer_mut());
+            thumbs.end_frame(f.buffer_mut());
+        })
+        .expect("draw");
     t.tty.take()
 }
 

@@ -65,7 +65,7 @@ pub fn ready(app: &mut App) {
 /// The whole screen at `w` x `h`, monochrome, as text.
 pub fn render(app: &mut App, w: u16, h: u16) -> String {
     let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
-    t.draw(|f| view::draw(f, app, &mut NoImages, &Theme { color: false })).unwrap();
+    t.draw(|f| view::draw(f, app, &mut NoImages, &Theme::MONO)).unwrap();
     t.backend().to_string()
 }
 
@@ -75,6 +75,10 @@ pub fn pty_command(home: &Path) -> portable_pty::CommandBuilder {
     let mut cmd = portable_pty::CommandBuilder::new(super::BIN);
     cmd.cwd(home);
     for var in super::SCRUBBED_ENV {
+        cmd.env_remove(var);
+    }
+    // The studio would otherwise take the test runner's tmux for its own.
+    for var in ["TMUX", "TMUX_PANE"] {
         cmd.env_remove(var);
     }
     cmd.env("TERM", "xterm-256color");

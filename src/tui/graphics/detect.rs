@@ -8,185 +8,11 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{DEFAULT_FONT_SIZE, ENV_KITTY_COMPRESSION, ENV_TMUX_PASSTHROUGH, Graphics, GraphicsMode, TmuxInfo};
+use super::replies::{ProbeReport, ReplyParser, old_kitty, query};
+use super::{DEFAULT_FONT_SIZE, ENV_TMUX_FOCUS_EVENTS, ENV_TMUX_PASSTHROUGH, Graphics, GraphicsMode, TmuxInfo};
 
 /// Probe deadline: terminals that answer do so in a few ms (0.6 ms in xterm, < 1 ms through tmux here).
 pub(super) const DEFAULT_DEADLINE: Duration = Duration::from_millis(300);
-
-const KITTY_QUERY: &str = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\";
-/// The same 1-pixel query, zlib-compressed (`o=z`), as ratatui-image 11.1 probes it.
-const KITTY_ZLIB_QUERY: &str = "\x1b_Gi=32,s=1,v=1,a=q,t=d,f=24,o=z;eJxjYGAAAAADAAE=\x1b\\";
-const DA1: &str = "\x1b[c";
-/// XTVERSION: terminal name and version (`DCS >| kitty(0.26.5) ST`); works over SSH where env hints do not.
-const XTVERSION: &str = "\x1b[>q";
-const CELL_SIZE: &str = "\x1b[16t";
-const DSR: &str = "\x1b[5n";
-
-/// What the terminal answered.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProbeReport {
-    pub kitty: bool,
-    pub kitty_compression: bool,
-    pub sixel: bool,
-    /// From `CSI 6;h;w t`, `(width, height)`.
-    pub cell_size: Option<(u16, u16)>,
-    /// XTVERSION answer, e.g. `kitty(0.26.5)` or `XTerm(379)`.
-    pub terminal: Option<String>,
-    /// The DSR terminator arrived (the terminal answered everything it was going to answer).
-    pub answered: bool,
-    /// Bytes that were not replies (keys the user typed during the probe).
-    pub stray: Vec<u8>,
-    pub elapsed: Duration,
-}
-
-/// The query burst, wrapped for tmux passthrough when `tmux` (escapes doubled).
-pub fn query(tmux: bool, kitty_compression: bool) -> String {
-    let mut q = String::from(KITTY_QUERY);
-    if kitty_compression {
-        q.push_str(KITTY_ZLIB_QUERY);
-    }
-    q.push_str(XTVERSION);
-    q.push_str(DA1);
-    q.push_str(CELL_SIZE);
-    q.push_str(DSR);
-    if tmux { tmux_wrap(&q) } else { q }
-}
-
-/// Wrap an escape sequence in tmux's DCS passthrough, doubling inner ESCs.
-pub fn tmux_wrap(seq: &str) -> String {
-    let mut out = String::with_capacity(seq.len() + seq.len() / 50 + 16);
-    out.push_str("\x1bPtmux;");
-    for ch in seq.chars() {
-        if ch == '\x1b' {
-            out.push('\x1b');
-        }
-        out.push(ch);
-    }
-    out.push_str("\x1b\\");
-    out
-}
-
-#[derive(Debug, Default)]
-enum State {
-    #[default]
-    Ground,
-    Esc,
-    Csi(Vec<u8>),
-    /// APC / DCS / OSC body; the flag records a pending ESC (for `ESC \`).
-    Str(u8, Vec<u8>, bool),
-}
-
-/// Incremental parser for the replies we asked for. Everything else is "stray" input.
-#[derive(Debug, Default)]
-pub(super) struct ReplyParser {
-    state: State,
-    pub report: ProbeReport,
-}
-
-impl ReplyParser {
-    pub fn push(&mut self, b: u8) {
-        let state = std::mem::take(&mut self.state);
-        self.state = match state {
-            State::Ground if b == 0x1b => State::Esc,
-            State::Ground => {
-                self.report.stray.push(b);
-                State::Ground
-            }
-            State::Esc => match b {
-                b'[' => State::Csi(Vec::new()),
-                b'_' | b'P' | b']' => State::Str(b, Vec::new(), false),
-                _ => {
-                    // Alt+key or a lone Escape: the user's.
-                    self.report.stray.extend_from_slice(&[0x1b, b]);
-                    State::Ground
-                }
-            },
-            State::Csi(mut body) => {
-                if (0x40..=0x7e).contains(&b) {
-                    self.csi(&body, b);
-                    State::Ground
-                } else if body.len() > 64 {
-                    State::Ground
-                } else {
-                    body.push(b);
-                    State::Csi(body)
-                }
-            }
-            State::Str(kind, mut body, esc) => {
-                if esc && b == b'\\' || kind == b']' && b == 0x07 {
-                    self.string(kind, &body);
-                    State::Ground
-                } else if b == 0x1b {
-                    State::Str(kind, body, true)
-                } else {
-                    if body.len() < 4096 {
-                        body.push(b);
-                    }
-                    State::Str(kind, body, false)
-                }
-            }
-        };
-    }
-
-    fn csi(&mut self, body: &[u8], fin: u8) {
-        let body = String::from_utf8_lossy(body);
-        match fin {
-            b'c' if body.starts_with('?') && body[1..].split(';').any(|p| p == "4") => self.report.sixel = true,
-            b'n' if body == "0" || body == "3" => self.report.answered = true,
-            b't' => {
-                let p: Vec<u16> = body.split(';').filter_map(|x| x.parse().ok()).collect();
-                if let [6, h, w] = p[..]
-                    && w > 0
-                    && h > 0
-                {
-                    self.report.cell_size = Some((w, h));
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn string(&mut self, kind: u8, body: &[u8]) {
-        let body = String::from_utf8_lossy(body);
-        if kind == b'P' {
-            if let Some(name) = body.strip_prefix(">|") {
-                self.report.terminal = Some(name.trim().to_string());
-            }
-            return;
-        }
-        if kind != b'_' {
-            return;
-        }
-        if let Some(rest) = body.strip_prefix('G') {
-            let ok = rest.ends_with(";OK");
-            if ok && rest.contains("i=31") {
-                self.report.kitty = true;
-            } else if ok && rest.contains("i=32") {
-                self.report.kitty_compression = true;
-            }
-        }
-    }
-}
-
-/// Parse a complete reply stream (for tests and tools).
-pub fn parse_replies(bytes: &[u8]) -> ProbeReport {
-    let mut p = ReplyParser::default();
-    for &b in bytes {
-        p.push(b);
-    }
-    p.report
-}
-
-/// kitty before 0.28 answers the graphics query but has no unicode placeholders, which ratatui-image's kitty
-/// protocol needs: images would stay blank. `terminal` is the XTVERSION answer.
-pub fn old_kitty(terminal: Option<&str>) -> bool {
-    let Some(v) = terminal.and_then(|t| t.strip_prefix("kitty(")).and_then(|t| t.strip_suffix(')')) else {
-        return false;
-    };
-    let mut parts = v.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    (major, minor) < (0, 28)
-}
 
 pub(super) fn tmux_from_env() -> bool {
     let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
@@ -197,10 +23,6 @@ pub(super) fn tmux_from_env() -> bool {
 
 fn env_is(k: &str, v: &str) -> bool {
     std::env::var(k).is_ok_and(|x| x == v)
-}
-
-fn over_ssh() -> bool {
-    ["SSH_CONNECTION", "SSH_TTY", "SSH_CLIENT"].iter().any(|k| std::env::var(k).is_ok_and(|v| !v.is_empty()))
 }
 
 fn iterm2_hint() -> bool {
@@ -276,7 +98,7 @@ fn tmux_info() -> TmuxInfo {
     let pane = std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty());
     let pane_offset = tmux_geometry(pane.as_deref()).map(|g| g.0).unwrap_or((0, 0));
     let passthrough = tmux_passthrough(&pane);
-    TmuxInfo { pane, pane_offset, passthrough, enabled_passthrough: false }
+    TmuxInfo { pane, pane_offset, passthrough, ..TmuxInfo::default() }
 }
 
 /// Make sure passthrough is on for our pane. Returns whether it is usable (unknown counts as usable: the probe or
@@ -296,6 +118,28 @@ fn ensure_passthrough(t: &mut TmuxInfo) -> bool {
                 false
             }
         }
+    }
+}
+
+/// tmux tells a pane of its window being shown again (`ESC [ I`) only with the server option `focus-events` on
+/// (off by default, seen with tmux 3.3a). Sixel and iTerm2 images are not in tmux's grid, so after a window switch
+/// they are gone until the app repaints: kontext turns the option on when it draws them inside tmux, and off
+/// again when it leaves (`Graphics::restore_terminal_settings`). `KONTEXT_TMUX_FOCUS_EVENTS=0` forbids it.
+fn ensure_focus_events(t: &mut TmuxInfo) {
+    if env_is(ENV_TMUX_FOCUS_EVENTS, "0") {
+        return;
+    }
+    if tmux(&["show", "-s", "-v", "focus-events"]).as_deref() == Some("off")
+        && tmux(&["set", "-s", "focus-events", "on"]).is_some()
+    {
+        t.enabled_focus_events = true;
+    }
+}
+
+/// Puts back the tmux server options kontext changed for itself.
+pub(super) fn restore_tmux(t: &mut TmuxInfo) {
+    if t.enabled_focus_events && tmux(&["set", "-s", "focus-events", "off"]).is_some() {
+        t.enabled_focus_events = false;
     }
 }
 
@@ -400,20 +244,7 @@ fn probe(tmux: bool, deadline: Duration) -> std::io::Result<ProbeReport> {
     }
     let mut report = parser.report;
     report.elapsed = start.elapsed();
-    give_back(&report.stray);
     Ok(report)
-}
-
-/// Push keys typed during the probe back into the tty input queue (best effort: `TIOCSTI` may be disabled).
-fn give_back(bytes: &[u8]) {
-    for b in bytes {
-        // SAFETY: TIOCSTI takes a pointer to one byte.
-        let rc = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCSTI, b as *const u8) };
-        if rc != 0 {
-            tracing::debug!(lost = bytes.len(), "could not give {} typed byte(s) back to the tty", bytes.len());
-            return;
-        }
-    }
 }
 
 /// What [`detect`] would choose, from the environment alone and without the terminal probe (which
@@ -444,7 +275,22 @@ pub fn decision_without_probe(requested: GraphicsMode) -> String {
     format!("auto: {hint}; a probe runs when the studio starts{tmux_note}")
 }
 
+/// Decides, then says in the log which mode was chosen and why.
 pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
+    let g = decide(requested, deadline);
+    tracing::info!(
+        mode = %g.mode(),
+        describe = %g.describe(),
+        reason = %g.reason(),
+        terminal = ?g.terminal(),
+        background = ?g.background(),
+        typed_during_probe = g.typed_during_probe().len(),
+        "graphics mode chosen"
+    );
+    g
+}
+
+fn decide(requested: GraphicsMode, deadline: Duration) -> Graphics {
     let (mode, origin) = match requested {
         GraphicsMode::Auto => match GraphicsMode::from_env() {
             Some(m) if m != GraphicsMode::Auto => (m, format!("env {}", super::ENV_GRAPHICS)),
@@ -458,10 +304,12 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
         mode,
         font_size: ioctl_font.unwrap_or(DEFAULT_FONT_SIZE),
         tmux: None,
-        kitty_compression: env_is(ENV_KITTY_COMPRESSION, "1"),
+        reason: match requested {
+            GraphicsMode::Auto => format!("{mode} from {}", super::ENV_GRAPHICS),
+            _ => format!("{mode} as asked (--graphics or the config's graphics)"),
+        },
         origin,
-        note: None,
-        terminal: None,
+        ..Graphics::halfblocks()
     };
 
     if mode != GraphicsMode::Auto {
@@ -470,6 +318,10 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
             if mode.is_pixel() && !ensure_passthrough(&mut t) {
                 g.mode = GraphicsMode::Halfblocks;
                 g.note = Some(format!("{mode} needs tmux allow-passthrough"));
+                g.reason = format!("{mode} was asked for, but tmux allow-passthrough is off and may not be changed");
+            }
+            if matches!(g.mode, GraphicsMode::Sixel | GraphicsMode::Iterm2) {
+                ensure_focus_events(&mut t);
             }
             g.tmux = Some(t);
         }
@@ -480,6 +332,7 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
     if !tty {
         g.mode = GraphicsMode::Halfblocks;
         g.note = Some("no tty".into());
+        g.reason = "stdin or stdout is not a terminal: no probe".into();
         g.tmux = in_tmux.then(TmuxInfo::default);
         return g;
     }
@@ -490,6 +343,7 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
         // Nothing would reach the outer terminal: do not waste the deadline.
         g.mode = GraphicsMode::Halfblocks;
         g.note = Some("tmux allow-passthrough is off".into());
+        g.reason = format!("tmux allow-passthrough is off and {ENV_TMUX_PASSTHROUGH}=0 forbids turning it on");
         g.tmux = tmux;
         return g;
     }
@@ -500,29 +354,53 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
     let wezterm = std::env::var("WEZTERM_EXECUTABLE").is_ok_and(|v| !v.is_empty());
     let mut chosen = GraphicsMode::Halfblocks;
     let mut note = None;
+    let mut reason = String::from("no pixel protocol answered the probe");
     match &report {
         Ok(r) => {
             g.terminal = r.terminal.clone();
+            g.background = r.background;
+            g.typed = r.stray.clone();
             if let Some(cs) = r.cell_size {
                 g.font_size = cs;
             }
+            let placeholders = if r.kitty { kitty_placeholders_fit(in_tmux, tmux.as_ref()) } else { Ok(()) };
             if wezterm {
                 chosen = GraphicsMode::Iterm2;
-            } else if r.kitty && !blacklist_pixels && !old_kitty(r.terminal.as_deref()) {
+                reason = "WezTerm (WEZTERM_EXECUTABLE): iTerm2 images".into();
+            } else if r.kitty && !blacklist_pixels && !old_kitty(r.terminal.as_deref()) && placeholders.is_ok() {
                 chosen = GraphicsMode::Kitty;
-                g.kitty_compression |= r.kitty_compression && over_ssh();
+                reason = "the terminal accepted the kitty graphics query".into();
             } else if r.sixel && !blacklist_pixels {
                 chosen = GraphicsMode::Sixel;
+                reason = "the terminal lists sixel (4) in its device attributes (DA1)".into();
             } else if iterm2_hint() {
                 chosen = GraphicsMode::Iterm2;
+                reason = "TERM_PROGRAM / LC_TERMINAL name an iTerm2-compatible terminal".into();
             }
             if !r.answered {
                 note = Some(format!("no answer in {} ms", deadline.as_millis()));
+                reason = format!("{reason}; the terminal did not answer within {} ms", deadline.as_millis());
             } else if r.kitty && old_kitty(r.terminal.as_deref()) && !chosen.is_pixel() {
                 note = Some("kitty < 0.28 has no unicode placeholders".into());
+            } else if let (Err(why), GraphicsMode::Sixel | GraphicsMode::Halfblocks) = (&placeholders, chosen) {
+                note = Some(why.clone());
+            }
+            if r.kitty && chosen != GraphicsMode::Kitty {
+                let why = match &placeholders {
+                    Err(why) => why.clone(),
+                    Ok(()) if old_kitty(r.terminal.as_deref()) => "kitty < 0.28 has no unicode placeholders".into(),
+                    Ok(()) => "kitty graphics are not used in this terminal".into(),
+                };
+                reason = format!("{reason}; kitty graphics answered but were not used: {why}");
+            }
+            if let Some(t) = &r.terminal {
+                reason = format!("{reason} (terminal: {})", crate::sanitize::one_line(t));
             }
         }
-        Err(e) => note = Some(format!("probe failed: {e}")),
+        Err(e) => {
+            note = Some(format!("probe failed: {e}"));
+            reason = format!("the probe failed: {e}");
+        }
     }
     // Inside tmux, the client's cell size beats the pane's ioctl (which may be tmux's 16x32 default).
     if let Some(t) = &tmux
@@ -533,38 +411,63 @@ pub(super) fn detect(requested: GraphicsMode, deadline: Duration) -> Graphics {
     }
     if chosen.is_pixel() && ioctl_font.is_none() && report.as_ref().is_ok_and(|r| r.cell_size.is_none()) {
         note = Some("cell size unknown".into());
+        reason = format!("{reason}; but the cell size in pixels is unknown, so halfblocks");
         chosen = GraphicsMode::Halfblocks;
     }
-    if let Some(t) = &mut tmux
-        && !chosen.is_pixel()
-    {
-        undo_passthrough(t);
+    if let Some(t) = &mut tmux {
+        if !chosen.is_pixel() {
+            undo_passthrough(t);
+        }
+        if matches!(chosen, GraphicsMode::Sixel | GraphicsMode::Iterm2) {
+            ensure_focus_events(t);
+        }
     }
     g.mode = chosen;
     g.note = note;
+    g.reason = format!("{chosen}: {reason}");
     g.tmux = tmux;
     g
+}
+
+/// Kitty's images are placed with unicode placeholder characters (U+10EEEE and combining marks). Inside tmux they
+/// only survive when tmux's client is UTF-8: a client started without a UTF-8 locale (ssh without LANG) gets
+/// every wide character as `_`. Outside tmux the terminal itself decodes UTF-8 and the locale does not matter.
+fn kitty_placeholders_fit(in_tmux: bool, info: Option<&TmuxInfo>) -> Result<(), String> {
+    if !in_tmux {
+        return Ok(());
+    }
+    let pane = info.and_then(|t| t.pane.clone());
+    let mut args = with_target(&pane, &["display", "-p"]);
+    args.push("#{client_utf8}");
+    placeholders_decision(tmux(&args).as_deref(), &locale())
+}
+
+/// The decision of [`kitty_placeholders_fit`] inside tmux, from `#{client_utf8}` (`1`, `0`, or empty when no
+/// client is attached) and the locale (`LC_ALL`, else `LC_CTYPE`, else `LANG`) when tmux does not say.
+pub fn placeholders_decision(client_utf8: Option<&str>, locale: &str) -> Result<(), String> {
+    match client_utf8.map(str::trim) {
+        Some("1") => Ok(()),
+        Some("0") => Err("the tmux client is not UTF-8 (kitty placeholders would show as _)".into()),
+        _ if locale_is_utf8(locale) => Ok(()),
+        _ => Err(format!("the locale {locale:?} is not UTF-8 (kitty placeholders would show as _ in tmux)")),
+    }
+}
+
+fn locale() -> String {
+    ["LC_ALL", "LC_CTYPE", "LANG"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "C".into())
+}
+
+fn locale_is_utf8(locale: &str) -> bool {
+    let l = locale.to_ascii_lowercase();
+    l.contains("utf-8") || l.contains("utf8")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_xterm_vt340_replies() {
-        let r = parse_replies(b"\x1b[?63;1;2;4;6;9;15;16;22;28c\x1b[0n");
-        assert!(r.sixel && !r.kitty && r.answered && r.stray.is_empty());
-    }
-
-    #[test]
-    fn parses_kitty_replies_and_cell_size_and_keeps_stray_keys() {
-        let r = parse_replies(b"ab\x1b_Gi=31;OK\x1b\\\x1b_Gi=32;OK\x1b\\\x1b[?62;c\x1b[6;20;10t\x1b[0n");
-        assert!(r.kitty && r.kitty_compression && !r.sixel && r.answered);
-        assert_eq!(r.cell_size, Some((10, 20)));
-        assert_eq!(r.stray, b"ab");
-        let r = parse_replies(b"\x1b_Gi=31;ENOTSUPPORTED:x\x1b\\\x1b[?1;2c\x1b[0n");
-        assert!(!r.kitty && !r.sixel);
-    }
 
     #[test]
     fn tmux_geometry_counts_a_top_status_line_and_reads_the_client_cell() {
@@ -575,17 +478,11 @@ mod tests {
     }
 
     #[test]
-    fn xtversion_is_read_and_old_kitty_is_recognised() {
-        let r = parse_replies(b"\x1b_Gi=31;OK\x1b\\\x1bP>|kitty(0.26.5)\x1b\\\x1b[?62;c\x1b[0n");
-        assert_eq!(r.terminal.as_deref(), Some("kitty(0.26.5)"));
-        assert!(r.kitty && old_kitty(r.terminal.as_deref()));
-        assert!(!old_kitty(Some("kitty(0.28.0)")) && !old_kitty(Some("kitty(0.39.1)")));
-        assert!(!old_kitty(Some("XTerm(379)")) && !old_kitty(None));
-    }
-
-    #[test]
-    fn tmux_wrap_doubles_escapes() {
-        assert_eq!(tmux_wrap("\x1b[c"), "\x1bPtmux;\x1b\x1b[c\x1b\\");
-        assert!(query(true, false).starts_with("\x1bPtmux;\x1b\x1b_G"));
+    fn kitty_placeholders_need_a_utf8_tmux_client() {
+        assert!(placeholders_decision(Some("1"), "C").is_ok(), "tmux says UTF-8: the locale does not matter");
+        let no = placeholders_decision(Some("0"), "en_US.UTF-8").unwrap_err();
+        assert!(no.contains("not UTF-8"), "{no}");
+        assert!(placeholders_decision(Some(""), "de_DE.utf8").is_ok(), "no client: the locale decides");
+        assert!(placeholders_decision(None, "C").is_err(), "ssh without LANG");
     }
 }

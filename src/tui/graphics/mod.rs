@@ -10,20 +10,24 @@
 
 mod detect;
 mod encode;
+mod replies;
 mod thumbnails;
+mod typed;
 
 use std::fmt;
 use std::str::FromStr;
 
-pub use detect::{ProbeReport, decision_without_probe, old_kitty, parse_replies};
+pub use detect::{decision_without_probe, placeholders_decision};
+pub use replies::{ProbeReport, old_kitty, parse_replies};
 pub use thumbnails::{ThumbSource, ThumbStats, ThumbnailReady, Thumbnails};
+pub use typed::typed_events;
 
 /// Environment variable that overrides `auto` detection (same values as `--graphics`).
 pub const ENV_GRAPHICS: &str = "KONTEXT_GRAPHICS";
 /// Set to `0` to forbid kontext from running `tmux set -p allow-passthrough on` for its own pane.
 pub const ENV_TMUX_PASSTHROUGH: &str = "KONTEXT_TMUX_PASSTHROUGH";
-/// Set to `1` to force zlib-compressed kitty transmissions (default: only over SSH, when the terminal supports it).
-pub const ENV_KITTY_COMPRESSION: &str = "KONTEXT_KITTY_COMPRESSION";
+/// Set to `0` to forbid kontext from turning tmux's `focus-events` on (it repaints sixels on focus-in).
+pub const ENV_TMUX_FOCUS_EVENTS: &str = "KONTEXT_TMUX_FOCUS_EVENTS";
 
 /// How images are drawn. `Auto` is only a request; [`Graphics::mode`] always reports a concrete mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -108,6 +112,8 @@ pub struct TmuxInfo {
     pub passthrough: Option<bool>,
     /// We ran `tmux set -p allow-passthrough on` ourselves.
     pub enabled_passthrough: bool,
+    /// We ran `tmux set -s focus-events on` ourselves (and turn it off when the studio ends).
+    pub enabled_focus_events: bool,
 }
 
 /// The resolved graphics configuration: protocol, font size in pixels, tmux wrapping. Cheap to clone.
@@ -116,13 +122,18 @@ pub struct Graphics {
     mode: GraphicsMode,
     font_size: (u16, u16),
     tmux: Option<TmuxInfo>,
-    kitty_compression: bool,
     /// How the mode was chosen, for `describe()` (e.g. "probe", "forced", "env KONTEXT_GRAPHICS").
     origin: String,
     /// Extra note for `describe()`, e.g. why we fell back to halfblocks.
     note: Option<String>,
     /// The terminal's XTVERSION answer, if the probe got one (e.g. `XTerm(379)`).
     terminal: Option<String>,
+    /// The terminal's background colour (OSC 11), if the probe got it.
+    background: Option<(u8, u8, u8)>,
+    /// Keys the user typed while the probe waited for answers, for the app's event stream.
+    typed: Vec<u8>,
+    /// Why this mode, in a sentence for the log.
+    reason: String,
 }
 
 /// Font size assumed when the terminal reports none (the same default ratatui-image uses).
@@ -137,7 +148,7 @@ impl Graphics {
     /// * `Auto`: `KONTEXT_GRAPHICS` wins if set; otherwise the terminal is probed (kitty query, DA1 for sixel,
     ///   cell size, DSR as terminator) with a 300 ms deadline, through passthrough when inside tmux. Replies are
     ///   read with `poll` byte by byte and reading stops at the DSR answer, so keys typed afterwards stay in the
-    ///   tty for the app; anything that was not a reply is pushed back (best effort, `TIOCSTI`).
+    ///   tty for the app; anything that was not a reply is kept in [`Graphics::typed_during_probe`].
     /// * No tty (tests, pipes): no probe, halfblocks.
     pub fn detect(mode: GraphicsMode) -> Graphics {
         detect::detect(mode, detect::DEFAULT_DEADLINE)
@@ -154,10 +165,12 @@ impl Graphics {
             mode: GraphicsMode::Halfblocks,
             font_size: DEFAULT_FONT_SIZE,
             tmux: None,
-            kitty_compression: false,
             origin: "forced".into(),
             note: None,
             terminal: None,
+            background: None,
+            typed: Vec::new(),
+            reason: "halfblocks, chosen by the program".into(),
         }
     }
 
@@ -171,26 +184,12 @@ impl Graphics {
             pane: std::env::var("TMUX_PANE").ok().filter(|p| !p.is_empty()),
             ..TmuxInfo::default()
         });
-        Graphics {
-            mode,
-            font_size,
-            tmux,
-            kitty_compression: false,
-            origin: "forced".into(),
-            note: None,
-            terminal: None,
-        }
+        Graphics { mode, font_size, tmux, reason: format!("{mode}, chosen by the program"), ..Graphics::halfblocks() }
     }
 
     /// Same as [`Graphics::with_protocol`] but with explicit tmux handling (for tests and tools).
     pub fn with_tmux(mut self, tmux: Option<TmuxInfo>) -> Graphics {
         self.tmux = tmux;
-        self
-    }
-
-    /// Use zlib-compressed kitty transmissions (`o=z`). Only meaningful for kitty.
-    pub fn with_kitty_compression(mut self, on: bool) -> Graphics {
-        self.kitty_compression = on;
         self
     }
 
@@ -215,9 +214,9 @@ impl Graphics {
             } else {
                 extras.push("tmux".into());
             }
-        }
-        if self.mode == GraphicsMode::Kitty && self.kitty_compression {
-            extras.push("zlib".into());
+            if t.enabled_focus_events {
+                extras.push("focus-events turned on".into());
+            }
         }
         if self.origin != "probe" {
             extras.push(self.origin.clone());
@@ -252,8 +251,28 @@ impl Graphics {
         self.terminal.as_deref()
     }
 
-    pub fn kitty_compression(&self) -> bool {
-        self.kitty_compression
+    /// The terminal's background colour (OSC 11), when it answered: for choosing a light or dark theme.
+    pub fn background(&self) -> Option<(u8, u8, u8)> {
+        self.background
+    }
+
+    /// Bytes the user typed while the probe waited (kept in the process instead of pushed back into the tty with
+    /// `TIOCSTI`, which kernels since 6.2 may forbid). Feed them to the event stream before the tty's own input.
+    pub fn typed_during_probe(&self) -> &[u8] {
+        &self.typed
+    }
+
+    /// Why this mode was chosen, in a sentence (written to the log).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// Put back what kontext changed in tmux for itself (the `focus-events` server option), when the studio ends.
+    /// `allow-passthrough` stays: it belongs to this pane only.
+    pub fn restore_terminal_settings(&mut self) {
+        if let Some(t) = &mut self.tmux {
+            detect::restore_tmux(t);
+        }
     }
 
     /// Re-read our tmux pane's position (after a resize or a split) and the client's cell size, so passthrough

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ratatui::buffer::Buffer;
+use ratatui::buffer::{Buffer, CellDiffOption};
 use ratatui::layout::{Alignment, Rect, Size};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::Line;
@@ -13,7 +13,7 @@ use ratatui_image::Image;
 use ratatui_image::protocol::Protocol;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::encode::{self, Built, Decoded, Input};
+use super::encode::{self, Built, Decoded, Input, Placement};
 use super::{Graphics, GraphicsMode};
 
 /// What to show: a file on disk, or bytes already in memory (e.g. a download) identified by `key`.
@@ -105,13 +105,37 @@ enum Slot {
 struct ReadyEntry {
     built: Built,
     dims: (u32, u32),
-    /// For passthrough images: the sequence positioned for the last place it was drawn.
-    placed: Option<Placed>,
+    /// For sixel / iTerm2: the carriers for the places the image was last drawn (the same image can be on
+    /// screen twice, e.g. as an input in the Images and the Results pane).
+    placed: Vec<Placed>,
+    /// Kitty: the terminal has the image (it was transmitted in a frame that reached the screen).
+    transmitted: bool,
     bytes: usize,
 }
 
-/// `(position in the pane, pane offset, positioned sequence)`.
-type Placed = ((u16, u16), (u16, u16), Protocol);
+/// How many places one sequence image keeps a carrier for.
+const MAX_PLACES: usize = 4;
+
+/// A sequence image drawn at one place, and whether something has drawn over it since it was last sent.
+struct Placed {
+    at: Placement,
+    proto: Protocol,
+    damaged: bool,
+}
+
+/// A sequence image drawn in the current frame, checked by [`Thumbnails::end_frame`].
+struct Drawn {
+    key: Key,
+    pos: (u16, u16),
+    size: Size,
+}
+
+/// A kitty image whose transmission went into this frame's first cell; it counts as sent once the frame is
+/// flushed with that cell intact (an overlay over the first cell would have kept it from the terminal).
+struct KittySent {
+    key: Key,
+    pos: (u16, u16),
+}
 
 struct Entry {
     slot: Slot,
@@ -156,6 +180,10 @@ pub struct Thumbnails {
     max_bytes: usize,
     /// The whole screen, as last seen by `render` (to keep sixels off the last row).
     screen: Option<Rect>,
+    /// Sequence images drawn since the last `end_frame`.
+    drawn: Vec<Drawn>,
+    /// Kitty transmissions written since the last `end_frame`.
+    transmitting: Vec<KittySent>,
 }
 
 impl Thumbnails {
@@ -173,6 +201,8 @@ impl Thumbnails {
             max_decoded: MAX_DECODED,
             max_bytes: MAX_BYTES,
             screen: None,
+            drawn: Vec::new(),
+            transmitting: Vec::new(),
         }
     }
 
@@ -277,9 +307,14 @@ impl Thumbnails {
                 if let Some(d) = done.decoded {
                     self.decoded.insert(ready.key.source.clone(), (d, self.tick));
                 }
-                let bytes = approx_bytes(&done.built, &self.graphics);
-                entry.slot =
-                    Slot::Ready(Box::new(ReadyEntry { built: done.built, dims: done.dims, placed: None, bytes }));
+                let bytes = approx_bytes(&done.built);
+                entry.slot = Slot::Ready(Box::new(ReadyEntry {
+                    built: done.built,
+                    dims: done.dims,
+                    placed: Vec::new(),
+                    transmitted: false,
+                    bytes,
+                }));
             }
             Err(reason) => {
                 self.stats.failed += 1;
@@ -302,7 +337,7 @@ impl Thumbnails {
         let source_id = source.id();
         let key = Key { source: source_id.clone(), size: (area.width, area.height) };
         self.request_key(source, key.clone());
-        let offset = self.graphics.tmux().map(|t| t.pane_offset).unwrap_or((0, 0));
+        let tmux_offset = self.graphics.tmux().map(|t| t.pane_offset);
         let none_mode = self.graphics.mode() == GraphicsMode::None;
 
         // While a new size is being encoded, keep showing an older encoding that fits (no flash on resize).
@@ -325,21 +360,80 @@ impl Thumbnails {
                 let rect = centered(area, size);
                 match &r.built {
                     Built::Proto(p) => Image::new(p).render(rect, buf),
-                    Built::Passthrough { plain, size } => {
+                    Built::Kitty { cells, transmit } => {
+                        copy_cells(cells, rect, buf);
+                        if !r.transmitted {
+                            let first = &mut buf[(rect.x, rect.y)];
+                            let symbol = format!("{transmit}{}", first.symbol());
+                            first.set_symbol(&symbol);
+                            self.transmitting.push(KittySent { key, pos: (rect.x, rect.y) });
+                        }
+                    }
+                    Built::Sequence { plain, size } => {
                         let pos = (rect.x, rect.y);
-                        let fresh = matches!(&r.placed, Some((p, o, _)) if *p == pos && *o == offset);
-                        if !fresh {
-                            let data = encode::place_in_tmux(plain, pos, offset);
-                            r.placed = Some((pos, offset, encode::carrier(data, *size)));
-                        }
-                        if let Some((_, _, p)) = &r.placed {
-                            Image::new(p).render(rect, buf);
-                        }
+                        let i = match r.placed.iter().position(|p| p.at.pos == pos) {
+                            Some(i) if r.placed[i].at.tmux_offset == tmux_offset => i,
+                            found => {
+                                let at = Placement { pos, tmux_offset, alternate: false };
+                                let placed = Placed { at, proto: encode::carrier(plain, *size, at), damaged: false };
+                                if let Some(i) = found {
+                                    r.placed[i] = placed;
+                                } else {
+                                    if r.placed.len() >= MAX_PLACES {
+                                        r.placed.remove(0);
+                                    }
+                                    r.placed.push(placed);
+                                }
+                                found.unwrap_or(r.placed.len() - 1)
+                            }
+                        };
+                        Image::new(&r.placed[i].proto).render(rect, buf);
+                        self.drawn.push(Drawn { key, pos, size: *size });
                     }
                     Built::Text => {}
                 }
             }
         }
+    }
+
+    /// Call once per frame after everything (overlays included) is drawn into `buf`, before it is flushed.
+    ///
+    /// A sixel or iTerm2 image lives in its first cell; the other cells are skipped by ratatui's diff. When
+    /// something draws over part of it (the help overlay), the terminal shows that text over the pixels, and once
+    /// it is gone ratatui would send nothing: the image's cells did not change. So an image found covered is
+    /// remembered as damaged, and the first frame that shows it whole again switches it to its other, equivalent
+    /// form: the first cell differs, and the image is sent again over the leftovers.
+    pub fn end_frame(&mut self, buf: &mut Buffer) {
+        for k in std::mem::take(&mut self.transmitting) {
+            if let Some(Entry { slot: Slot::Ready(r), .. }) = self.entries.get_mut(&k.key)
+                && let Built::Kitty { transmit, .. } = &r.built
+            {
+                r.transmitted |= buf.cell(k.pos).is_some_and(|c| c.symbol().starts_with(transmit.as_str()));
+            }
+        }
+        for d in std::mem::take(&mut self.drawn) {
+            let Some(Entry { slot: Slot::Ready(r), .. }) = self.entries.get_mut(&d.key) else { continue };
+            let Built::Sequence { plain, size } = &r.built else { continue };
+            let Some(placed) = r.placed.iter_mut().find(|p| p.at.pos == d.pos) else { continue };
+            let area = Rect::new(d.pos.0, d.pos.1, d.size.width, d.size.height).intersection(buf.area);
+            let first = encode::carried(&placed.proto).unwrap_or_default();
+            let whole = buf.cell(d.pos).is_some_and(|c| c.symbol() == first)
+                && area.positions().skip(1).all(|p| buf[p].diff_option == CellDiffOption::Skip);
+            if !whole {
+                placed.damaged = true;
+            } else if placed.damaged {
+                placed.damaged = false;
+                placed.at.alternate = !placed.at.alternate;
+                placed.proto = encode::carrier(plain, *size, placed.at);
+                buf[d.pos].set_symbol(encode::carried(&placed.proto).unwrap_or_default());
+            }
+        }
+    }
+
+    /// Ask for every image to be sent again with the next frame, as the screen is being repainted in full (focus
+    /// came back, Ctrl-L): re-reads the tmux pane position, keeps every encoding.
+    pub fn repaint(&mut self) {
+        self.graphics.refresh_tmux_geometry();
     }
 
     fn stale_fallback(&self, source: &SourceId, area: Rect) -> Option<Key> {
@@ -358,6 +452,8 @@ impl Thumbnails {
     /// and re-read the tmux pane position. Results of jobs still running are ignored when they arrive.
     pub fn clear_cache(&mut self) {
         self.entries.clear();
+        self.drawn.clear();
+        self.transmitting.clear();
         self.decoded.clear();
         self.generation += 1;
         self.graphics.refresh_tmux_geometry();
@@ -412,20 +508,24 @@ fn build(
     Ok(Done { built, dims, decoded: fresh.then_some(decoded) })
 }
 
-fn approx_bytes(built: &Built, graphics: &Graphics) -> usize {
+fn approx_bytes(built: &Built) -> usize {
     match built {
-        Built::Passthrough { plain, .. } => plain.len() * 2,
+        Built::Sequence { plain, .. } => plain.len() * 2,
         Built::Text => 64,
-        Built::Proto(Protocol::Sixel(s)) => s.data.len(),
-        Built::Proto(Protocol::ITerm2(s)) => s.data.len(),
-        Built::Proto(p) => {
-            let s = p.size();
-            let (fw, fh) = graphics.font_size();
-            let px = usize::from(s.width) * usize::from(fw) * usize::from(s.height) * usize::from(fh);
-            match p {
-                Protocol::Kitty(_) => px * 4 * 4 / 3,
-                _ => usize::from(s.width) * usize::from(s.height) * 32,
-            }
+        Built::Kitty { cells, transmit } => transmit.len() + cells.content.len() * 48,
+        Built::Proto(p) => usize::from(p.size().width) * usize::from(p.size().height) * 32,
+    }
+}
+
+/// Kitty's placeholder cells, drawn at `rect` (clipped to it).
+fn copy_cells(cells: &Buffer, rect: Rect, buf: &mut Buffer) {
+    for p in cells.area.positions() {
+        let (x, y) = (rect.x + p.x, rect.y + p.y);
+        if p.x < rect.width
+            && p.y < rect.height
+            && let Some(cell) = buf.cell_mut((x, y))
+        {
+            *cell = cells[p].clone();
         }
     }
 }

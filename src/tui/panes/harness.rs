@@ -61,7 +61,7 @@ impl Harness {
     /// The pane alone, focused, in a `w` x `h` screen (monochrome), as text.
     pub fn render(&self, pane: &mut dyn PaneBehaviour, w: u16, h: u16) -> String {
         let mut terminal = Terminal::new(TestBackend::new(w, h)).expect("test backend");
-        let theme = Theme { color: false };
+        let theme = Theme::MONO;
         terminal
             .draw(|f| {
                 let area = f.area();

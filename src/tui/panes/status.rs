@@ -94,7 +94,7 @@ mod tests {
     fn bar(width: u16, notice: Option<&Notice>, ctx: &AppContext) -> String {
         let area = Rect::new(0, 0, width, 1);
         let mut buf = Buffer::empty(area);
-        draw(&mut buf, area, notice, &hints(), ctx, &Theme { color: false });
+        draw(&mut buf, area, notice, &hints(), ctx, &Theme::MONO);
         (0..width).map(|x| buf[(x, 0)].symbol().to_string()).collect()
     }
 
