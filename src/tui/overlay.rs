@@ -180,6 +180,11 @@ pub fn help_lines(ctx: &AppContext, theme: &Theme) -> Vec<Line<'static>> {
     }
     lines.extend([
         Line::raw("  Letters are text there; Ctrl, Alt, F-keys and Tab stay commands"),
+        // The runtime, not the keymap, answers Ctrl-L (it repaints the terminal, images too).
+        Line::from(vec![
+            Span::styled(format!("  {:<34} ", "Ctrl-L (anywhere)"), theme.key()),
+            Span::raw("repaint the whole screen, images too"),
+        ]),
         Line::raw("  Paste (bracketed) in Images adds one image per line"),
         Line::raw(""),
         Line::styled("Esc or any other key closes this help; ↑↓ PgUp PgDn scroll", theme.dim()),
