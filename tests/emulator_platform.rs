@@ -42,27 +42,17 @@ async fn prices_estimates_and_model_schemas() {
     assert_eq!(est, json!({"estimate_type": "unit_price", "total_cost": 0.12, "currency": "USD"}));
 
     // Model metadata needs no key; the schema only with expand=openapi-3.0.
-    let m: Value = client()
-        .get(format!("{base}/v1/models?endpoint_id=fal-ai/flux-kontext/dev&expand=openapi-3.0"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let without_key = |query: &'static str| async move {
+        let r = client().get(format!("{base}/v1/models?{query}")).send().await.unwrap();
+        r.json::<Value>().await.unwrap()
+    };
+    let m = without_key("endpoint_id=fal-ai/flux-kontext/dev&expand=openapi-3.0").await;
     let item = &m["models"][0];
     assert_eq!(item["endpoint_id"], "fal-ai/flux-kontext/dev");
     assert!(item.get("x-kontext").is_none(), "our own block is not fal's");
     let parsed = kontext::model::EndpointSchema::from_value(item).expect("what the emulator serves parses");
     assert!(parsed.field("num_inference_steps").is_some());
-    let bare: Value = client()
-        .get(format!("{base}/v1/models?endpoint_id=fal-ai/flux-kontext/dev"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bare = without_key("endpoint_id=fal-ai/flux-kontext/dev").await;
     assert!(bare["models"][0].get("openapi").is_none());
     emu.shutdown().await;
 }

@@ -202,6 +202,18 @@ fn with_a_key_prices_come_from_fals_pricing_api_and_are_cached() {
     assert!(emu.journal().iter().any(|r| r.path == "/v1/models/pricing" && r.has_authorization));
     let cached = std::fs::read_to_string(home.path().join("data/prices.json")).unwrap();
     assert!(cached.contains("fal-ai/flux-pro/kontext/multi"), "{cached}");
+    // Today's answer is used again without asking.
+    let again = json_of(
+        &kontext(home.path())
+            .env("FAL_KEY", "k")
+            .args(["run", "--json", "--queue-url", emu.base_url(), "-p", "y", "-i", "https://a.test/1.png", "--out"])
+            .arg(home.path())
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(again["cost"]["price_source"], v["cost"]["price_source"]);
+    let asked = emu.journal().iter().filter(|r| r.path == "/v1/models/pricing").count();
+    assert_eq!(asked, 1, "asked once a day");
     // Offline, the cached answer is used and named.
     let models = json_of(&kontext(home.path()).args(["models", "--json"]).output().unwrap());
     let multi =

@@ -32,7 +32,8 @@ fn estimate_with(
 }
 
 /// With a fal key: the endpoint's price from fal's pricing API, cached with today's date in
-/// the data directory, and the estimate with it. A failure keeps `fallback` and says why.
+/// the data directory, and the estimate with it (`fallback`, made from the cache, when the cache
+/// is from today already). A failure keeps `fallback` and says why.
 pub async fn estimate_live(
     client: &FalClient,
     input: &ValidInput,
@@ -41,6 +42,14 @@ pub async fn estimate_live(
     fallback: Estimate,
 ) -> Estimate {
     let id = input.endpoint_id().to_string();
+    // Today's answer is kept: prices change rarely, and a run need not ask twice a day.
+    let today = crate::timefmt::today_utc();
+    if let (_, Some(cached)) = catalog::load_prices(data_dir)
+        && cached.date == today
+        && cached.get(&id).is_some()
+    {
+        return fallback;
+    }
     let answer = match tokio::time::timeout(std::time::Duration::from_secs(15), client.pricing(&[&id])).await {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -56,7 +65,6 @@ pub async fn estimate_live(
             return fallback;
         }
     };
-    let today = crate::timefmt::today_utc();
     let fresh = match PriceTable::from_api(&answer, &today) {
         Ok(t) if t.get(&id).is_some() => t,
         _ => return fallback,

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::schema::{Catalog, EndpointSchema, ImageInput};
+use super::catalog::Catalog;
+use super::schema::{EndpointSchema, ImageInput};
 use super::validation::{Field, FieldError, ValidationErrors};
 
 /// The default endpoint's guidance default (the studio's form starts there; other endpoints
