@@ -8,9 +8,10 @@ mod destination;
 mod error;
 mod retry;
 mod sse;
+mod transfer;
 
 pub use body::BodyPace;
-pub use client::{CancelOutcome, FalClient, FollowMode, Media, RequestHandle, StatusUpdate, SubmitError};
+pub use client::{CancelOutcome, FalClient, FollowMode, RequestHandle, StatusUpdate, SubmitError};
 pub use config::{
     DEFAULT_API_URL, DEFAULT_QUEUE_URL, DEFAULT_REST_URL, DEFAULT_RUN_URL, FalConfig, FalKey, KeySource,
     is_loopback_url, key_from_env, parse_base_url, same_origin,
@@ -18,3 +19,4 @@ pub use config::{
 pub use destination::{AddressClass, DestinationPolicy, DestinationRefused};
 pub use error::{Answerer, ApiError, FalError, FalFieldError, NetworkKind};
 pub use retry::{RetryNotice, RetryPolicy};
+pub use transfer::Media;

@@ -6,6 +6,8 @@
 //! - [`HistoryJournal`] is the runner's [`crate::runner::JobJournal`]: one per job.
 //! - [`resume_all`] finishes what a crashed process left running; never resubmits.
 
+mod integrity;
+mod job_state;
 mod journal;
 mod ledger;
 mod media;
@@ -22,6 +24,9 @@ use serde_json::Value;
 
 use crate::model::{Catalog, Draft, ImageSource, KontextInput, LogEntry, ValidInput};
 
+use integrity::is_damage;
+pub use integrity::{check_store_file, check_store_integrity};
+pub use job_state::JobState;
 pub use journal::HistoryJournal;
 pub use ledger::{SpendBy, SpendReport, SpendRow};
 pub use media::sha256_hex;
@@ -37,72 +42,6 @@ pub const SHORT_ID_LEN: usize = 10;
 pub const MIN_PREFIX_LEN: usize = 4;
 /// How long a write waits for another process holding the lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Where a request is in its life. `Completed`, `Failed`, `Cancelled` and `SubmitAmbiguous` are
-/// final; the others are resumed after a crash (see docs/HISTORY.md for the transitions).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobState {
-    /// Recorded; not yet accepted by fal (inputs uploading, or the submit in flight).
-    Pending,
-    Queued,
-    InProgress,
-    /// Every output is stored and saved.
-    Completed,
-    Failed,
-    CancelRequested,
-    Cancelled,
-    /// The submit may or may not have reached fal; never resubmitted automatically.
-    SubmitAmbiguous,
-}
-
-impl JobState {
-    pub const ALL: [JobState; 8] = [
-        JobState::Pending,
-        JobState::Queued,
-        JobState::InProgress,
-        JobState::Completed,
-        JobState::Failed,
-        JobState::CancelRequested,
-        JobState::Cancelled,
-        JobState::SubmitAmbiguous,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Pending => "pending",
-            JobState::Queued => "queued",
-            JobState::InProgress => "in_progress",
-            JobState::Completed => "completed",
-            JobState::Failed => "failed",
-            JobState::CancelRequested => "cancel_requested",
-            JobState::Cancelled => "cancelled",
-            JobState::SubmitAmbiguous => "submit_ambiguous",
-        }
-    }
-
-    /// Accepts the stored names and a few spellings people type (`in-progress`, `running`).
-    pub fn parse(s: &str) -> Option<JobState> {
-        let s = s.trim().to_ascii_lowercase().replace('-', "_");
-        match s.as_str() {
-            "running" => Some(JobState::InProgress),
-            "ambiguous" => Some(JobState::SubmitAmbiguous),
-            "canceled" => Some(JobState::Cancelled),
-            _ => Self::ALL.into_iter().find(|st| st.as_str() == s),
-        }
-    }
-
-    /// Nothing more will happen to a request in a final state.
-    pub fn is_final(self) -> bool {
-        matches!(self, JobState::Completed | JobState::Failed | JobState::Cancelled | JobState::SubmitAmbiguous)
-    }
-}
-
-impl std::fmt::Display for JobState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -650,91 +589,6 @@ impl History {
     }
 }
 
-/// SQLite's word for a file that is not (or no longer) a readable database.
-fn is_damage(error: &rusqlite::Error) -> bool {
-    matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
-}
-
-/// The 16 bytes every SQLite database file starts with.
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
-/// Checks, without opening it, that the store file in `data_dir` can be opened without losing
-/// anything: absent or empty in a data directory with no stored media (a new history), or a
-/// file that starts as a SQLite database. A store that is missing or empty while `media/` holds
-/// files — the history was emptied, not new — and a file that is not a database are refused,
-/// so a fresh store is never written over them. (`kontext doctor` uses this too.)
-pub fn check_store_file(data_dir: &Path) -> Result<(), HistoryError> {
-    use std::io::Read;
-    let path = data_dir.join(DB_FILE);
-    let damaged = |problem: String| HistoryError::Damaged { path: path.clone(), problem };
-    let len = match std::fs::metadata(&path) {
-        Ok(m) if !m.is_file() => return Err(damaged("is not a regular file".into())),
-        Ok(m) => m.len(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(HistoryError::Io(format!("cannot look at {}: {e}", path.display()))),
-    };
-    if len == 0 {
-        let media = stored_media_count(&data_dir.join(MEDIA_DIR));
-        if media > 0 {
-            let what = if path.exists() { "is empty" } else { "is missing" };
-            return Err(damaged(format!(
-                "{what}, but {} holds {media} stored file{} of an earlier history",
-                data_dir.join(MEDIA_DIR).display(),
-                if media == 1 { "" } else { "s" }
-            )));
-        }
-        return Ok(());
-    }
-    let mut head = [0u8; 16];
-    let read = std::fs::File::open(&path).and_then(|mut f| f.read_exact(&mut head));
-    match read {
-        Ok(()) if &head == SQLITE_MAGIC => Ok(()),
-        Ok(()) => Err(damaged("is not a SQLite database (its first bytes are not SQLite's)".into())),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(damaged(format!("is cut short ({len} bytes; not even a SQLite header)")))
-        }
-        Err(e) => Err(HistoryError::Io(format!("cannot read {}: {e}", path.display()))),
-    }
-}
-
-/// [`check_store_file`], then SQLite's own `quick_check` of every page, on a read-only
-/// connection (nothing is written). Slower than opening the store, so only `kontext doctor` and
-/// the like run it.
-pub fn check_store_integrity(data_dir: &Path) -> Result<(), HistoryError> {
-    check_store_file(data_dir)?;
-    let path = data_dir.join(DB_FILE);
-    if std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) == 0 {
-        return Ok(());
-    }
-    let damaged = |problem: String| HistoryError::Damaged { path: path.clone(), problem };
-    let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| damaged(format!("cannot be opened ({e})")))?;
-    let verdict: Result<String, _> = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0));
-    match verdict {
-        Ok(v) if v == "ok" => Ok(()),
-        Ok(v) => Err(damaged(format!("is damaged (SQLite's check says: {})", crate::sanitize::one_line(&v)))),
-        Err(e) if is_damage(&e) => Err(damaged(format!("is damaged ({e})"))),
-        Err(e) => Err(HistoryError::Sqlite { path: path.clone(), error: e }),
-    }
-}
-
-/// How many files are in the media store (its `<aa>/` folders; temporary files not counted).
-/// Stops counting at a few, which is all the caller needs to know.
-fn stored_media_count(media_dir: &Path) -> usize {
-    let Ok(dirs) = std::fs::read_dir(media_dir) else { return 0 };
-    let mut n = 0;
-    for d in dirs.flatten() {
-        if d.file_name() == ".tmp" || !d.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        n += std::fs::read_dir(d.path()).map(|files| files.flatten().take(100).count()).unwrap_or(0);
-        if n >= 100 {
-            break;
-        }
-    }
-    n
-}
-
 pub(crate) fn short_id(local_id: &str) -> String {
     local_id.chars().take(SHORT_ID_LEN).collect()
 }
@@ -785,15 +639,5 @@ mod tests {
         assert_eq!(fts_query("red fox ").as_deref(), Some("\"red\" \"fox\""));
         assert_eq!(fts_query("\"NEAR(a b)\" OR -x").as_deref(), Some("\"NEAR\" \"a\" \"b\" \"OR\" \"x\"*"));
         assert_eq!(fts_query("  !! "), None);
-    }
-
-    #[test]
-    fn states_parse_and_finality() {
-        for s in JobState::ALL {
-            assert_eq!(JobState::parse(s.as_str()), Some(s));
-        }
-        assert_eq!(JobState::parse("in-progress"), Some(JobState::InProgress));
-        assert_eq!(JobState::parse("nope"), None);
-        assert!(JobState::SubmitAmbiguous.is_final() && !JobState::CancelRequested.is_final());
     }
 }
