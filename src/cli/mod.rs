@@ -136,7 +136,11 @@ pub fn main() -> ExitCode {
             None => {
                 let s = cli.studio;
                 let opts = crate::tui::TuiOptions { connect: s.connect.options(), graphics: s.graphics };
-                crate::tui::main(opts, &locations).await
+                // The one place a studio that could not start is reported.
+                crate::tui::main(opts, &locations).await.unwrap_or_else(|e| {
+                    eprintln!("kontext: {e}");
+                    e.exit_code()
+                })
             }
         }
     });

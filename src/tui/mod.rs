@@ -161,18 +161,9 @@ impl std::fmt::Display for StartupError {
     }
 }
 
-/// `kontext` with no subcommand: the interactive studio. Returns the exit code.
-pub async fn main(opts: TuiOptions, locations: &Locations) -> u8 {
-    match studio(opts, locations).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("kontext: {e}");
-            e.exit_code()
-        }
-    }
-}
-
-async fn studio(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupError> {
+/// `kontext` with no subcommand: the interactive studio. Returns its exit code, or why it could
+/// not start (the caller prints that once and exits with `StartupError::exit_code`).
+pub async fn main(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupError> {
     let (config, _) = locations.load_config().map_err(StartupError::invalid)?;
     let keymap =
         Keymap::default().with_overrides(&config.keys).map_err(|e| StartupError::Invalid(format!("config: {e}")))?;
