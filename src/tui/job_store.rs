@@ -252,6 +252,10 @@ impl JobStore {
                     summary.push_str(&format!(", {flagged} image(s) flagged NSFW"));
                 }
                 job.logs.push(summary);
+                // Where each file went, so nobody has to guess the folder or the name.
+                for f in &files {
+                    job.logs.push(format!("[kontext] saved {}", one_line(&f.path.display().to_string())));
+                }
                 if one_line(&prompt_used) != one_line(&job.prompt) {
                     job.logs.push(format!("[kontext] fal used the prompt: {}", one_line(&prompt_used)));
                 }
@@ -262,7 +266,9 @@ impl JobStore {
                 job.phase = JobPhase::Completed;
                 seed_out = Some(seed);
                 if unrecorded.is_empty() {
-                    Notice::info(format!("job #{id} done: {} image(s), seed {seed}", job.files.len()))
+                    let first = job.files.first().and_then(|f| f.path.file_name()).map(|n| n.to_string_lossy());
+                    let saved = first.map(|n| format!(" · saved {}", one_line(&n))).unwrap_or_default();
+                    Notice::info(format!("job #{id} done: {} image(s), seed {seed}{saved}", job.files.len()))
                 } else {
                     let missed: Vec<String> = unrecorded.iter().map(|u| u.what.clone()).collect();
                     let text = format!(
