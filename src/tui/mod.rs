@@ -5,6 +5,7 @@
 pub mod action;
 pub mod app;
 pub mod context;
+pub mod cost_line;
 pub mod form;
 pub mod graphics;
 pub mod job_store;
@@ -196,8 +197,13 @@ async fn studio(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupEr
     enter_terminal().map_err(|e| StartupError::Failed(format!("cannot use this terminal: {e}")))?;
     // After the alternate screen, before anything reads stdin (the probe reads the replies).
     let graphics = Graphics::detect(mode);
+    let (catalog, _ignored) = crate::runner::catalog::load_catalog(&locations.data_dir());
+    let (bundled, cached) = crate::runner::catalog::load_prices(&locations.data_dir());
     let ctx = AppContext {
-        max_images: connection.endpoint.max_images(),
+        catalog: std::sync::Arc::new(catalog),
+        endpoint: connection.endpoint.id().to_string(),
+        prices: context::Prices { bundled, cached },
+        budget: config.budget.caps(),
         target: connection.target.short(),
         graphics: graphics.describe(),
         keymap,

@@ -1,6 +1,6 @@
 //! Overlays: a layer over the panes with its own key scope — the help (every binding the keymap
-//! really has, grouped by where it applies), the delete confirmation and the prompt-recall
-//! search. While one is open it gets every key; Ctrl-Q still quits.
+//! really has, grouped by where it applies), the delete confirmation, the prompt-recall search
+//! and the endpoint list. While one is open it gets every key; Ctrl-Q still quits.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::buffer::Buffer;
@@ -17,9 +17,23 @@ use super::widgets::{centered, clip};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
-    Help { scroll: u16 },
-    ConfirmDelete { id: String, prompt: String },
-    RecallSearch { query: String, selected: usize },
+    Help {
+        scroll: u16,
+    },
+    ConfirmDelete {
+        id: String,
+        prompt: String,
+    },
+    RecallSearch {
+        query: String,
+        selected: usize,
+    },
+    /// The endpoints (id, short name), filtered by `query` as it is typed.
+    EndpointPicker {
+        endpoints: Vec<(String, String)>,
+        query: String,
+        selected: usize,
+    },
 }
 
 /// What a key did to an overlay.
@@ -42,6 +56,35 @@ pub fn recall_matches(recall: &[String], query: &str) -> Vec<String> {
         })
         .cloned()
         .collect()
+}
+
+/// The endpoints whose id or name contains every word of `query` (case-insensitive).
+pub fn endpoint_matches<'a>(endpoints: &'a [(String, String)], query: &str) -> Vec<&'a (String, String)> {
+    let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    endpoints
+        .iter()
+        .filter(|(id, name)| {
+            let hay = format!("{id} {name}").to_lowercase();
+            words.iter().all(|w| hay.contains(w))
+        })
+        .collect()
+}
+
+/// A one-line filter's keys: Up/Down move, Backspace and letters edit the query.
+fn filter_key(key: &KeyEvent, query: &mut String, selected: &mut usize, count: usize) {
+    match key.code {
+        KeyCode::Up => *selected = selected.saturating_sub(1),
+        KeyCode::Down => *selected = (*selected + 1).min(count.saturating_sub(1)),
+        KeyCode::Backspace => {
+            query.pop();
+            *selected = 0;
+        }
+        KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+            query.push(c);
+            *selected = 0;
+        }
+        _ => {}
+    }
 }
 
 impl Overlay {
@@ -73,19 +116,21 @@ impl Overlay {
                         let chosen = matches.get(selected).map(|p| PaneEvent::SetPrompt(p.clone()));
                         return OverlayOutcome::Closed(chosen.into_iter().collect());
                     }
-                    KeyCode::Up => selected = selected.saturating_sub(1),
-                    KeyCode::Down => selected = (selected + 1).min(matches.len().saturating_sub(1)),
-                    KeyCode::Backspace => {
-                        query.pop();
-                        selected = 0;
-                    }
-                    KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        query.push(c);
-                        selected = 0;
-                    }
-                    _ => {}
+                    _ => filter_key(key, &mut query, &mut selected, matches.len()),
                 }
                 OverlayOutcome::Open(Overlay::RecallSearch { query, selected })
+            }
+            Overlay::EndpointPicker { endpoints, mut query, mut selected } => {
+                let matches = endpoint_matches(&endpoints, &query);
+                match key.code {
+                    KeyCode::Esc => return OverlayOutcome::Closed(Vec::new()),
+                    KeyCode::Enter => {
+                        let chosen = matches.get(selected).map(|(id, _)| PaneEvent::SetEndpoint(id.clone()));
+                        return OverlayOutcome::Closed(chosen.into_iter().collect());
+                    }
+                    _ => filter_key(key, &mut query, &mut selected, matches.len()),
+                }
+                OverlayOutcome::Open(Overlay::EndpointPicker { endpoints, query, selected })
             }
         }
     }
@@ -111,32 +156,52 @@ impl Overlay {
                 .render(rect, buf);
             }
             Overlay::RecallSearch { query, selected } => {
-                let rect = centered(area, 80, 14);
-                Clear.render(rect, buf);
-                let matches = recall_matches(recall, query);
-                let mut lines = vec![Line::from(vec![
-                    Span::styled("search: ", theme.key()),
-                    Span::raw(query.clone()),
-                    Span::styled("█", theme.key()),
-                ])];
-                if matches.is_empty() {
-                    lines.push(Line::styled("no earlier prompt matches", theme.dim()));
-                }
-                let room = rect.height.saturating_sub(3) as usize;
-                let first = selected.saturating_sub(room.saturating_sub(1));
-                for (i, m) in matches.iter().enumerate().skip(first).take(room) {
-                    let text = clip(&crate::sanitize::one_line(m), rect.width.saturating_sub(4) as usize);
-                    lines.push(if i == *selected { Line::styled(text, theme.selected()) } else { Line::raw(text) });
-                }
-                Paragraph::new(lines)
-                    .block(
-                        Block::bordered()
-                            .title(" Recall a prompt (Enter takes it, Esc closes) ")
-                            .border_style(theme.border_focused()),
-                    )
-                    .render(rect, buf);
+                let matches: Vec<String> =
+                    recall_matches(recall, query).iter().map(|m| crate::sanitize::one_line(m)).collect();
+                let title = " Recall a prompt (Enter takes it, Esc closes) ";
+                FilteredList { title, query, selected: *selected, empty: "no earlier prompt matches" }
+                    .draw(buf, area, &matches, theme);
+            }
+            Overlay::EndpointPicker { endpoints, query, selected } => {
+                let matches: Vec<String> =
+                    endpoint_matches(endpoints, query).iter().map(|(id, name)| format!("{name:<28} {id}")).collect();
+                let title = " Endpoint (type to filter, Enter picks it, Esc closes) ";
+                let empty = "no endpoint matches (kontext models add ID adds one)";
+                FilteredList { title, query, selected: *selected, empty }.draw(buf, area, &matches, theme);
             }
         }
+    }
+}
+
+/// A list under a filter line, the selected row highlighted (recall, endpoints).
+struct FilteredList<'a> {
+    title: &'static str,
+    query: &'a str,
+    selected: usize,
+    empty: &'static str,
+}
+
+impl FilteredList<'_> {
+    fn draw(&self, buf: &mut Buffer, area: Rect, matches: &[String], theme: &Theme) {
+        let rect = centered(area, 80, 14);
+        Clear.render(rect, buf);
+        let mut lines = vec![Line::from(vec![
+            Span::styled("search: ", theme.key()),
+            Span::raw(self.query.to_string()),
+            Span::styled("█", theme.key()),
+        ])];
+        if matches.is_empty() {
+            lines.push(Line::styled(self.empty, theme.dim()));
+        }
+        let room = rect.height.saturating_sub(3) as usize;
+        let first = self.selected.saturating_sub(room.saturating_sub(1));
+        for (i, m) in matches.iter().enumerate().skip(first).take(room) {
+            let text = clip(m, rect.width.saturating_sub(4) as usize);
+            lines.push(if i == self.selected { Line::styled(text, theme.selected()) } else { Line::raw(text) });
+        }
+        Paragraph::new(lines)
+            .block(Block::bordered().title(self.title).border_style(theme.border_focused()))
+            .render(rect, buf);
     }
 }
 
@@ -219,14 +284,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn ctx(keymap: Keymap) -> AppContext {
-        AppContext {
-            max_images: 4,
-            target: "t".into(),
-            graphics: "g".into(),
-            keymap,
-            data_uri_threshold: 0,
-            output_dir: "~/Pictures/kontext".into(),
-        }
+        AppContext { target: "t".into(), graphics: "g".into(), data_uri_threshold: 0, ..AppContext::new(keymap) }
     }
 
     fn text(lines: &[Line]) -> String {

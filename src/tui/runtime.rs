@@ -22,6 +22,7 @@ use super::message::{Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFi
 use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
 use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, resume_all};
+use crate::model::cost::Estimate;
 use crate::model::{Endpoint, ValidInput};
 use crate::runner::{JobError, JobRequest, OutputNaming, run_job};
 
@@ -222,7 +223,8 @@ where
     fn run_effects(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Submit { id, input } => self.spawn_job(id, *input),
+                Effect::Submit { id, input, estimate } => self.spawn_job(id, *input, *estimate),
+                Effect::LoadSpend => self.spawn_store(|h| Ok(Message::SpentToday(h.spent_today()?))),
                 Effect::Cancel(id) => {
                     if let Some(t) = self.cancels.get(&id) {
                         t.cancel();
@@ -256,6 +258,9 @@ where
                         inputs: draft.images.clone(),
                         draft,
                         outputs,
+                        endpoint: d.entry.endpoint.clone(),
+                        estimated_usd: d.entry.estimated_usd,
+                        billed_usd: d.entry.billed_usd,
                         purpose,
                     })))
                 }),
@@ -342,21 +347,33 @@ where
         });
     }
 
-    fn spawn_job(&mut self, id: JobId, input: ValidInput) {
+    fn spawn_job(&mut self, id: JobId, input: ValidInput, estimate: Estimate) {
+        // The draft's endpoint, not only the connection's: the studio's endpoint row picks it.
+        let endpoint = match Endpoint::parse(input.endpoint_id()) {
+            Ok(e) => e,
+            Err(m) => {
+                let outcome =
+                    JobFinish::Failed { message: m, field_errors: Vec::new(), request_id: None, ambiguous: false };
+                let _ = self.tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+                return;
+            }
+        };
         let token = CancellationToken::new();
         self.cancels.insert(id, token.clone());
         let services = self.services.clone();
         let tx = self.tx.clone();
         let watcher_tx = self.tx.clone();
         let job = tokio::spawn(async move {
+            let journal = services.history.journal();
+            journal.set_estimate(estimate);
             let request = JobRequest {
                 naming: services.naming,
-                endpoint: services.endpoint.clone(),
+                endpoint,
                 input,
                 out_dir: services.out_dir.clone(),
                 data_uri_threshold: services.data_uri_threshold,
                 follow: FollowMode::Stream,
-                journal: Some(services.history.journal()),
+                journal: Some(journal),
             };
             let (etx, mut erx) = mpsc::unbounded_channel();
             let forward = {
@@ -378,6 +395,7 @@ where
                     inference: o.output.inference_seconds(),
                     prompt_used: o.output.prompt,
                     unrecorded: o.unrecorded,
+                    billable_units: o.billable_units,
                 },
                 Err(JobError::Cancelled { handle, .. }) => {
                     JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) }
@@ -431,6 +449,9 @@ fn history_row(e: HistoryEntry) -> HistoryRow {
         prompt: e.prompt,
         seed: e.seed,
         outputs: e.num_outputs,
+        endpoint: e.endpoint,
+        estimated_usd: e.estimated_usd,
+        billed_usd: e.billed_usd,
         cursor: e.cursor.0,
     }
 }

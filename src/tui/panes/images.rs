@@ -16,8 +16,12 @@ use crate::tui::message::{Effect, ImageInfo, Notice};
 use crate::tui::pane::Pane;
 use crate::tui::widgets::{clip, pane_block};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ImagesPane {
+    /// How many images the selected endpoint takes (0 for text to image).
+    limit: usize,
+    /// The endpoint's name, for the line that says why it takes none.
+    endpoint: String,
     items: Vec<String>,
     selected: usize,
     /// The one-line input while adding an image.
@@ -29,6 +33,21 @@ pub struct ImagesPane {
     check_seq: u64,
     /// A look-up of local files is under way.
     checking: bool,
+}
+
+impl Default for ImagesPane {
+    fn default() -> ImagesPane {
+        ImagesPane {
+            limit: crate::model::MAX_INPUT_IMAGES,
+            endpoint: String::new(),
+            items: Vec::new(),
+            selected: 0,
+            input: None,
+            info: Vec::new(),
+            check_seq: 0,
+            checking: false,
+        }
+    }
 }
 
 /// What an image reference is, and what is wrong with it: reads and decodes a local file, so it
@@ -60,6 +79,28 @@ pub fn describe_images(items: &[String], data_uri_threshold: u64) -> Vec<ImageIn
 }
 
 impl ImagesPane {
+    /// The selected endpoint's limit: 0 (text to image), 1 or a list's maximum. Images already
+    /// in the list stay (validation names the extra ones), so switching back loses nothing.
+    pub fn follow_endpoint(&mut self, schema: &crate::model::EndpointSchema) {
+        self.limit = schema.images.max();
+        self.endpoint = crate::tui::form::endpoint_short(schema);
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn no_images_line(&self) -> String {
+        format!("{} makes an image from the prompt alone: it takes no input image", self.endpoint)
+    }
+
+    fn refusal(&self, refused: usize) -> String {
+        match self.limit {
+            0 => format!("{}: {refused} not added", self.no_images_line()),
+            max => format!("this endpoint takes at most {max} image(s): {refused} not added"),
+        }
+    }
+
     pub fn items(&self) -> &[String] {
         &self.items
     }
@@ -137,7 +178,7 @@ impl ImagesPane {
     }
 
     fn add_lines<'a>(&mut self, lines: impl Iterator<Item = &'a str>, shared: Shared) -> Vec<PaneEvent> {
-        let max = shared.ctx.max_images;
+        let max = self.limit;
         let mut added = 0;
         let mut refused = 0;
         for line in lines.map(str::trim).filter(|l| !l.is_empty()) {
@@ -155,7 +196,7 @@ impl ImagesPane {
         }
         let mut events = self.changed(shared);
         if refused > 0 {
-            events.push(Notice::error(format!("this endpoint takes at most {max} images: {refused} not added")).into());
+            events.push(Notice::error(self.refusal(refused)).into());
         }
         events
     }
@@ -184,11 +225,12 @@ impl ImagesPane {
         let last = self.items.len().saturating_sub(1);
         match action {
             Action::Add | Action::Confirm => {
-                if self.items.len() >= shared.ctx.max_images {
-                    let max = shared.ctx.max_images;
-                    return Some(vec![
-                        Notice::error(format!("this endpoint takes at most {max} images; remove one first (d)")).into(),
-                    ]);
+                if self.items.len() >= self.limit {
+                    let text = match self.limit {
+                        0 => self.no_images_line(),
+                        max => format!("this endpoint takes at most {max} image(s); remove one first (d)"),
+                    };
+                    return Some(vec![Notice::error(text).into()]);
                 }
                 self.input = Some(String::new());
             }
@@ -244,7 +286,10 @@ impl PaneBehaviour for ImagesPane {
             ];
         }
         let km = shared.keymap();
-        let mut hints: Vec<Hint> = Hint::bound(km, Pane::Images, Action::Add, "add", false).into_iter().collect();
+        // No "add" where the endpoint takes no more: the key would only say so.
+        let room = self.items.len() < self.limit;
+        let mut hints: Vec<Hint> =
+            Hint::bound(km, Pane::Images, Action::Add, "add", false).filter(|_| room).into_iter().collect();
         if !self.items.is_empty() {
             hints.extend(Hint::bound(km, Pane::Images, Action::Delete, "remove", false));
         }
@@ -264,7 +309,7 @@ impl PaneBehaviour for ImagesPane {
     }
 
     fn draw(&mut self, c: Canvas) {
-        let title = format!("{}/{}", self.items.len(), c.shared.ctx.max_images);
+        let title = format!("{}/{}", self.items.len(), self.limit);
         let block = pane_block(Pane::Images, c.focused, title, c.theme);
         let inner = block.inner(c.area);
         block.render(c.area, c.buf);
@@ -292,7 +337,13 @@ impl PaneBehaviour for ImagesPane {
             _ => (inner, None),
         };
         let mut lines = Vec::new();
-        if self.items.is_empty() && self.input.is_none() {
+        if self.limit == 0 {
+            lines.push(Line::styled(clip(&self.no_images_line(), list_area.width as usize), theme.dim()));
+            if !self.items.is_empty() {
+                let text = "the images below are not sent: d removes one, or pick an image endpoint";
+                lines.push(Line::styled(clip(text, list_area.width as usize), theme.error()));
+            }
+        } else if self.items.is_empty() && self.input.is_none() {
             lines.push(Line::styled("no images yet — press a to add a URL or a file path", theme.dim()));
             lines.push(Line::styled("(or paste paths/URLs here, one per line)", theme.dim()));
         }
@@ -383,6 +434,24 @@ mod tests {
         assert!(events.iter().any(|e| matches!(e, PaneEvent::Run(Effect::CheckImages { .. }))), "files are looked at");
         let full = h.press(&mut p, "a").unwrap();
         assert!(!p.is_adding() && matches!(full.as_slice(), [PaneEvent::Notify(n)] if n.is_error()));
+    }
+
+    #[test]
+    fn the_limit_follows_the_endpoint_and_text_to_image_says_why_it_takes_none() {
+        let h = Harness::new();
+        let catalog = crate::model::Catalog::bundled();
+        let mut p = ImagesPane::default();
+        p.follow_endpoint(catalog.get("fal-ai/flux-pro/kontext/max").unwrap());
+        p.on_paste("https://x/1.png\nhttps://x/2.png\n", h.shared());
+        assert_eq!(p.items(), ["https://x/1.png"], "[max] takes one image");
+        assert!(!p.hints(h.shared()).iter().any(|x| x.label == "add"), "no add hint when full");
+        p.follow_endpoint(catalog.get("fal-ai/flux-pro/kontext/text-to-image").unwrap());
+        let screen = h.render(&mut p, 100, 8);
+        assert!(screen.contains("2 Images 1/0"), "{screen}");
+        assert!(screen.contains("[pro] text to image makes an image from the prompt alone"), "{screen}");
+        assert!(screen.contains("the images below are not sent"), "{screen}");
+        let events = h.press(&mut p, "a").unwrap();
+        assert!(matches!(events.as_slice(), [PaneEvent::Notify(n)] if n.text.contains("takes no input image")));
     }
 
     #[test]
