@@ -306,3 +306,76 @@ fn without_an_output_dir_the_studio_writes_readable_names_into_the_pictures_fold
     s.send("\x11");
     s.wait_exit();
 }
+
+/// The endpoint row, end to end: [max] with one image, then text to image with none, each
+/// picked from the filtered list and sent to that endpoint; the bill shown equals the estimate.
+#[test]
+fn another_endpoint_picked_in_the_studio_runs_there_and_costs_what_it_said() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt.block_on(kontext::emulator::Emulator::start(kontext::emulator::EmulatorConfig::fast(), 0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
+    let mut s = Screen::spawn_with(
+        dir.path(),
+        40,
+        140,
+        &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")],
+    );
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    s.send("a lighthouse at dusk");
+    s.send("\t");
+    s.send("a");
+    s.send("https://v3.fal.media/files/a.png");
+    s.send("\r");
+    s.send("\x1b3"); // Alt-3: Parameters, on the endpoint row
+    s.send("\r"); // the list
+    s.wait_for("Endpoint (type to filter", Duration::from_secs(5));
+    s.send("max");
+    s.send("\r"); // the first match: [max]
+    s.wait_for("1 image · Enter: list", Duration::from_secs(5));
+    s.wait_for("F5 submit ~$0.080 (bundled)", Duration::from_secs(5));
+    s.send("\x1b[15~"); // F5
+    let screen = s.wait_for("job #1 done", Duration::from_secs(20));
+    assert!(screen.contains("$0.080 billed"), "the bill equals the estimate: {screen}");
+
+    // Text to image: the list filters on both words; the image must go first.
+    s.send("\r");
+    s.send("pro text");
+    s.send("\r");
+    s.wait_for("‹ [pro] text to image ›", Duration::from_secs(5));
+    s.wait_for("no input image: [pro] text to image", Duration::from_secs(5));
+    s.send("\x1b2"); // Alt-2: Images
+    s.send("d");
+    s.wait_for("F5 submit ~$0.040 (bundled)", Duration::from_secs(5));
+    s.send("\x1b[15~"); // F5
+    let screen = s.wait_for("job #2 done", Duration::from_secs(20));
+    assert!(screen.contains("$0.040 billed"), "{screen}");
+    s.send("\x1b4"); // Jobs: both, with their endpoint and bill
+    let screen = s.wait_for("[pro] text to image · $0.040 billed", Duration::from_secs(5));
+    assert!(screen.contains("[max] · $0.080 billed"), "{screen}");
+
+    let submits: Vec<String> =
+        emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).map(|r| r.path).collect();
+    assert_eq!(submits, ["/fal-ai/flux-pro/kontext/max", "/fal-ai/flux-pro/kontext/text-to-image"]);
+    let mut bodies: Vec<serde_json::Value> = emu.accepted().into_iter().map(|(_, body)| body).collect();
+    bodies.sort_by_key(|b| b.get("image_url").is_none());
+    assert_eq!(bodies[0]["image_url"], "https://v3.fal.media/files/a.png", "[max] takes one image_url");
+    assert!(bodies[1].get("image_url").is_none() && bodies[1].get("image_urls").is_none(), "{}", bodies[1]);
+
+    // The history has both, each with its endpoint, estimate and bill.
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 10, ..Default::default() }).unwrap();
+    let costs: Vec<(String, Option<f64>, Option<f64>)> =
+        rows.into_iter().map(|r| (r.endpoint, r.estimated_usd, r.billed_usd)).collect();
+    assert_eq!(
+        costs,
+        [
+            ("fal-ai/flux-pro/kontext/text-to-image".to_string(), Some(0.04), Some(0.04)),
+            ("fal-ai/flux-pro/kontext/max".to_string(), Some(0.08), Some(0.08)),
+        ]
+    );
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}

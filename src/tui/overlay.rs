@@ -58,16 +58,15 @@ pub fn recall_matches(recall: &[String], query: &str) -> Vec<String> {
         .collect()
 }
 
-/// The endpoints whose id or name contains every word of `query` (case-insensitive).
+/// The endpoints whose id or name contains every word of `query` (case-insensitive), those
+/// whose name alone does first ("text" is in every id's "kontext").
 pub fn endpoint_matches<'a>(endpoints: &'a [(String, String)], query: &str) -> Vec<&'a (String, String)> {
     let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
-    endpoints
-        .iter()
-        .filter(|(id, name)| {
-            let hay = format!("{id} {name}").to_lowercase();
-            words.iter().all(|w| hay.contains(w))
-        })
-        .collect()
+    let has_all = |hay: &str| words.iter().all(|w| hay.contains(w));
+    let mut found: Vec<&(String, String)> =
+        endpoints.iter().filter(|(id, name)| has_all(&format!("{id} {name}").to_lowercase())).collect();
+    found.sort_by_key(|(_, name)| !has_all(&name.to_lowercase()));
+    found
 }
 
 /// A one-line filter's keys: Up/Down move, Backspace and letters edit the query.
@@ -330,5 +329,29 @@ mod tests {
         );
         let no = o().on_key(&KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE), &[]);
         assert!(matches!(no, OverlayOutcome::Closed(e) if !e.iter().any(|e| matches!(e, PaneEvent::Run(_)))));
+    }
+
+    #[test]
+    fn the_endpoint_list_filters_names_first_and_enter_picks() {
+        let endpoints: Vec<(String, String)> = crate::model::Catalog::bundled()
+            .iter()
+            .map(|s| (s.endpoint_id.clone(), crate::tui::form::endpoint_short(s)))
+            .collect();
+        let ids = |q: &str| endpoint_matches(&endpoints, q).iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids("max")[0], "fal-ai/flux-pro/kontext/max");
+        assert_eq!(ids("pro text")[0], "fal-ai/flux-pro/kontext/text-to-image", "not [pro] multi's \"kontext\"");
+        assert_eq!(ids("DEV"), ["fal-ai/flux-kontext/dev"]);
+        let mut o = Overlay::EndpointPicker { endpoints, query: String::new(), selected: 0 };
+        for key in [KeyCode::Char('m'), KeyCode::Char('a'), KeyCode::Char('x'), KeyCode::Down] {
+            o = match o.on_key(&KeyEvent::new(key, KeyModifiers::NONE), &[]) {
+                OverlayOutcome::Open(o) => o,
+                other => panic!("{other:?}"),
+            };
+        }
+        let done = o.on_key(&KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE), &[]);
+        assert!(
+            matches!(&done, OverlayOutcome::Closed(e) if matches!(e.as_slice(), [PaneEvent::SetEndpoint(id)] if id == "fal-ai/flux-pro/kontext/max/multi")),
+            "{done:?}"
+        );
     }
 }

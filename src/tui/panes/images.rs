@@ -91,7 +91,7 @@ impl ImagesPane {
     }
 
     fn no_images_line(&self) -> String {
-        format!("{} makes an image from the prompt alone: it takes no input image", self.endpoint)
+        format!("no input image: {} makes one from the prompt alone", self.endpoint)
     }
 
     fn refusal(&self, refused: usize) -> String {
@@ -448,10 +448,10 @@ mod tests {
         p.follow_endpoint(catalog.get("fal-ai/flux-pro/kontext/text-to-image").unwrap());
         let screen = h.render(&mut p, 100, 8);
         assert!(screen.contains("2 Images 1/0"), "{screen}");
-        assert!(screen.contains("[pro] text to image makes an image from the prompt alone"), "{screen}");
+        assert!(screen.contains("no input image: [pro] text to image makes one from the prompt"), "{screen}");
         assert!(screen.contains("the images below are not sent"), "{screen}");
         let events = h.press(&mut p, "a").unwrap();
-        assert!(matches!(events.as_slice(), [PaneEvent::Notify(n)] if n.text.contains("takes no input image")));
+        assert!(matches!(events.as_slice(), [PaneEvent::Notify(n)] if n.text.contains("no input image")));
     }
 
     #[test]
