@@ -379,3 +379,61 @@ fn another_endpoint_picked_in_the_studio_runs_there_and_costs_what_it_said() {
     s.wait_exit();
     rt.block_on(emu.shutdown());
 }
+
+/// Every shipped endpoint, one after the other with → on the endpoint row, runs end to end on
+/// the emulator from the studio, at that endpoint, billed what the submit hint estimated.
+#[test]
+fn every_shipped_endpoint_runs_from_the_studio() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt.block_on(kontext::emulator::Emulator::start(kontext::emulator::EmulatorConfig::fast(), 0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
+    let mut s = Screen::spawn_with(
+        dir.path(),
+        40,
+        140,
+        &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")],
+    );
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    s.send("a lighthouse at dusk");
+    let add_image = |s: &mut Screen| {
+        s.send("\x1b2"); // Alt-2: Images
+        s.send("a");
+        s.send("https://v3.fal.media/files/a.png");
+        s.send("\r");
+        s.send("\x1b3"); // back to the endpoint row
+    };
+    add_image(&mut s);
+    let catalog = kontext::model::Catalog::bundled();
+    let mut sent = Vec::new();
+    for (n, schema) in catalog.iter().enumerate() {
+        if n > 0 {
+            s.send("\x1b[C"); // → the next endpoint
+        }
+        let name = kontext::tui::form::endpoint_short(schema);
+        s.wait_for(&format!("‹ {name:<10} ›"), Duration::from_secs(5));
+        match schema.images.max() {
+            0 if n > 0 && catalog.iter().nth(n - 1).unwrap().images.max() > 0 => {
+                s.send("\x1b2");
+                s.send("d");
+                s.send("\x1b3");
+            }
+            max if max > 0 && n > 0 && catalog.iter().nth(n - 1).unwrap().images.max() == 0 => add_image(&mut s),
+            _ => {}
+        }
+        let screen = s.wait_for("F5 submit ~$", Duration::from_secs(5));
+        let estimate = screen.split("F5 submit ~").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+        s.send("\x1b[15~"); // F5
+        let screen = s.wait_for(&format!("job #{} done", n + 1), Duration::from_secs(20));
+        assert!(screen.contains(&format!("{estimate} billed")), "{}: billed {estimate}?\n{screen}", schema.endpoint_id);
+        sent.push(format!("/{}", schema.endpoint_id));
+    }
+    let submits: Vec<String> =
+        emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).map(|r| r.path).collect();
+    assert_eq!(submits, sent);
+    assert_eq!(sent.len(), 7, "the seven shipped endpoints");
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}
