@@ -197,7 +197,10 @@ async fn studio(opts: TuiOptions, locations: &Locations) -> Result<u8, StartupEr
     enter_terminal().map_err(|e| StartupError::Failed(format!("cannot use this terminal: {e}")))?;
     // After the alternate screen, before anything reads stdin (the probe reads the replies).
     let graphics = Graphics::detect(mode);
-    let (catalog, _ignored) = crate::runner::catalog::load_catalog(&locations.data_dir());
+    let (catalog, ignored) = crate::runner::catalog::load_catalog(&locations.data_dir());
+    for problem in &ignored {
+        tracing::warn!("an added endpoint description is ignored: {}", crate::sanitize::one_line(problem));
+    }
     let (bundled, cached) = crate::runner::catalog::load_prices(&locations.data_dir());
     let ctx = AppContext {
         catalog: std::sync::Arc::new(catalog),

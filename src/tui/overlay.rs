@@ -246,6 +246,12 @@ pub fn help_lines(ctx: &AppContext, theme: &Theme) -> Vec<Line<'static>> {
         Line::raw("  Letters are text there; Ctrl, Alt, F-keys and Tab stay commands"),
         Line::raw("  Paste (bracketed) in Images adds one image per line"),
         Line::raw(""),
+        Line::styled("Endpoint and cost", theme.title()),
+        Line::raw("  Parameters' first row picks the endpoint: ←/→ cycle, Enter (or a letter) opens"),
+        Line::raw("  the list, which filters as you type; the rows and the image limit follow it"),
+        Line::raw("  Beside F5: the estimate and its price source; a request over a [budget] cap"),
+        Line::raw("  is refused before anything is sent. The status bar shows today's spend"),
+        Line::raw(""),
         Line::styled("Esc or any other key closes this help; ↑↓ PgUp PgDn scroll", theme.dim()),
     ]);
     lines
@@ -301,6 +307,7 @@ mod tests {
             help.contains("Esc in the Prompt") && help.contains("focus goes to Images"),
             "Esc's focus move is documented"
         );
+        assert!(help.contains("first row picks the endpoint") && help.contains("[budget] cap"), "{help}");
     }
 
     #[test]
