@@ -249,8 +249,8 @@ pub fn help_lines(ctx: &AppContext, theme: &Theme) -> Vec<Line<'static>> {
         Line::styled("Endpoint and cost", theme.title()),
         Line::raw("  Parameters' first row picks the endpoint: ←/→ cycle, Enter (or a letter) opens"),
         Line::raw("  the list, which filters as you type; the rows and the image limit follow it"),
-        Line::raw("  Beside F5: the estimate and its price source; a request over a [budget] cap"),
-        Line::raw("  is refused before anything is sent. The status bar shows today's spend"),
+        Line::raw("  Beside the submit key: the estimate and its price source; over a [budget] cap"),
+        Line::raw("  a request is refused before anything is sent. The status bar shows today's spend"),
         Line::raw(""),
         Line::styled("Esc or any other key closes this help; ↑↓ PgUp PgDn scroll", theme.dim()),
     ]);
