@@ -307,22 +307,25 @@ fn without_an_output_dir_the_studio_writes_readable_names_into_the_pictures_fold
     s.wait_exit();
 }
 
-/// The endpoint row, end to end: [max] with one image, then text to image with none, each
-/// picked from the filtered list and sent to that endpoint; the bill shown equals the estimate.
-#[test]
-fn another_endpoint_picked_in_the_studio_runs_there_and_costs_what_it_said() {
+/// The studio (40x140) on an emulator of its own, with a prompt typed; the runtime and the
+/// folder live as long as the test holds them.
+fn studio_on_a_fast_emulator() -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let emu = rt.block_on(kontext::emulator::Emulator::start(kontext::emulator::EmulatorConfig::fast(), 0)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
-    let mut s = Screen::spawn_with(
-        dir.path(),
-        40,
-        140,
-        &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")],
-    );
+    let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
+    let s = Screen::spawn_with(dir.path(), 40, 140, &env);
     s.wait_for("1 Prompt", Duration::from_secs(20));
+    (rt, emu, dir, s)
+}
+
+/// The endpoint row, end to end: [max] with one image, then text to image with none, each
+/// picked from the filtered list and sent to that endpoint; the bill shown equals the estimate.
+#[test]
+fn another_endpoint_picked_in_the_studio_runs_there_and_costs_what_it_said() {
+    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
     s.send("a lighthouse at dusk");
     s.send("\t");
     s.send("a");
@@ -384,18 +387,7 @@ fn another_endpoint_picked_in_the_studio_runs_there_and_costs_what_it_said() {
 /// the emulator from the studio, at that endpoint, billed what the submit hint estimated.
 #[test]
 fn every_shipped_endpoint_runs_from_the_studio() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let emu = rt.block_on(kontext::emulator::Emulator::start(kontext::emulator::EmulatorConfig::fast(), 0)).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
-    let mut s = Screen::spawn_with(
-        dir.path(),
-        40,
-        140,
-        &[("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")],
-    );
-    s.wait_for("1 Prompt", Duration::from_secs(20));
+    let (rt, emu, _dir, mut s) = studio_on_a_fast_emulator();
     s.send("a lighthouse at dusk");
     let add_image = |s: &mut Screen| {
         s.send("\x1b2"); // Alt-2: Images
