@@ -38,10 +38,17 @@ impl CostLine {
         self.spent_today
     }
 
-    /// The budget's verdict on the current estimate: the CLI's message when it is refused.
+    /// The budget's verdict on the current estimate: the CLI's message when it is refused, with
+    /// the studio's way out (it has no `--allow-over-budget`).
     pub fn refusal(&self, ctx: &AppContext) -> Option<String> {
         let estimate = self.estimate.as_ref()?;
-        check_budget(&ctx.budget, estimate, self.spent_today.unwrap_or(0.0)).err()
+        check_budget(&ctx.budget, estimate, self.spent_today.unwrap_or(0.0)).err().map(|m| {
+            m.replace(
+                "pass --allow-over-budget to send it once, or raise the cap",
+                "raise the cap in the config's [budget]",
+            )
+            .replace("pass --allow-over-budget to send it anyway", "remove the [budget] caps to send it")
+        })
     }
 
     /// Shown after the submit hint: "~$0.080 (bundled 2026-11-20)", or "refused: over budget".
@@ -103,7 +110,9 @@ mod tests {
         assert_eq!(detail, "~$0.160 (bundled)");
         assert!(c.describe(&ctx).unwrap().contains("2 images × $0.08"), "{:?}", c.describe(&ctx));
         ctx.budget = BudgetCaps { max_request_usd: Some(0.10), daily_usd: None };
-        assert!(c.refusal(&ctx).unwrap().contains("max_request_usd"));
+        let refusal = c.refusal(&ctx).unwrap();
+        assert!(refusal.contains("max_request_usd") && refusal.contains("nothing was sent"), "{refusal}");
+        assert!(!refusal.contains("--allow-over-budget"), "the studio has no such flag: {refusal}");
         assert_eq!(c.submit_detail(&ctx).as_deref(), Some("refused: over budget"));
         assert!(c.describe(&ctx).unwrap().starts_with("refused: the estimate $0.1600 is over"));
         c.follow(&ctx, Some(&input("fal-ai/flux-pro/kontext/max", "1")));
