@@ -310,8 +310,14 @@ fn without_an_output_dir_the_studio_writes_readable_names_into_the_pictures_fold
 /// The studio (40x140) on an emulator of its own, with a prompt typed; the runtime and the
 /// folder live as long as the test holds them.
 fn studio_on_a_fast_emulator() -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
+    studio_on(kontext::emulator::EmulatorConfig::fast())
+}
+
+fn studio_on(
+    config: kontext::emulator::EmulatorConfig,
+) -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let emu = rt.block_on(kontext::emulator::Emulator::start(kontext::emulator::EmulatorConfig::fast(), 0)).unwrap();
+    let emu = rt.block_on(kontext::emulator::Emulator::start(config, 0)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
@@ -426,6 +432,33 @@ fn every_shipped_endpoint_runs_from_the_studio() {
     assert_eq!(submits, sent);
     assert_eq!(sent.len(), 7, "the seven shipped endpoints");
     s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}
+
+/// An uncertain submit (a 504 that is never retried) may have been billed: the studio's history
+/// keeps its estimate as what it may cost (so today's spend counts it), not a guessed zero.
+#[test]
+fn an_uncertain_studio_submit_is_kept_as_maybe_billed() {
+    let config = kontext::emulator::EmulatorConfig {
+        faults: "504-user@submit:1".parse().unwrap(),
+        ..kontext::emulator::EmulatorConfig::fast()
+    };
+    let (rt, emu, dir, mut s) = studio_on(config);
+    s.send("a lighthouse at dusk");
+    s.send("\t");
+    s.send("a");
+    s.send("https://v3.fal.media/files/a.png");
+    s.send("\r");
+    s.send("\x1b[15~"); // F5
+    s.wait_for("job #1: submit uncertain", Duration::from_secs(20));
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].estimated_usd, rows[0].billed_usd), (Some(0.04), None), "estimated, bill unknown");
+    assert_eq!(history.spent_today().unwrap(), 0.04, "the daily budget counts what it may cost");
+    s.send("\x11");
+    s.send("\x11");
     s.wait_exit();
     rt.block_on(emu.shutdown());
 }

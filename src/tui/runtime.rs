@@ -373,7 +373,7 @@ where
                 out_dir: services.out_dir.clone(),
                 data_uri_threshold: services.data_uri_threshold,
                 follow: FollowMode::Stream,
-                journal: Some(journal),
+                journal: Some(journal.clone()),
             };
             let (etx, mut erx) = mpsc::unbounded_channel();
             let forward = {
@@ -401,6 +401,12 @@ where
                     JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) }
                 }
                 Err(e) => {
+                    // As `kontext run` does: a 5xx or a request fal never took costs nothing,
+                    // a 422 may have been billed — so the ledger and today's spend are right.
+                    let (billed, note) = e.bill();
+                    if let Err(err) = journal.record_bill(billed, note) {
+                        tracing::warn!("history: could not record the cost: {err}");
+                    }
                     let field_errors = e.fal_error().map(|f| f.field_errors()).unwrap_or_default();
                     let request_id = match &e {
                         JobError::Fal { handle, .. }
@@ -409,7 +415,11 @@ where
                         _ => None,
                     };
                     let ambiguous = matches!(e, JobError::Submit(crate::fal::SubmitError::Ambiguous(_)));
-                    JobFinish::Failed { message: e.to_string(), field_errors, request_id, ambiguous }
+                    let message = match note {
+                        Some(n) => format!("{e} (cost: {n})"),
+                        None => e.to_string(),
+                    };
+                    JobFinish::Failed { message, field_errors, request_id, ambiguous }
                 }
             };
             let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
