@@ -462,3 +462,33 @@ fn an_uncertain_studio_submit_is_kept_as_maybe_billed() {
     s.wait_exit();
     rt.block_on(emu.shutdown());
 }
+
+/// [dev] is billed per megapixel of its output, which matches its input by default: with a
+/// local file the studio knows the size, so the estimate is exact and equals the bill.
+#[test]
+fn dev_with_a_local_image_is_estimated_exactly_per_megapixel() {
+    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
+    // 1200×1000 is 1.14 megapixels: billed as two.
+    image::RgbImage::from_fn(1200, 1000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]))
+        .save(dir.path().join("big.png"))
+        .unwrap();
+    s.send("make it dusk");
+    s.send("\x1b3");
+    s.send("\r");
+    s.send("dev");
+    s.send("\r");
+    s.send("\x1b2");
+    s.send("a");
+    s.send("big.png");
+    s.send("\r");
+    s.wait_for("local", Duration::from_secs(10));
+    s.send("\x1b1"); // the Prompt: the Parameters pane shows the cost line
+    s.wait_for("cost $0.0500 (2 megapixels × $0.025", Duration::from_secs(10));
+    s.wait_for("F5 submit ~$0.050 (bundled)", Duration::from_secs(5));
+    s.send("\x1b[15~"); // F5
+    let screen = s.wait_for("job #1 done", Duration::from_secs(30));
+    assert!(screen.contains("$0.050 billed"), "{screen}");
+    s.send("\x11");
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}

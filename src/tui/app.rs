@@ -412,7 +412,7 @@ impl App {
                 errors
             }
         });
-        self.cost.follow(&self.ctx, valid.as_ref());
+        self.cost.follow(&self.ctx, valid.as_ref(), &self.images.sizes());
     }
 
     fn is_untouched(&self, e: &FieldError) -> bool {
@@ -460,7 +460,7 @@ impl App {
             }
         };
         // The budget is checked before anything is sent, as `kontext run` does.
-        self.cost.follow(&self.ctx, Some(&input));
+        self.cost.follow(&self.ctx, Some(&input), &self.images.sizes());
         if let Some(refusal) = self.cost.refusal(&self.ctx) {
             return vec![Notice::error(format!("not submitted: {}", one_line(&refusal))).into()];
         }

@@ -17,13 +17,11 @@ pub struct CostLine {
 
 impl CostLine {
     /// The editor changed: estimate what it holds now (`None`: not a valid request yet).
-    pub fn follow(&mut self, ctx: &AppContext, input: Option<&ValidInput>) {
-        self.estimate = input.map(|i| {
-            // Input sizes are not read on the UI task: a per-megapixel estimate that needs them
-            // says it assumed a size.
-            let sizes = vec![None; i.images.len()];
-            ctx.prices.estimate(&i.schema, &i.body(), &sizes)
-        });
+    /// `sizes` are the input images' sizes where known (local files, looked at off the UI task
+    /// by `Effect::CheckImages`); a per-megapixel estimate that needs an unknown one says it
+    /// assumed a size.
+    pub fn follow(&mut self, ctx: &AppContext, input: Option<&ValidInput>, sizes: &[Option<(u32, u32)>]) {
+        self.estimate = input.map(|i| ctx.prices.estimate(&i.schema, &i.body(), sizes));
     }
 
     pub fn estimate(&self) -> Option<&Estimate> {
@@ -104,7 +102,7 @@ mod tests {
     fn the_estimate_follows_the_form_and_the_budget_refuses_over_a_cap() {
         let mut ctx = AppContext::new(Keymap::default());
         let mut c = CostLine::default();
-        c.follow(&ctx, Some(&input("fal-ai/flux-pro/kontext/max", "2")));
+        c.follow(&ctx, Some(&input("fal-ai/flux-pro/kontext/max", "2")), &[None]);
         assert_eq!(c.estimate().and_then(|e| e.usd), Some(0.16));
         let detail = c.submit_detail(&ctx).unwrap();
         assert_eq!(detail, "~$0.160 (bundled)");
@@ -115,12 +113,27 @@ mod tests {
         assert!(!refusal.contains("--allow-over-budget"), "the studio has no such flag: {refusal}");
         assert_eq!(c.submit_detail(&ctx).as_deref(), Some("refused: over budget"));
         assert!(c.describe(&ctx).unwrap().starts_with("refused: the estimate $0.1600 is over"));
-        c.follow(&ctx, Some(&input("fal-ai/flux-pro/kontext/max", "1")));
+        c.follow(&ctx, Some(&input("fal-ai/flux-pro/kontext/max", "1")), &[None]);
         assert_eq!(c.refusal(&ctx), None, "$0.08 is under the cap");
         ctx.budget = BudgetCaps { max_request_usd: None, daily_usd: Some(1.0) };
         c.set_spent_today(0.95);
         assert!(c.refusal(&ctx).unwrap().contains("daily_usd"), "today's spend counts");
-        c.follow(&ctx, None);
+        c.follow(&ctx, None, &[]);
         assert_eq!(c.submit_detail(&ctx), None, "nothing to estimate");
+    }
+
+    #[test]
+    fn a_per_megapixel_estimate_counts_a_local_input_once_its_size_is_known() {
+        let ctx = AppContext::new(Keymap::default());
+        let mut c = CostLine::default();
+        let dev = input("fal-ai/flux-kontext/dev", "1");
+        c.follow(&ctx, Some(&dev), &[None]);
+        let assumed = c.estimate().unwrap().clone();
+        assert!(!assumed.exact && assumed.usd == Some(0.025), "1024×1024 assumed: {assumed:?}");
+        // match_input (dev's default): a 2048×2048 input makes a 4-megapixel output.
+        c.follow(&ctx, Some(&dev), &[Some((2048, 2048))]);
+        let e = c.estimate().unwrap();
+        assert!(e.exact && e.units == Some(4.0) && e.usd == Some(0.1), "{e:?}");
+        assert_eq!(c.submit_detail(&ctx).as_deref(), Some("~$0.100 (bundled)"));
     }
 }

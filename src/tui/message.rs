@@ -175,6 +175,8 @@ pub struct ImageInfo {
     pub tag: String,
     pub error: Option<String>,
     pub local_file: Option<PathBuf>,
+    /// A local file's width and height (a per-megapixel estimate counts them).
+    pub size: Option<(u32, u32)>,
 }
 
 /// How a notice is shown: plain news, or a problem (in the error colour).

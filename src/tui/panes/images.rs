@@ -54,10 +54,14 @@ impl Default for ImagesPane {
 /// runs off the UI task for local files (the runtime calls it on a blocking thread).
 pub fn describe_image(source: &ImageSource, data_uri_threshold: u64) -> ImageInfo {
     let mut error = crate::model::check_image_source(source).err();
+    let mut size = None;
     // A local file is read and decoded whole (within fal's limits), as `kontext run` does, so
     // a damaged file is flagged here and never sent.
     if let (None, ImageSource::Local(p)) = (&error, source) {
-        error = crate::runner::check_local_image(p).and_then(|()| crate::runner::check_input_file(p).map(drop)).err();
+        match crate::runner::check_local_image(p).and_then(|()| crate::runner::check_input_file(p)) {
+            Ok(image) => size = Some((image.width, image.height)),
+            Err(e) => error = Some(e),
+        }
     }
     let (tag, local_file) = match source {
         ImageSource::Url(_) => ("url".to_string(), None),
@@ -70,7 +74,7 @@ pub fn describe_image(source: &ImageSource, data_uri_threshold: u64) -> ImageInf
             Err(_) => ("missing".to_string(), None),
         },
     };
-    ImageInfo { tag, error, local_file }
+    ImageInfo { tag, error, local_file, size }
 }
 
 /// `describe_image` for a whole list.
@@ -124,6 +128,11 @@ impl ImagesPane {
     }
 
     /// The problems the file look-up found, one per image.
+    /// Each image's size where it is known (local files, once looked at), in the list's order.
+    pub fn sizes(&self) -> Vec<Option<(u32, u32)>> {
+        (0..self.items.len()).map(|i| self.info.get(i).and_then(|info| info.size)).collect()
+    }
+
     pub fn file_errors(&self) -> Vec<FieldError> {
         self.info
             .iter()
@@ -164,7 +173,7 @@ impl ImagesPane {
             .map(|text| match ImageSource::classify(text) {
                 ImageSource::Local(_) => {
                     needs_disk = true;
-                    ImageInfo { tag: "checking…".into(), error: None, local_file: None }
+                    ImageInfo { tag: "checking…".into(), ..ImageInfo::default() }
                 }
                 other => describe_image(&other, shared.ctx.data_uri_threshold),
             })
@@ -452,6 +461,17 @@ mod tests {
         assert!(screen.contains("the images below are not sent"), "{screen}");
         let events = h.press(&mut p, "a").unwrap();
         assert!(matches!(events.as_slice(), [PaneEvent::Notify(n)] if n.text.contains("no input image")));
+    }
+
+    #[test]
+    fn a_local_file_is_described_with_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.png");
+        image::RgbImage::from_pixel(40, 30, image::Rgb([1, 2, 3])).save(&path).unwrap();
+        let info = describe_image(&ImageSource::Local(path), 256 * 1024);
+        assert_eq!((info.error, info.size), (None, Some((40, 30))));
+        let url = describe_image(&ImageSource::classify("https://x/1.png"), 0);
+        assert_eq!(url.size, None, "a URL is not fetched to learn its size");
     }
 
     #[test]
