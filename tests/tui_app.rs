@@ -222,6 +222,28 @@ fn a_history_entry_loads_into_the_editor_and_reruns() {
 }
 
 #[test]
+fn a_history_entry_of_another_endpoint_loads_that_endpoint_and_reruns_there() {
+    let mut a = app();
+    let detail = HistoryDetailView {
+        id: "abc".into(),
+        request_id: Some("req".into()),
+        draft: Draft { prompt: "a red fox".into(), num_images: Some("2".into()), ..Draft::default() },
+        outputs: vec![],
+        endpoint: "fal-ai/flux-pro/kontext/max/text-to-image".into(),
+        estimated_usd: Some(0.16),
+        billed_usd: Some(0.16),
+        inputs: vec![],
+        purpose: DetailPurpose::Rerun,
+    };
+    let effects = a.update(Message::HistoryDetail(Box::new(detail)));
+    assert_eq!(a.params().value("endpoint"), "[max] text to image");
+    assert_eq!(a.images().limit(), 0, "the image list follows the endpoint");
+    let [Effect::Submit { input, estimate, .. }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(input.endpoint_id(), "fal-ai/flux-pro/kontext/max/text-to-image");
+    assert_eq!((input.num_images, estimate.usd), (2, Some(0.16)), "the same request, the same estimate");
+}
+
+#[test]
 fn prompt_recall_walks_earlier_prompts_and_restores_the_draft() {
     let mut a = app();
     a.update(Message::Prompts(vec!["newest".into(), "older".into()]));
