@@ -126,14 +126,7 @@ fn press(app: &mut App, code: KeyCode, modifiers: KeyModifiers) -> Vec<Effect> {
 
 /// (bytes of a focus change, bytes of closing the help overlay) at 120x40 with two local images, one shown.
 async fn focus_and_overlay(mode: GraphicsMode) -> (usize, usize) {
-    let ctx = AppContext {
-        max_images: 4,
-        target: "emulator (no key)".into(),
-        graphics: mode.to_string(),
-        keymap: Keymap::default(),
-        data_uri_threshold: 256 * 1024,
-        output_dir: "~/Pictures/kontext".into(),
-    };
+    let ctx = AppContext { graphics: mode.to_string(), ..AppContext::new(Keymap::default()) };
     let mut app = App::new(ctx, &Draft::default());
     press(&mut app, KeyCode::Char('2'), KeyModifiers::ALT);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/samples");

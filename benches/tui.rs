@@ -41,14 +41,7 @@ fn press(app: &mut App, code: KeyCode, mods: KeyModifiers) {
 }
 
 fn busy_app() -> App {
-    let ctx = AppContext {
-        max_images: 4,
-        target: "bench".into(),
-        graphics: "none".into(),
-        keymap: Keymap::default(),
-        data_uri_threshold: 256 * 1024,
-        output_dir: "~/Pictures/kontext".into(),
-    };
+    let ctx = AppContext { target: "bench".into(), graphics: "none".into(), ..AppContext::new(Keymap::default()) };
     let mut app = App::new(ctx, &Draft::default());
     let rows = (0..HISTORY)
         .map(|i| HistoryRow {
@@ -59,6 +52,9 @@ fn busy_app() -> App {
             prompt: format!("prompt {i}: put the little duckling on top of the woman's t-shirt"),
             seed: Some(i as u64),
             outputs: 1,
+            endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+            estimated_usd: Some(0.04),
+            billed_usd: Some(0.04),
             cursor: i as i64,
         })
         .collect();

@@ -6,7 +6,6 @@ use crossterm::event::{KeyCode, KeyModifiers};
 use kontext::model::{Draft, Field};
 use kontext::runner::SavedImage;
 use kontext::tui::app::Pane;
-use kontext::tui::form::ParamRow;
 use kontext::tui::job_store::JobPhase;
 use kontext::tui::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, Message};
 
@@ -58,7 +57,7 @@ fn submit_sends_validated_input_from_any_key_the_issue_names() {
         let mut a = app();
         ready(&mut a);
         let effects = press(&mut a, code, mods);
-        let [Effect::Submit { id, input }] = effects.as_slice() else { panic!("{code:?}: {effects:?}") };
+        let [Effect::Submit { id, input, .. }] = effects.as_slice() else { panic!("{code:?}: {effects:?}") };
         assert_eq!(*id, 1);
         assert_eq!(input.prompt, "make it blue");
         assert_eq!(a.jobs().newest().unwrap().phase, JobPhase::Preparing);
@@ -98,10 +97,11 @@ fn parameters_step_type_and_flag_errors_inline() {
     let mut a = app();
     focus(&mut a, '3');
     key(&mut a, KeyCode::Down);
+    key(&mut a, KeyCode::Down);
     key(&mut a, KeyCode::Right);
-    assert_eq!(a.params().value(ParamRow::Guidance), "4");
+    assert_eq!(a.params().value("guidance_scale"), "4");
     press(&mut a, KeyCode::Right, KeyModifiers::SHIFT);
-    assert_eq!(a.params().value(ParamRow::Guidance), "6.5");
+    assert_eq!(a.params().value("guidance_scale"), "6.5");
     typ(&mut a, "30");
     assert!(has_error(&a, Field::GuidanceScale), "{:?}", a.errors());
     key(&mut a, KeyCode::Backspace);
@@ -136,6 +136,7 @@ fn a_job_the_history_could_not_record_is_reported_plainly_not_as_done() {
             urls: vec![],
             prompt_used: "p".into(),
             inference: None,
+            billable_units: None,
             unrecorded: vec![kontext::runner::Unrecorded {
                 what: "that the request completed".into(),
                 error: "database or disk is full".into(),
@@ -177,6 +178,7 @@ fn results_copy_paths_and_ids_with_osc52_effects() {
             prompt_used: "p".into(),
             inference: Some(1.25),
             unrecorded: vec![],
+            billable_units: None,
         }),
     });
     assert_eq!(a.last_seed(), Some(9));
@@ -203,17 +205,42 @@ fn a_history_entry_loads_into_the_editor_and_reruns() {
             ..Draft::default()
         },
         outputs: vec![],
+        endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+        estimated_usd: None,
+        billed_usd: None,
         inputs: vec![],
         purpose: DetailPurpose::Load,
     };
     a.update(Message::HistoryDetail(Box::new(detail.clone())));
     assert_eq!(a.prompt_text(), "old prompt");
     assert_eq!(a.images().items(), ["https://a/b.png"]);
-    assert_eq!(a.params().value(ParamRow::Seed), "5");
+    assert_eq!(a.params().value("seed"), "5");
     let effects =
         a.update(Message::HistoryDetail(Box::new(HistoryDetailView { purpose: DetailPurpose::Rerun, ..detail })));
     let [Effect::Submit { input, .. }] = effects.as_slice() else { panic!("{effects:?}") };
     assert_eq!((input.seed, input.output_format.as_str()), (Some(5), "png"));
+}
+
+#[test]
+fn a_history_entry_of_another_endpoint_loads_that_endpoint_and_reruns_there() {
+    let mut a = app();
+    let detail = HistoryDetailView {
+        id: "abc".into(),
+        request_id: Some("req".into()),
+        draft: Draft { prompt: "a red fox".into(), num_images: Some("2".into()), ..Draft::default() },
+        outputs: vec![],
+        endpoint: "fal-ai/flux-pro/kontext/max/text-to-image".into(),
+        estimated_usd: Some(0.16),
+        billed_usd: Some(0.16),
+        inputs: vec![],
+        purpose: DetailPurpose::Rerun,
+    };
+    let effects = a.update(Message::HistoryDetail(Box::new(detail)));
+    assert_eq!(a.params().value("endpoint"), "[max] text to image");
+    assert_eq!(a.images().limit(), 0, "the image list follows the endpoint");
+    let [Effect::Submit { input, estimate, .. }] = effects.as_slice() else { panic!("{effects:?}") };
+    assert_eq!(input.endpoint_id(), "fal-ai/flux-pro/kontext/max/text-to-image");
+    assert_eq!((input.num_images, estimate.usd), (2, Some(0.16)), "the same request, the same estimate");
 }
 
 #[test]
@@ -256,6 +283,9 @@ fn text_from_history_is_stripped_of_escape_sequences_before_it_is_shown() {
             ..Draft::default()
         },
         outputs: vec![],
+        endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+        estimated_usd: None,
+        billed_usd: None,
         inputs: vec![],
         purpose: DetailPurpose::Load,
     };
@@ -315,6 +345,9 @@ fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
         prompt: format!("p{i}"),
         seed: None,
         outputs: 1,
+        endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+        estimated_usd: None,
+        billed_usd: None,
         cursor: 1000 - i,
     };
     let mut a = app();
@@ -379,8 +412,9 @@ fn rerunning_a_job_sends_that_jobs_own_request() {
         "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==\n",
     );
     focus(&mut a, '3');
-    key(&mut a, KeyCode::Down);
-    key(&mut a, KeyCode::Down);
+    for _ in 0..4 {
+        key(&mut a, KeyCode::Down); // endpoint, seed, guidance_scale, sync_mode, num_images
+    }
     key(&mut a, KeyCode::Right); // num_images 2
     key(&mut a, KeyCode::F(5));
     // Change everything, then re-run job #1 from the Jobs pane.
@@ -410,6 +444,9 @@ fn a_slow_answer_to_an_older_history_search_is_ignored() {
         prompt: p.into(),
         seed: None,
         outputs: 0,
+        endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+        estimated_usd: None,
+        billed_usd: None,
         cursor: 1,
     };
     let mut a = app();

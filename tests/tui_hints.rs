@@ -11,7 +11,6 @@ use kontext::model::Draft;
 use kontext::runner::SavedImage;
 use kontext::tui::action::{Action, Keymap};
 use kontext::tui::app::{App, Pane};
-use kontext::tui::form::ParamRow;
 use kontext::tui::message::{DetailPurpose, Effect, HistoryRow, JobFinish, Message};
 use kontext::tui::overlay::Overlay;
 use kontext::tui::panes::{Hint, PaneBehaviour};
@@ -84,6 +83,7 @@ fn finished(keymap: &Keymap) -> App {
         prompt_used: "make it blue".into(),
         inference: None,
         unrecorded: vec![],
+        billable_units: None,
     };
     a.update(Message::JobFinished { id: 1, outcome: Box::new(outcome) });
     a
@@ -100,6 +100,9 @@ fn with_history(keymap: &Keymap) -> App {
             prompt: format!("prompt {i}"),
             seed: None,
             outputs: 1,
+            endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+            estimated_usd: None,
+            billed_usd: None,
             cursor: 100 - i,
         })
         .collect();
@@ -122,8 +125,13 @@ fn states(km: &Keymap) -> Vec<(&'static str, App)> {
     let mut params = ready(km);
     go(&mut params, Pane::Params);
     s.push(("params", params));
+    let mut field = ready(km);
+    go(&mut field, Pane::Params);
+    plain(&mut field, KeyCode::Down);
+    s.push(("params field", field));
     let mut typing = ready(km);
     go(&mut typing, Pane::Params);
+    plain(&mut typing, KeyCode::Down);
     typ(&mut typing, "7");
     s.push(("params typing", typing));
     let mut jobs = submitted(km);
@@ -152,7 +160,7 @@ fn all_hints(a: &App) -> Vec<Hint> {
 }
 
 fn params(a: &App) -> Vec<String> {
-    ParamRow::ALL.iter().map(|r| a.params().value(*r)).collect()
+    a.params().values()
 }
 
 /// Did pressing `hint` do what its label says? `b` is the state before, `a` after.
@@ -180,9 +188,13 @@ fn did_what_it_says(state: &str, label: &str, b: &App, a: &App, effects: &[Effec
         }
         ("images adding", "add") => a.images().items().last().is_some_and(|i| i == "https://a.example/z.png"),
         ("images adding", "cancel") => !a.images().is_adding() && a.images().items() == b.images().items(),
-        ("params", "change") | ("params", "type") => params(a) != params(b),
-        ("params typing", "keep") => !a.params().is_editing_text() && a.params().value(ParamRow::Seed) == "7",
-        ("params typing", "undo") => !a.params().is_editing_text() && a.params().value(ParamRow::Seed) == "random",
+        ("params", "endpoint") => {
+            a.params().schema().endpoint_id != b.params().schema().endpoint_id && params(a) != params(b)
+        }
+        ("params", "list") => matches!(a.overlay(), Some(Overlay::EndpointPicker { .. })),
+        ("params field", "change") | ("params field", "type") => params(a) != params(b),
+        ("params typing", "keep") => !a.params().is_editing_text() && a.params().value("seed") == "7",
+        ("params typing", "undo") => !a.params().is_editing_text() && a.params().value("seed") == "random",
         ("jobs", "cancel") => effect(&|e| matches!(e, Effect::Cancel(1))),
         ("jobs" | "jobs finished", "results") => a.focus() == Pane::Results,
         ("jobs" | "jobs finished", "re-run") => {
@@ -280,7 +292,7 @@ fn esc_closes_cancels_or_leaves_and_the_prompt_moves_on() {
             // The one Esc that moves the focus; the help says so.
             "prompt" => a.focus() == Pane::Images,
             "images adding" => !a.images().is_adding() && a.images().items() == before_items,
-            "params typing" => !a.params().is_editing_text() && a.params().value(ParamRow::Seed) == "random",
+            "params typing" => !a.params().is_editing_text() && a.params().value("seed") == "random",
             "history searching" => !a.history().is_searching() && a.history().filter().search.is_empty(),
             "results full screen" => !a.results().is_fullscreen() && a.focus() == Pane::Results,
             // Nothing to close, cancel or leave: nothing happens.
@@ -299,6 +311,13 @@ fn esc_closes_cancels_or_leaves_and_the_prompt_moves_on() {
         assert!(a.overlay().is_none(), "{overlay_key:?}: Esc closes the overlay");
         assert_eq!(a.focus(), Pane::Prompt, "and leaves the focus alone");
     }
+    // The endpoint list too.
+    let mut a = ready(&km);
+    go(&mut a, Pane::Params);
+    plain(&mut a, KeyCode::Enter);
+    assert!(matches!(a.overlay(), Some(Overlay::EndpointPicker { .. })));
+    plain(&mut a, KeyCode::Esc);
+    assert!(a.overlay().is_none() && a.focus() == Pane::Params, "Esc closes the endpoint list");
     let ctx = context(km.clone());
     let help = kontext::tui::overlay::help_lines(&ctx, &kontext::tui::view::theme::Theme::MONO);
     let text: String = help.iter().flat_map(|l| l.spans.iter().map(|s| s.content.to_string())).collect();

@@ -376,3 +376,189 @@ fn without_an_output_dir_the_studio_writes_readable_names_into_the_pictures_fold
     s.send("\x11");
     s.wait_exit();
 }
+
+/// The studio (40x140) on an emulator of its own, with a prompt typed; the runtime and the
+/// folder live as long as the test holds them.
+fn studio_on_a_fast_emulator() -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
+    studio_on(kontext::emulator::EmulatorConfig::fast())
+}
+
+fn studio_on(
+    config: kontext::emulator::EmulatorConfig,
+) -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let emu = rt.block_on(kontext::emulator::Emulator::start(config, 0)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
+    let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
+    let s = Screen::spawn_with(dir.path(), 40, 140, &env);
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    (rt, emu, dir, s)
+}
+
+/// The endpoint row, end to end: [max] with one image, then text to image with none, each
+/// picked from the filtered list and sent to that endpoint; the bill shown equals the estimate.
+#[test]
+fn another_endpoint_picked_in_the_studio_runs_there_and_costs_what_it_said() {
+    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
+    s.send("a lighthouse at dusk");
+    s.send("\t");
+    s.send("a");
+    s.send("https://v3.fal.media/files/a.png");
+    s.send("\r");
+    s.send("\x1b3"); // Alt-3: Parameters, on the endpoint row
+    s.send("\r"); // the list
+    s.wait_for("Endpoint (type to filter", Duration::from_secs(5));
+    s.send("max");
+    s.send("\r"); // the first match: [max]
+    s.wait_for("1 image · Enter: list", Duration::from_secs(5));
+    s.wait_for("F5 submit ~$0.080 (bundled)", Duration::from_secs(5));
+    s.send("\x1b[15~"); // F5
+    let screen = s.wait_for("job #1 done", Duration::from_secs(20));
+    assert!(screen.contains("$0.080 billed"), "the bill equals the estimate: {screen}");
+
+    // Text to image: the list filters on both words; the image must go first.
+    s.send("\r");
+    s.send("pro text");
+    s.send("\r");
+    s.wait_for("‹ [pro] text to image ›", Duration::from_secs(5));
+    s.wait_for("no input image: [pro] text to image", Duration::from_secs(5));
+    s.send("\x1b2"); // Alt-2: Images
+    s.send("d");
+    s.wait_for("F5 submit ~$0.040 (bundled)", Duration::from_secs(5));
+    s.send("\x1b[15~"); // F5
+    let screen = s.wait_for("job #2 done", Duration::from_secs(20));
+    assert!(screen.contains("$0.040 billed"), "{screen}");
+    s.send("\x1b4"); // Jobs: both, with their endpoint and bill
+    let screen = s.wait_for("[pro] text to image · $0.040 billed", Duration::from_secs(5));
+    assert!(screen.contains("[max] · $0.080 billed"), "{screen}");
+
+    let submits: Vec<String> =
+        emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).map(|r| r.path).collect();
+    assert_eq!(submits, ["/fal-ai/flux-pro/kontext/max", "/fal-ai/flux-pro/kontext/text-to-image"]);
+    let mut bodies: Vec<serde_json::Value> = emu.accepted().into_iter().map(|(_, body)| body).collect();
+    bodies.sort_by_key(|b| b.get("image_url").is_none());
+    assert_eq!(bodies[0]["image_url"], "https://v3.fal.media/files/a.png", "[max] takes one image_url");
+    assert!(bodies[1].get("image_url").is_none() && bodies[1].get("image_urls").is_none(), "{}", bodies[1]);
+
+    // The history has both, each with its endpoint, estimate and bill.
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 10, ..Default::default() }).unwrap();
+    let costs: Vec<(String, Option<f64>, Option<f64>)> =
+        rows.into_iter().map(|r| (r.endpoint, r.estimated_usd, r.billed_usd)).collect();
+    assert_eq!(
+        costs,
+        [
+            ("fal-ai/flux-pro/kontext/text-to-image".to_string(), Some(0.04), Some(0.04)),
+            ("fal-ai/flux-pro/kontext/max".to_string(), Some(0.08), Some(0.08)),
+        ]
+    );
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}
+
+/// Every shipped endpoint, one after the other with → on the endpoint row, runs end to end on
+/// the emulator from the studio, at that endpoint, billed what the submit hint estimated.
+#[test]
+fn every_shipped_endpoint_runs_from_the_studio() {
+    let (rt, emu, _dir, mut s) = studio_on_a_fast_emulator();
+    s.send("a lighthouse at dusk");
+    let add_image = |s: &mut Screen| {
+        s.send("\x1b2"); // Alt-2: Images
+        s.send("a");
+        s.send("https://v3.fal.media/files/a.png");
+        s.send("\r");
+        s.send("\x1b3"); // back to the endpoint row
+    };
+    add_image(&mut s);
+    let catalog = kontext::model::Catalog::bundled();
+    let mut sent = Vec::new();
+    for (n, schema) in catalog.iter().enumerate() {
+        if n > 0 {
+            s.send("\x1b[C"); // → the next endpoint
+        }
+        let name = kontext::tui::form::endpoint_short(schema);
+        s.wait_for(&format!("‹ {name:<10} ›"), Duration::from_secs(5));
+        match schema.images.max() {
+            0 if n > 0 && catalog.iter().nth(n - 1).unwrap().images.max() > 0 => {
+                s.send("\x1b2");
+                s.send("d");
+                s.send("\x1b3");
+            }
+            max if max > 0 && n > 0 && catalog.iter().nth(n - 1).unwrap().images.max() == 0 => add_image(&mut s),
+            _ => {}
+        }
+        let screen = s.wait_for("F5 submit ~$", Duration::from_secs(5));
+        let estimate = screen.split("F5 submit ~").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+        s.send("\x1b[15~"); // F5
+        let screen = s.wait_for(&format!("job #{} done", n + 1), Duration::from_secs(20));
+        assert!(screen.contains(&format!("{estimate} billed")), "{}: billed {estimate}?\n{screen}", schema.endpoint_id);
+        sent.push(format!("/{}", schema.endpoint_id));
+    }
+    let submits: Vec<String> =
+        emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).map(|r| r.path).collect();
+    assert_eq!(submits, sent);
+    assert_eq!(sent.len(), 7, "the seven shipped endpoints");
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}
+
+/// An uncertain submit (a 504 that is never retried) may have been billed: the studio's history
+/// keeps its estimate as what it may cost (so today's spend counts it), not a guessed zero.
+#[test]
+fn an_uncertain_studio_submit_is_kept_as_maybe_billed() {
+    let config = kontext::emulator::EmulatorConfig {
+        faults: "504-user@submit:1".parse().unwrap(),
+        ..kontext::emulator::EmulatorConfig::fast()
+    };
+    let (rt, emu, dir, mut s) = studio_on(config);
+    s.send("a lighthouse at dusk");
+    s.send("\t");
+    s.send("a");
+    s.send("https://v3.fal.media/files/a.png");
+    s.send("\r");
+    s.send("\x1b[15~"); // F5
+    s.wait_for("job #1: submit uncertain", Duration::from_secs(20));
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 10, ..Default::default() }).unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].estimated_usd, rows[0].billed_usd), (Some(0.04), None), "estimated, bill unknown");
+    assert_eq!(history.spent_today().unwrap(), 0.04, "the daily budget counts what it may cost");
+    s.send("\x11");
+    s.send("\x11");
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}
+
+/// [dev] is billed per megapixel of its output, which matches its input by default: with a
+/// local file the studio knows the size, so the estimate is exact and equals the bill.
+#[test]
+fn dev_with_a_local_image_is_estimated_exactly_per_megapixel() {
+    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
+    // 1200×1000 is 1.14 megapixels: billed as two.
+    image::RgbImage::from_fn(1200, 1000, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]))
+        .save(dir.path().join("big.png"))
+        .unwrap();
+    s.send("make it dusk");
+    s.send("\x1b3");
+    s.send("\r");
+    s.send("dev");
+    s.send("\r");
+    s.send("\x1b2");
+    s.send("a");
+    s.send("big.png");
+    s.send("\r");
+    s.wait_for("local", Duration::from_secs(10));
+    s.send("\x1b1"); // the Prompt: the Parameters pane shows the cost line
+    s.wait_for("cost $0.0500 (2 megapixels × $0.025", Duration::from_secs(10));
+    s.wait_for("F5 submit ~$0.050 (bundled)", Duration::from_secs(5));
+    s.send("\x1b[15~"); // F5
+    let screen = s.wait_for("job #1 done", Duration::from_secs(30));
+    assert!(screen.contains("$0.050 billed"), "{screen}");
+    s.send("\x11");
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}

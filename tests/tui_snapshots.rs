@@ -34,12 +34,14 @@ fn filled() -> App {
         "https://v3.fal.media/files/penguin/XoW0qavfF-ahg-jX4BMyL_image.webp\nhttps://v3.fal.media/files/tiger/bml6YA7DWJXOigadvxk75_image.webp\n",
     );
     focus(&mut a, '3');
+    key(&mut a, KeyCode::Down); // seed (the endpoint row is first)
     typ(&mut a, "42");
     key(&mut a, KeyCode::Down);
-    key(&mut a, KeyCode::Right);
-    key(&mut a, KeyCode::Down);
-    key(&mut a, KeyCode::Down);
-    key(&mut a, KeyCode::Right);
+    key(&mut a, KeyCode::Right); // guidance_scale 4
+    for _ in 0..3 {
+        key(&mut a, KeyCode::Down); // sync_mode, num_images, output_format
+    }
+    key(&mut a, KeyCode::Right); // png
     a
 }
 
@@ -50,6 +52,30 @@ fn handle(id: &str) -> RequestHandle {
         response_url: format!("http://127.0.0.1/fal-ai/flux-pro/requests/{id}"),
         status_url: format!("http://127.0.0.1/fal-ai/flux-pro/requests/{id}/status"),
         cancel_url: format!("http://127.0.0.1/fal-ai/flux-pro/requests/{id}/cancel"),
+    }
+}
+
+/// A job done with two images of `size`, named after the request, billed `billable_units`.
+fn two_images(request_id: &str, size: (u32, u32), billable_units: Option<f64>) -> JobFinish {
+    let files = (0..2)
+        .map(|i| SavedImage {
+            index: i,
+            path: PathBuf::from(format!("out/{request_id}-{i}.jpg")),
+            width: size.0,
+            height: size.1,
+            content_type: "image/jpeg".into(),
+            nsfw: false,
+        })
+        .collect();
+    JobFinish::Done {
+        request_id: request_id.into(),
+        seed: 7,
+        files,
+        urls: vec![],
+        prompt_used: "p".into(),
+        inference: None,
+        unrecorded: vec![],
+        billable_units,
     }
 }
 
@@ -76,9 +102,11 @@ fn filled_form() {
 #[test]
 fn invalid_form_blocks_submit_and_shows_each_problem() {
     let mut a = filled();
-    key(&mut a, KeyCode::Up);
-    key(&mut a, KeyCode::Up);
+    for _ in 0..3 {
+        key(&mut a, KeyCode::Up); // num_images, sync_mode, guidance_scale
+    }
     typ(&mut a, "25");
+    key(&mut a, KeyCode::Down);
     key(&mut a, KeyCode::Down);
     typ(&mut a, "9");
     ctrl(&mut a, 's');
@@ -111,28 +139,13 @@ fn job_in_progress_with_logs() {
 #[test]
 fn job_completed_shows_outputs() {
     let mut a = submitted();
-    let files = (0..2)
-        .map(|i| SavedImage {
-            index: i,
-            path: PathBuf::from(format!("out/3e3e5b8a-1111-4222-8333-444455556666-{i}.jpg")),
-            width: 1184,
-            height: 880,
-            content_type: "image/jpeg".into(),
-            nsfw: false,
-        })
-        .collect();
-    a.update(Message::JobFinished {
-        id: 1,
-        outcome: Box::new(JobFinish::Done {
-            request_id: "3e3e5b8a-1111-4222-8333-444455556666".into(),
-            seed: 42,
-            files,
-            urls: vec!["http://127.0.0.2/files/a.jpg".into(), "http://127.0.0.2/files/b.jpg".into()],
-            prompt_used: "p".into(),
-            inference: Some(1.25),
-            unrecorded: vec![],
-        }),
-    });
+    let mut done = two_images("3e3e5b8a-1111-4222-8333-444455556666", (1184, 880), None);
+    if let JobFinish::Done { seed, urls, inference, .. } = &mut done {
+        *seed = 42;
+        *urls = vec!["http://127.0.0.2/files/a.jpg".into(), "http://127.0.0.2/files/b.jpg".into()];
+        *inference = Some(1.25);
+    }
+    a.update(Message::JobFinished { id: 1, outcome: Box::new(done) });
     focus(&mut a, '6');
     snap!("job_completed", render(&mut a, 120, 36));
 }
@@ -167,6 +180,9 @@ fn history_with_entries() {
             prompt: format!("prompt number {i}: make the sky purple"),
             seed: Some(i as u64),
             outputs: 1,
+            endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+            estimated_usd: None,
+            billed_usd: None,
             cursor: i,
         })
         .collect();
@@ -312,4 +328,46 @@ fn the_status_bar_always_says_where_requests_go_and_the_image_mode() {
         assert!(emulator.contains("F1 help"), "help is named in a text field at {w} columns:\n{emulator}");
         snap!(format!("status_bar_{w}"), format!("{emulator}\n{fal}"));
     }
+}
+
+/// [max] with two images asked for, picked from the endpoint list; a finished job's bill and
+/// today's spend are shown.
+#[test]
+fn another_endpoint_with_its_cost() {
+    let mut a = app();
+    typ(&mut a, "Make the sky violet.");
+    focus(&mut a, '2');
+    paste(&mut a, "https://v3.fal.media/files/penguin/XoW0qavfF-ahg-jX4BMyL_image.webp\n");
+    focus(&mut a, '3');
+    key(&mut a, KeyCode::Enter);
+    typ(&mut a, "max");
+    key(&mut a, KeyCode::Down); // [max] multi, then [max]
+    snap!("endpoint_list", render(&mut a, 120, 36));
+    key(&mut a, KeyCode::Up);
+    key(&mut a, KeyCode::Enter);
+    assert_eq!(a.params().schema().endpoint_id, "fal-ai/flux-pro/kontext/max");
+    for _ in 0..4 {
+        key(&mut a, KeyCode::Down);
+    }
+    key(&mut a, KeyCode::Right); // num_images 2
+    a.update(Message::SpentToday(0.32));
+    ctrl(&mut a, 's');
+    a.update(Message::Job {
+        id: 1,
+        event: JobEvent::Submitted { handle: handle("5f5f5b8a-1111-4222-8333-444455556666") },
+    });
+    let done = two_images("5f5f5b8a-1111-4222-8333-444455556666", (1024, 1024), Some(2.0));
+    a.update(Message::JobFinished { id: 1, outcome: Box::new(done) });
+    focus(&mut a, '1');
+    let screen = render(&mut a, 120, 36);
+    for needle in [
+        "endpoint           [max]",
+        "[max] · $0.160 billed",
+        "cost $0.1600 (2 images × $0.08",
+        "today $0.320",
+        "F5 submit ~$0.160 (bundled)",
+    ] {
+        assert!(screen.contains(needle), "{needle}:\n{screen}");
+    }
+    snap!("endpoint_max_with_cost", screen);
 }

@@ -24,6 +24,8 @@ fn filled() -> App {
         send(&mut app, KeyCode::Char(c), KeyModifiers::NONE);
     }
     send(&mut app, KeyCode::Char('3'), KeyModifiers::ALT);
+    // The first row is the endpoint (a letter there opens its list): the seed is the next one.
+    send(&mut app, KeyCode::Down, KeyModifiers::NONE);
     send(&mut app, KeyCode::Char('4'), KeyModifiers::NONE);
     send(&mut app, KeyCode::Char('2'), KeyModifiers::ALT);
     app.update(Message::Input(Event::Paste(

@@ -6,7 +6,7 @@ use std::path::Path;
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::fal::{FalClient, FalError};
+use crate::fal::FalClient;
 use crate::model::cost::{self, Estimate, PriceTable};
 use crate::model::{EndpointSchema, ImageSource, ValidInput};
 use crate::runner::catalog;
@@ -131,23 +131,8 @@ pub fn cost_line(estimate: &Estimate, outcome: &JobOutcome) -> String {
     }
 }
 
-/// What a failed request cost, as far as can be known: a request fal never took, a 5xx or a
-/// failed run costs nothing; a 422 may have been billed (fal bills GPU time spent), which is
-/// said rather than guessed; otherwise it is unknown (still running, or cancelled).
+/// What a failed request cost, as far as can be known ([`JobError::bill`], which the studio
+/// uses too).
 pub fn failure_bill(e: &JobError) -> (Option<f64>, Option<&'static str>) {
-    let accepted =
-        !matches!(e, JobError::Submit(_) | JobError::Input { .. } | JobError::Upload { .. } | JobError::Journal(_))
-            && !matches!(e, JobError::Cancelled { handle: None, .. });
-    if !accepted {
-        return (Some(0.0), None);
-    }
-    match e.fal_error() {
-        Some(FalError::Validation { .. }) => (None, Some("fal refused the input (422): it may have been billed")),
-        Some(FalError::Api(a)) if a.status == 422 => {
-            (None, Some("fal refused the input (422): it may have been billed"))
-        }
-        Some(FalError::Api(a)) if a.status >= 500 => (Some(0.0), Some("a 5xx is never billed")),
-        Some(FalError::RunFailed { .. }) => (Some(0.0), Some("the run failed on fal's side: not billed")),
-        _ => (None, None),
-    }
+    e.bill()
 }

@@ -133,6 +133,33 @@ pub enum JobError {
 }
 
 impl JobError {
+    /// What the failed request cost, as far as can be known: a request fal never took, a 5xx or
+    /// a failed run costs nothing (`Some(0.0)`); a 422 may have been billed (fal bills GPU time
+    /// spent), which is said rather than guessed; otherwise it is unknown (still running, or
+    /// cancelled). `kontext run` and the studio record it the same way.
+    pub fn bill(&self) -> (Option<f64>, Option<&'static str>) {
+        let accepted = !matches!(
+            self,
+            JobError::Submit(_) | JobError::Input { .. } | JobError::Upload { .. } | JobError::Journal(_)
+        ) && !matches!(self, JobError::Cancelled { handle: None, .. });
+        // An ambiguous submit may have reached fal: say so rather than record it as free.
+        if matches!(self, JobError::Submit(SubmitError::Ambiguous(_))) {
+            return (None, Some("the submit may have reached fal: it may have been billed"));
+        }
+        if !accepted {
+            return (Some(0.0), None);
+        }
+        match self.fal_error() {
+            Some(FalError::Validation { .. }) => (None, Some("fal refused the input (422): it may have been billed")),
+            Some(FalError::Api(a)) if a.status == 422 => {
+                (None, Some("fal refused the input (422): it may have been billed"))
+            }
+            Some(FalError::Api(a)) if a.status >= 500 => (Some(0.0), Some("a 5xx is never billed")),
+            Some(FalError::RunFailed { .. }) => (Some(0.0), Some("the run failed on fal's side: not billed")),
+            _ => (None, None),
+        }
+    }
+
     /// Whether fal still has the request and a later resume can finish it. Once fal accepted a
     /// request only fal's own verdict ends it (the run failed, 422, no such request) or an
     /// output that is not what it claims; the network, proxies, answers that do not parse and

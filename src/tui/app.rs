@@ -12,6 +12,7 @@ use ratatui::widgets::{Paragraph, Wrap};
 use super::action::{Action, is_command_key};
 pub use super::context::AppContext;
 use super::context::FieldErrors;
+use super::cost_line::CostLine;
 use super::job_store::JobStore;
 use super::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, JobId, Message, Notice};
 use super::overlay::{Overlay, OverlayOutcome};
@@ -45,6 +46,8 @@ pub struct App {
     errors: FieldErrors,
     notice: Option<Notice>,
     last_seed: Option<u64>,
+    /// The next submit's estimate, today's spend, the budget's verdict.
+    cost: CostLine,
     quit: bool,
     /// Quit asked while a submit was in flight: quit once fal has confirmed it.
     quit_pending: bool,
@@ -52,12 +55,15 @@ pub struct App {
 
 impl App {
     pub fn new(ctx: AppContext, defaults: &Draft) -> App {
+        let schema = ctx.start_schema();
+        let mut images = ImagesPane::default();
+        images.follow_endpoint(&schema);
         App {
             ctx,
             focus: Pane::Prompt,
             prompt: PromptPane::default(),
-            images: ImagesPane::default(),
-            params: ParamsPane::new(defaults),
+            images,
+            params: ParamsPane::new(schema, defaults),
             jobs_pane: JobsPane::default(),
             history: HistoryPane::default(),
             results: ResultsPane::default(),
@@ -66,6 +72,7 @@ impl App {
             errors: FieldErrors::default(),
             notice: None,
             last_seed: None,
+            cost: CostLine::default(),
             quit: false,
             quit_pending: false,
         }
@@ -73,7 +80,7 @@ impl App {
 
     /// Effects to run once at start (history, earlier prompts).
     pub fn start(&mut self) -> Vec<Effect> {
-        vec![Effect::LoadHistory(self.history.filter().clone()), Effect::LoadPrompts]
+        vec![Effect::LoadHistory(self.history.filter().clone()), Effect::LoadPrompts, Effect::LoadSpend]
     }
 
     // What the runtime, the views and the tests read.
@@ -113,6 +120,9 @@ impl App {
     pub fn results(&self) -> &ResultsPane {
         &self.results
     }
+    pub fn cost(&self) -> &CostLine {
+        &self.cost
+    }
     pub fn last_seed(&self) -> Option<u64> {
         self.last_seed
     }
@@ -127,12 +137,12 @@ impl App {
     }
 
     fn shared(&self) -> Shared<'_> {
-        Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors }
+        Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors, cost: &self.cost }
     }
 
     /// The focused pane, to route a key or a paste to, with what panes may read.
     fn focused_mut(&mut self) -> (&mut dyn PaneBehaviour, Shared<'_>) {
-        let shared = Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors };
+        let shared = Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors, cost: &self.cost };
         let pane: &mut dyn PaneBehaviour = match self.focus {
             Pane::Prompt => &mut self.prompt,
             Pane::Images => &mut self.images,
@@ -158,7 +168,7 @@ impl App {
     /// True while keys are going into a text field, so plain letters are text, not commands.
     pub fn is_editing_text(&self) -> bool {
         match self.overlay {
-            Some(Overlay::RecallSearch { .. }) => true,
+            Some(Overlay::RecallSearch { .. } | Overlay::EndpointPicker { .. }) => true,
             Some(_) => false,
             None => self.focused().is_editing_text(),
         }
@@ -199,6 +209,10 @@ impl App {
                 PaneEvent::Run(self.history.reload()),
             ],
             Message::HistoryDetail(detail) => self.on_history_detail(*detail),
+            Message::SpentToday(usd) => {
+                self.cost.set_spent_today(usd);
+                Vec::new()
+            }
             Message::Prompts(prompts) => {
                 self.prompt.add_recall(prompts);
                 Vec::new()
@@ -297,8 +311,8 @@ impl App {
         while let Some(event) = queue.pop_front() {
             let more = match event {
                 PaneEvent::Submit => self.submit(),
-                PaneEvent::Rerun(draft) => {
-                    let mut more = self.load_draft(&draft);
+                PaneEvent::Rerun { draft, endpoint } => {
+                    let mut more = self.load_draft(&draft, &endpoint);
                     more.push(PaneEvent::Submit);
                     more
                 }
@@ -340,6 +354,28 @@ impl App {
                     self.overlay = Some(Overlay::RecallSearch { query: String::new(), selected: 0 });
                     Vec::new()
                 }
+                PaneEvent::EndpointChanged => {
+                    let schema = self.params.schema().clone();
+                    self.images.follow_endpoint(&schema);
+                    vec![PaneEvent::InputChanged]
+                }
+                PaneEvent::PickEndpoint(query) => {
+                    let endpoints = self
+                        .ctx
+                        .catalog
+                        .iter()
+                        .map(|s| (one_line(&s.endpoint_id), super::form::endpoint_short(s)))
+                        .collect();
+                    self.overlay = Some(Overlay::EndpointPicker { endpoints, query, selected: 0 });
+                    Vec::new()
+                }
+                PaneEvent::SetEndpoint(id) => match self.ctx.catalog.get(&id).cloned() {
+                    Some(schema) => {
+                        self.params.set_schema(schema);
+                        vec![PaneEvent::EndpointChanged]
+                    }
+                    None => vec![Notice::error(format!("no endpoint {} is known", one_line(&id))).into()],
+                },
             };
             queue.extend(more);
         }
@@ -360,11 +396,15 @@ impl App {
     /// Checks the input again after an edit, so inline errors follow it. Before the first
     /// submit an empty prompt or image list is not worth shouting about.
     fn revalidate(&mut self) {
+        let mut valid = None;
         self.errors = FieldErrors::new(match self.draft() {
             Err(m) => vec![FieldError { field: Field::Seed, message: m }],
             Ok(d) => {
-                let mut errors: Vec<FieldError> = match d.validate(self.ctx.max_images) {
-                    Ok(_) => Vec::new(),
+                let mut errors: Vec<FieldError> = match d.validate_for(self.params.schema(), |_| Ok(())) {
+                    Ok(input) => {
+                        valid = Some(input);
+                        Vec::new()
+                    }
                     Err(e) => e.0.into_iter().filter(|e| !self.is_untouched(e)).collect(),
                 };
                 // File problems come from the look-up made when the list changed.
@@ -372,6 +412,7 @@ impl App {
                 errors
             }
         });
+        self.cost.follow(&self.ctx, valid.as_ref(), &self.images.sizes());
     }
 
     fn is_untouched(&self, e: &FieldError) -> bool {
@@ -396,7 +437,7 @@ impl App {
         }
         // Local files were checked off the UI task; their problems are kept by the Images pane.
         let file_errors = self.images.file_errors();
-        let checked = match (draft.validate(self.ctx.max_images), file_errors.is_empty()) {
+        let checked = match (draft.validate_for(self.params.schema(), |_| Ok(())), file_errors.is_empty()) {
             (Ok(v), true) => Ok(v),
             (Ok(_), false) => Err(ValidationErrors(file_errors)),
             (Err(mut e), _) => {
@@ -418,14 +459,20 @@ impl App {
                 return vec![notice.into(), PaneEvent::Focus(focus)];
             }
         };
+        // The budget is checked before anything is sent, as `kontext run` does.
+        self.cost.follow(&self.ctx, Some(&input), &self.images.sizes());
+        if let Some(refusal) = self.cost.refusal(&self.ctx) {
+            return vec![Notice::error(format!("not submitted: {}", one_line(&refusal))).into()];
+        }
+        let estimate = self.cost.estimate().cloned().expect("followed a valid input");
         self.errors = FieldErrors::default();
         self.prompt.remember(&input.prompt);
-        let id = self.jobs.add(&input);
+        let id = self.jobs.add_estimated(&input, Some(estimate.clone()));
         self.jobs_pane.select_newest();
         self.results.show(ResultsSource::Job(id));
         vec![
             Notice::info(format!("job #{id} submitted")).into(),
-            PaneEvent::Run(Effect::Submit { id, input: Box::new(input) }),
+            PaneEvent::Run(Effect::Submit { id, input: Box::new(input), estimate: Box::new(estimate) }),
         ]
     }
 
@@ -450,7 +497,7 @@ impl App {
             // fal named fields: show them where the user can fix them.
             self.errors = FieldErrors::new(finished.field_errors);
         }
-        vec![finished.notice.into(), PaneEvent::Run(self.history.reload())]
+        vec![finished.notice.into(), PaneEvent::Run(self.history.reload()), PaneEvent::Run(Effect::LoadSpend)]
     }
 
     fn on_history_detail(&mut self, mut detail: HistoryDetailView) -> Vec<PaneEvent> {
@@ -462,7 +509,7 @@ impl App {
                 Vec::new()
             }
             DetailPurpose::Load | DetailPurpose::Rerun => {
-                let mut events = self.load_draft(&detail.draft);
+                let mut events = self.load_draft(&detail.draft, &detail.endpoint);
                 let rerun = detail.purpose == DetailPurpose::Rerun;
                 self.results.show_history(detail);
                 if rerun {
@@ -476,12 +523,21 @@ impl App {
         }
     }
 
-    /// Puts a whole request into the editor: prompt, images, parameters.
-    fn load_draft(&mut self, draft: &Draft) -> Vec<PaneEvent> {
+    /// Puts a whole request into the editor: its endpoint (when the catalog has it), prompt,
+    /// images, parameters.
+    fn load_draft(&mut self, draft: &Draft, endpoint: &str) -> Vec<PaneEvent> {
+        let mut events = Vec::new();
+        if let Some(schema) = self.ctx.catalog.get(endpoint).cloned()
+            && schema.endpoint_id != self.params.schema().endpoint_id
+        {
+            self.params.set_schema(schema.clone());
+            self.images.follow_endpoint(&schema);
+        }
         self.prompt.set_text(&draft.prompt);
         self.params.apply_draft(draft);
-        let shared = Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors };
-        self.images.set_items(&draft.images, shared)
+        let shared = Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors, cost: &self.cost };
+        events.extend(self.images.set_items(&draft.images, shared));
+        events
     }
 
     /// What the status bar names: the focused pane's keys (its first kept longest), then the
@@ -503,7 +559,11 @@ impl App {
         hints.extend(
             global
                 .into_iter()
-                .filter_map(|(a, label, rank)| Hint::bound(km, self.focus, a, label, editing).map(|h| h.ranked(rank))),
+                .filter_map(|(a, label, rank)| Hint::bound(km, self.focus, a, label, editing).map(|h| h.ranked(rank)))
+                .map(|h| match h.action {
+                    Some(Action::Submit) => h.with_detail(self.cost.submit_detail(&self.ctx)),
+                    _ => h,
+                }),
         );
         hints
     }
@@ -519,14 +579,16 @@ impl App {
             frame.render_widget(Paragraph::new(msg).wrap(Wrap { trim: true }), area);
             return;
         }
-        let param_errors = super::form::ParamRow::ALL.iter().map(|r| self.errors.of(r.field()).count() as u16).sum();
-        let areas = layout(area, self.focus, param_errors);
+        let shared = Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors, cost: &self.cost };
+        let param_rows = self.params.values().len() as u16;
+        let param_errors = self.params.error_lines(shared).min(4) as u16;
+        let areas = layout(area, self.focus, param_rows + 1 + param_errors);
         let hints = self.hints();
         let buf = frame.buffer_mut();
         if let Some(tabs) = areas.tabs {
             status::draw_tabs(buf, tabs, self.focus, theme);
         }
-        let shared = Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors };
+        let shared = Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors, cost: &self.cost };
         if self.results.is_fullscreen() && self.focus == Pane::Results {
             let full = Rect { height: area.height.saturating_sub(1), ..area };
             self.results.draw_fullscreen(Canvas { buf, area: full, theme, focused: true, images, shared });
@@ -546,7 +608,8 @@ impl App {
                 }
             }
         }
-        status::draw(buf, areas.status, self.notice.as_ref(), &hints, &self.ctx, theme);
+        let line = status::StatusLine { notice: self.notice.as_ref(), spent_today: self.cost.spent_today() };
+        status::draw(buf, areas.status, line, &hints, &self.ctx, theme);
         if let Some(overlay) = &self.overlay {
             overlay.draw(buf, area, &self.ctx, self.prompt.recall(), theme);
         }

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use super::context::cost_text;
+use super::form::endpoint_short;
 use super::message::{JobFinish, JobId, Notice};
+use crate::model::cost::Estimate;
 use crate::model::{Draft, FieldError, ImageSource, ValidInput};
 use crate::runner::{JobEvent, SavedImage};
 use crate::sanitize::one_line;
@@ -69,6 +72,14 @@ pub struct JobView {
     pub files: Vec<SavedImage>,
     pub urls: Vec<String>,
     pub seed: Option<u64>,
+    /// The endpoint as shown ("[max] multi").
+    pub endpoint: String,
+    /// Where it was sent (a re-run goes there too).
+    pub endpoint_id: String,
+    /// What it was estimated to cost before sending, with the price it used.
+    pub estimate: Option<Estimate>,
+    /// What fal billed: units (`x-fal-billable-units`) × the estimate's unit price.
+    pub billed_usd: Option<f64>,
 }
 
 impl JobView {
@@ -87,7 +98,16 @@ impl JobView {
             files: Vec::new(),
             urls: Vec::new(),
             seed: None,
+            endpoint: endpoint_short(&input.schema),
+            endpoint_id: input.endpoint_id().to_string(),
+            estimate: None,
+            billed_usd: None,
         }
+    }
+
+    /// The cost as a job line shows it: billed once known, the estimate before ("~$0.040").
+    pub fn cost_text(&self) -> String {
+        cost_text(self.estimate.as_ref().and_then(|e| e.usd), self.billed_usd)
     }
 
     /// The outputs as the Results pane shows them.
@@ -137,9 +157,15 @@ impl Default for JobStore {
 impl JobStore {
     /// Records a new job (newest first) and returns its id.
     pub fn add(&mut self, input: &ValidInput) -> JobId {
+        self.add_estimated(input, None)
+    }
+
+    /// Records a new job with its estimate (the bill is priced with the same unit price).
+    pub fn add_estimated(&mut self, input: &ValidInput, estimate: Option<Estimate>) -> JobId {
         let id = self.next_id;
         self.next_id += 1;
-        self.jobs.insert(0, JobView::new(id, input));
+        let job = JobView { estimate, ..JobView::new(id, input) };
+        self.jobs.insert(0, job);
         id
     }
 
@@ -241,7 +267,9 @@ impl JobStore {
         let mut field_errors = Vec::new();
         let mut seed_out = None;
         let notice = match finish {
-            JobFinish::Done { request_id, seed, files, urls, prompt_used, inference, unrecorded } => {
+            JobFinish::Done { request_id, seed, files, urls, prompt_used, inference, unrecorded, billable_units } => {
+                let unit_price = job.estimate.as_ref().and_then(|e| e.unit_price);
+                job.billed_usd = billable_units.zip(unit_price).map(|(u, p)| crate::model::cost::usd(u, p));
                 // Every output field is shown: seed and timing here, NSFW flags on the images.
                 let mut summary = format!("[kontext] done: seed {seed}");
                 if let Some(secs) = inference {
@@ -266,9 +294,11 @@ impl JobStore {
                 job.phase = JobPhase::Completed;
                 seed_out = Some(seed);
                 if unrecorded.is_empty() {
+                    let cost = job.cost_text();
+                    let cost = if cost.is_empty() { String::new() } else { format!(", {cost}") };
                     let first = job.files.first().and_then(|f| f.path.file_name()).map(|n| n.to_string_lossy());
                     let saved = first.map(|n| format!(" · saved {}", one_line(&n))).unwrap_or_default();
-                    Notice::info(format!("job #{id} done: {} image(s), seed {seed}{saved}", job.files.len()))
+                    Notice::info(format!("job #{id} done: {} image(s), seed {seed}{cost}{saved}", job.files.len()))
                 } else {
                     let missed: Vec<String> = unrecorded.iter().map(|u| u.what.clone()).collect();
                     let text = format!(

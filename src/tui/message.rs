@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crossterm::event::Event;
 
 use crate::history::JobState;
+use crate::model::cost::Estimate;
 use crate::model::{Draft, FieldError, ValidInput};
 use crate::runner::{JobEvent, SavedImage};
 
@@ -40,6 +41,8 @@ pub enum Message {
         rows: Vec<HistoryRow>,
     },
     HistoryDetail(Box<HistoryDetailView>),
+    /// What today's requests cost so far (UTC day, billed or estimated).
+    SpentToday(f64),
     /// Earlier prompts, newest first, for recall.
     Prompts(Vec<String>),
     /// Local image files were looked up (for list version `seq`).
@@ -70,6 +73,8 @@ pub enum JobFinish {
         prompt_used: String,
         /// `timings.inference`, when fal reports it.
         inference: Option<f64>,
+        /// What fal bills for it (`x-fal-billable-units`), when it said.
+        billable_units: Option<f64>,
         /// Steps the history could not record (a full disk): the files are written, but the
         /// history does not have it all.
         unrecorded: Vec<crate::runner::Unrecorded>,
@@ -95,6 +100,9 @@ pub struct HistoryRow {
     pub prompt: String,
     pub seed: Option<u64>,
     pub outputs: usize,
+    pub endpoint: String,
+    pub estimated_usd: Option<f64>,
+    pub billed_usd: Option<f64>,
     /// Position for loading the next (older) page.
     pub cursor: i64,
 }
@@ -106,6 +114,9 @@ pub struct HistoryDetailView {
     pub request_id: Option<String>,
     pub draft: Draft,
     pub outputs: Vec<PathBuf>,
+    pub endpoint: String,
+    pub estimated_usd: Option<f64>,
+    pub billed_usd: Option<f64>,
     pub inputs: Vec<String>,
     /// Load into the editor (Enter) or re-run at once (`r`).
     pub purpose: DetailPurpose,
@@ -131,10 +142,14 @@ pub struct HistoryFilter {
 
 #[derive(Debug)]
 pub enum Effect {
+    /// Send this request (to the endpoint its schema names); the estimate goes in the history.
     Submit {
         id: JobId,
         input: Box<ValidInput>,
+        estimate: Box<Estimate>,
     },
+    /// Read today's spend (the ledger) for the status bar and the daily budget.
+    LoadSpend,
     Cancel(JobId),
     LoadHistory(HistoryFilter),
     LoadHistoryDetail {
@@ -160,6 +175,8 @@ pub struct ImageInfo {
     pub tag: String,
     pub error: Option<String>,
     pub local_file: Option<PathBuf>,
+    /// A local file's width and height (a per-megapixel estimate counts them).
+    pub size: Option<(u32, u32)>,
 }
 
 /// How a notice is shown: plain news, or a problem (in the error colour).

@@ -5,6 +5,7 @@
 pub mod action;
 pub mod app;
 pub mod context;
+pub mod cost_line;
 pub mod form;
 pub mod graphics;
 pub mod job_store;
@@ -201,8 +202,16 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> Result<u8, Startup
     let mut tmux_changes = graphics.clone();
     let theme = Theme::from_env(config.colors, theme_choice, graphics.background());
     tracing::info!(?theme, choice = %theme_choice, background = ?graphics.background(), "theme");
+    let (catalog, ignored) = crate::runner::catalog::load_catalog(&locations.data_dir());
+    for problem in &ignored {
+        tracing::warn!("an added endpoint description is ignored: {}", crate::sanitize::one_line(problem));
+    }
+    let (bundled, cached) = crate::runner::catalog::load_prices(&locations.data_dir());
     let ctx = AppContext {
-        max_images: connection.endpoint.max_images(),
+        catalog: std::sync::Arc::new(catalog),
+        endpoint: connection.endpoint.id().to_string(),
+        prices: context::Prices { bundled, cached },
+        budget: config.budget.caps(),
         target: connection.target.short(),
         graphics: graphics.describe(),
         keymap,

@@ -1,6 +1,6 @@
 //! Overlays: a layer over the panes with its own key scope — the help (every binding the keymap
-//! really has, grouped by where it applies), the delete confirmation and the prompt-recall
-//! search. While one is open it gets every key; Ctrl-Q still quits.
+//! really has, grouped by where it applies), the delete confirmation, the prompt-recall search
+//! and the endpoint list. While one is open it gets every key; Ctrl-Q still quits.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::buffer::Buffer;
@@ -17,9 +17,23 @@ use super::widgets::{centered, clip};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
-    Help { scroll: u16 },
-    ConfirmDelete { id: String, prompt: String },
-    RecallSearch { query: String, selected: usize },
+    Help {
+        scroll: u16,
+    },
+    ConfirmDelete {
+        id: String,
+        prompt: String,
+    },
+    RecallSearch {
+        query: String,
+        selected: usize,
+    },
+    /// The endpoints (id, short name), filtered by `query` as it is typed.
+    EndpointPicker {
+        endpoints: Vec<(String, String)>,
+        query: String,
+        selected: usize,
+    },
 }
 
 /// What a key did to an overlay.
@@ -42,6 +56,34 @@ pub fn recall_matches(recall: &[String], query: &str) -> Vec<String> {
         })
         .cloned()
         .collect()
+}
+
+/// The endpoints whose id or name contains every word of `query` (case-insensitive), those
+/// whose name alone does first ("text" is in every id's "kontext").
+pub fn endpoint_matches<'a>(endpoints: &'a [(String, String)], query: &str) -> Vec<&'a (String, String)> {
+    let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+    let has_all = |hay: &str| words.iter().all(|w| hay.contains(w));
+    let mut found: Vec<&(String, String)> =
+        endpoints.iter().filter(|(id, name)| has_all(&format!("{id} {name}").to_lowercase())).collect();
+    found.sort_by_key(|(_, name)| !has_all(&name.to_lowercase()));
+    found
+}
+
+/// A one-line filter's keys: Up/Down move, Backspace and letters edit the query.
+fn filter_key(key: &KeyEvent, query: &mut String, selected: &mut usize, count: usize) {
+    match key.code {
+        KeyCode::Up => *selected = selected.saturating_sub(1),
+        KeyCode::Down => *selected = (*selected + 1).min(count.saturating_sub(1)),
+        KeyCode::Backspace => {
+            query.pop();
+            *selected = 0;
+        }
+        KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
+            query.push(c);
+            *selected = 0;
+        }
+        _ => {}
+    }
 }
 
 impl Overlay {
@@ -73,19 +115,21 @@ impl Overlay {
                         let chosen = matches.get(selected).map(|p| PaneEvent::SetPrompt(p.clone()));
                         return OverlayOutcome::Closed(chosen.into_iter().collect());
                     }
-                    KeyCode::Up => selected = selected.saturating_sub(1),
-                    KeyCode::Down => selected = (selected + 1).min(matches.len().saturating_sub(1)),
-                    KeyCode::Backspace => {
-                        query.pop();
-                        selected = 0;
-                    }
-                    KeyCode::Char(c) if !key.modifiers.contains(KeyModifiers::CONTROL) => {
-                        query.push(c);
-                        selected = 0;
-                    }
-                    _ => {}
+                    _ => filter_key(key, &mut query, &mut selected, matches.len()),
                 }
                 OverlayOutcome::Open(Overlay::RecallSearch { query, selected })
+            }
+            Overlay::EndpointPicker { endpoints, mut query, mut selected } => {
+                let matches = endpoint_matches(&endpoints, &query);
+                match key.code {
+                    KeyCode::Esc => return OverlayOutcome::Closed(Vec::new()),
+                    KeyCode::Enter => {
+                        let chosen = matches.get(selected).map(|(id, _)| PaneEvent::SetEndpoint(id.clone()));
+                        return OverlayOutcome::Closed(chosen.into_iter().collect());
+                    }
+                    _ => filter_key(key, &mut query, &mut selected, matches.len()),
+                }
+                OverlayOutcome::Open(Overlay::EndpointPicker { endpoints, query, selected })
             }
         }
     }
@@ -111,32 +155,52 @@ impl Overlay {
                 .render(rect, buf);
             }
             Overlay::RecallSearch { query, selected } => {
-                let rect = centered(area, 80, 14);
-                Clear.render(rect, buf);
-                let matches = recall_matches(recall, query);
-                let mut lines = vec![Line::from(vec![
-                    Span::styled("search: ", theme.key()),
-                    Span::raw(query.clone()),
-                    Span::styled("█", theme.key()),
-                ])];
-                if matches.is_empty() {
-                    lines.push(Line::styled("no earlier prompt matches", theme.dim()));
-                }
-                let room = rect.height.saturating_sub(3) as usize;
-                let first = selected.saturating_sub(room.saturating_sub(1));
-                for (i, m) in matches.iter().enumerate().skip(first).take(room) {
-                    let text = clip(&crate::sanitize::one_line(m), rect.width.saturating_sub(4) as usize);
-                    lines.push(if i == *selected { Line::styled(text, theme.selected()) } else { Line::raw(text) });
-                }
-                Paragraph::new(lines)
-                    .block(
-                        Block::bordered()
-                            .title(" Recall a prompt (Enter takes it, Esc closes) ")
-                            .border_style(theme.border_focused()),
-                    )
-                    .render(rect, buf);
+                let matches: Vec<String> =
+                    recall_matches(recall, query).iter().map(|m| crate::sanitize::one_line(m)).collect();
+                let title = " Recall a prompt (Enter takes it, Esc closes) ";
+                FilteredList { title, query, selected: *selected, empty: "no earlier prompt matches" }
+                    .draw(buf, area, &matches, theme);
+            }
+            Overlay::EndpointPicker { endpoints, query, selected } => {
+                let matches: Vec<String> =
+                    endpoint_matches(endpoints, query).iter().map(|(id, name)| format!("{name:<28} {id}")).collect();
+                let title = " Endpoint (type to filter, Enter picks it, Esc closes) ";
+                let empty = "no endpoint matches (kontext models add ID adds one)";
+                FilteredList { title, query, selected: *selected, empty }.draw(buf, area, &matches, theme);
             }
         }
+    }
+}
+
+/// A list under a filter line, the selected row highlighted (recall, endpoints).
+struct FilteredList<'a> {
+    title: &'static str,
+    query: &'a str,
+    selected: usize,
+    empty: &'static str,
+}
+
+impl FilteredList<'_> {
+    fn draw(&self, buf: &mut Buffer, area: Rect, matches: &[String], theme: &Theme) {
+        let rect = centered(area, 80, 14);
+        Clear.render(rect, buf);
+        let mut lines = vec![Line::from(vec![
+            Span::styled("search: ", theme.key()),
+            Span::raw(self.query.to_string()),
+            Span::styled("█", theme.key()),
+        ])];
+        if matches.is_empty() {
+            lines.push(Line::styled(self.empty, theme.dim()));
+        }
+        let room = rect.height.saturating_sub(3) as usize;
+        let first = self.selected.saturating_sub(room.saturating_sub(1));
+        for (i, m) in matches.iter().enumerate().skip(first).take(room) {
+            let text = clip(m, rect.width.saturating_sub(4) as usize);
+            lines.push(if i == self.selected { Line::styled(text, theme.selected()) } else { Line::raw(text) });
+        }
+        Paragraph::new(lines)
+            .block(Block::bordered().title(self.title).border_style(theme.border_focused()))
+            .render(rect, buf);
     }
 }
 
@@ -187,6 +251,12 @@ pub fn help_lines(ctx: &AppContext, theme: &Theme) -> Vec<Line<'static>> {
         ]),
         Line::raw("  Paste (bracketed) in Images adds one image per line"),
         Line::raw(""),
+        Line::styled("Endpoint and cost", theme.title()),
+        Line::raw("  Parameters' first row picks the endpoint: ←/→ cycle, Enter (or a letter) opens"),
+        Line::raw("  the list, which filters as you type; the rows and the image limit follow it"),
+        Line::raw("  Beside the submit key: the estimate and its price source; over a [budget] cap"),
+        Line::raw("  a request is refused before anything is sent. The status bar shows today's spend"),
+        Line::raw(""),
         Line::styled("Esc or any other key closes this help; ↑↓ PgUp PgDn scroll", theme.dim()),
     ]);
     lines
@@ -224,14 +294,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn ctx(keymap: Keymap) -> AppContext {
-        AppContext {
-            max_images: 4,
-            target: "t".into(),
-            graphics: "g".into(),
-            keymap,
-            data_uri_threshold: 0,
-            output_dir: "~/Pictures/kontext".into(),
-        }
+        AppContext { target: "t".into(), graphics: "g".into(), data_uri_threshold: 0, ..AppContext::new(keymap) }
     }
 
     fn text(lines: &[Line]) -> String {
@@ -249,6 +312,7 @@ mod tests {
             help.contains("Esc in the Prompt") && help.contains("focus goes to Images"),
             "Esc's focus move is documented"
         );
+        assert!(help.contains("first row picks the endpoint") && help.contains("[budget] cap"), "{help}");
     }
 
     #[test]
@@ -277,5 +341,29 @@ mod tests {
         );
         let no = o().on_key(&KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE), &[]);
         assert!(matches!(no, OverlayOutcome::Closed(e) if !e.iter().any(|e| matches!(e, PaneEvent::Run(_)))));
+    }
+
+    #[test]
+    fn the_endpoint_list_filters_names_first_and_enter_picks() {
+        let endpoints: Vec<(String, String)> = crate::model::Catalog::bundled()
+            .iter()
+            .map(|s| (s.endpoint_id.clone(), crate::tui::form::endpoint_short(s)))
+            .collect();
+        let ids = |q: &str| endpoint_matches(&endpoints, q).iter().map(|(id, _)| id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids("max")[0], "fal-ai/flux-pro/kontext/max");
+        assert_eq!(ids("pro text")[0], "fal-ai/flux-pro/kontext/text-to-image", "not [pro] multi's \"kontext\"");
+        assert_eq!(ids("DEV"), ["fal-ai/flux-kontext/dev"]);
+        let mut o = Overlay::EndpointPicker { endpoints, query: String::new(), selected: 0 };
+        for key in [KeyCode::Char('m'), KeyCode::Char('a'), KeyCode::Char('x'), KeyCode::Down] {
+            o = match o.on_key(&KeyEvent::new(key, KeyModifiers::NONE), &[]) {
+                OverlayOutcome::Open(o) => o,
+                other => panic!("{other:?}"),
+            };
+        }
+        let done = o.on_key(&KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE), &[]);
+        assert!(
+            matches!(&done, OverlayOutcome::Closed(e) if matches!(e.as_slice(), [PaneEvent::SetEndpoint(id)] if id == "fal-ai/flux-pro/kontext/max/multi")),
+            "{done:?}"
+        );
     }
 }

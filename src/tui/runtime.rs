@@ -22,6 +22,7 @@ use super::message::{Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFi
 use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
 use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, resume_all};
+use crate::model::cost::Estimate;
 use crate::model::{Endpoint, ValidInput};
 use crate::runner::{JobError, JobRequest, OutputNaming, run_job};
 
@@ -243,7 +244,8 @@ where
     fn run_effects(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Submit { id, input } => self.spawn_job(id, *input),
+                Effect::Submit { id, input, estimate } => self.spawn_job(id, *input, *estimate),
+                Effect::LoadSpend => self.spawn_store(|h| Ok(Message::SpentToday(h.spent_today()?))),
                 Effect::Cancel(id) => {
                     if let Some(t) = self.cancels.get(&id) {
                         t.cancel();
@@ -277,6 +279,9 @@ where
                         inputs: draft.images.clone(),
                         draft,
                         outputs,
+                        endpoint: d.entry.endpoint.clone(),
+                        estimated_usd: d.entry.estimated_usd,
+                        billed_usd: d.entry.billed_usd,
                         purpose,
                     })))
                 }),
@@ -363,21 +368,33 @@ where
         });
     }
 
-    fn spawn_job(&mut self, id: JobId, input: ValidInput) {
+    fn spawn_job(&mut self, id: JobId, input: ValidInput, estimate: Estimate) {
+        // The draft's endpoint, not only the connection's: the studio's endpoint row picks it.
+        let endpoint = match Endpoint::parse(input.endpoint_id()) {
+            Ok(e) => e,
+            Err(m) => {
+                let outcome =
+                    JobFinish::Failed { message: m, field_errors: Vec::new(), request_id: None, ambiguous: false };
+                let _ = self.tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+                return;
+            }
+        };
         let token = CancellationToken::new();
         self.cancels.insert(id, token.clone());
         let services = self.services.clone();
         let tx = self.tx.clone();
         let watcher_tx = self.tx.clone();
         let job = tokio::spawn(async move {
+            let journal = services.history.journal();
+            journal.set_estimate(estimate);
             let request = JobRequest {
                 naming: services.naming,
-                endpoint: services.endpoint.clone(),
+                endpoint,
                 input,
                 out_dir: services.out_dir.clone(),
                 data_uri_threshold: services.data_uri_threshold,
                 follow: FollowMode::Stream,
-                journal: Some(services.history.journal()),
+                journal: Some(journal.clone()),
             };
             let (etx, mut erx) = mpsc::unbounded_channel();
             let forward = {
@@ -399,11 +416,18 @@ where
                     inference: o.output.inference_seconds(),
                     prompt_used: o.output.prompt,
                     unrecorded: o.unrecorded,
+                    billable_units: o.billable_units,
                 },
                 Err(JobError::Cancelled { handle, .. }) => {
                     JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) }
                 }
                 Err(e) => {
+                    // As `kontext run` does: a 5xx or a request fal never took costs nothing,
+                    // a 422 may have been billed — so the ledger and today's spend are right.
+                    let (billed, note) = e.bill();
+                    if let Err(err) = journal.record_bill(billed, note) {
+                        tracing::warn!("history: could not record the cost: {err}");
+                    }
                     let field_errors = e.fal_error().map(|f| f.field_errors()).unwrap_or_default();
                     let request_id = match &e {
                         JobError::Fal { handle, .. }
@@ -412,7 +436,11 @@ where
                         _ => None,
                     };
                     let ambiguous = matches!(e, JobError::Submit(crate::fal::SubmitError::Ambiguous(_)));
-                    JobFinish::Failed { message: e.to_string(), field_errors, request_id, ambiguous }
+                    let message = match note {
+                        Some(n) => format!("{e} (cost: {n})"),
+                        None => e.to_string(),
+                    };
+                    JobFinish::Failed { message, field_errors, request_id, ambiguous }
                 }
             };
             let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
@@ -460,6 +488,9 @@ fn history_row(e: HistoryEntry) -> HistoryRow {
         prompt: e.prompt,
         seed: e.seed,
         outputs: e.num_outputs,
+        endpoint: e.endpoint,
+        estimated_usd: e.estimated_usd,
+        billed_usd: e.billed_usd,
         cursor: e.cursor.0,
     }
 }

@@ -101,7 +101,8 @@ impl Areas {
 }
 
 /// All panes side by side when there is room; otherwise the focused pane alone with a tab strip.
-pub fn layout(area: Rect, focus: Pane, param_errors: u16) -> Areas {
+/// `param_lines` is what the Parameters pane has to show (its rows, the help line, errors).
+pub fn layout(area: Rect, focus: Pane, param_lines: u16) -> Areas {
     let [main, status] = Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(area);
     let mut a = Areas { status, ..Areas::default() };
     if area.width < 100 || area.height < 26 {
@@ -112,7 +113,7 @@ pub fn layout(area: Rect, focus: Pane, param_errors: u16) -> Areas {
     }
     let left_w = (main.width * 2 / 5).clamp(44, 72);
     let [left, right] = Layout::horizontal([Constraint::Length(left_w), Constraint::Min(1)]).areas(main);
-    let params_h = 10 + param_errors.min(4);
+    let params_h = 2 + param_lines;
     let rest = left.height.saturating_sub(params_h);
     let [prompt, images, params] =
         Layout::vertical([Constraint::Length((rest * 2 / 5).max(5)), Constraint::Min(5), Constraint::Length(params_h)])

@@ -13,14 +13,7 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
 pub fn context(keymap: Keymap) -> AppContext {
-    AppContext {
-        max_images: 4,
-        target: "emulator (no key)".into(),
-        graphics: "text previews".into(),
-        keymap,
-        data_uri_threshold: 256 * 1024,
-        output_dir: "~/Pictures/kontext".into(),
-    }
+    AppContext::new(keymap)
 }
 
 /// A fresh studio with the default keys.

@@ -15,26 +15,21 @@ pub(crate) struct Harness {
     pub ctx: AppContext,
     pub jobs: JobStore,
     pub errors: FieldErrors,
+    pub cost: crate::tui::cost_line::CostLine,
 }
 
 impl Harness {
     pub fn new() -> Harness {
         Harness {
-            ctx: AppContext {
-                max_images: 4,
-                target: "emulator (no key)".into(),
-                graphics: "halfblocks".into(),
-                keymap: Keymap::default(),
-                data_uri_threshold: 256 * 1024,
-                output_dir: "~/Pictures/kontext".into(),
-            },
+            ctx: AppContext { graphics: "halfblocks".into(), ..AppContext::new(Keymap::default()) },
             jobs: JobStore::default(),
             errors: FieldErrors::default(),
+            cost: Default::default(),
         }
     }
 
     pub fn shared(&self) -> Shared<'_> {
-        Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors }
+        Shared { ctx: &self.ctx, jobs: &self.jobs, errors: &self.errors, cost: &self.cost }
     }
 
     /// Presses a key written as in the config ("a", "shift-up", "enter", "ctrl-r").

@@ -232,11 +232,14 @@ impl PaneBehaviour for HistoryPane {
         let width = list_area.width as usize;
         let mut lines = Vec::new();
         for (i, row) in self.rows.iter().enumerate().skip(first).take(height) {
+            let cost = crate::tui::context::cost_text(row.estimated_usd, row.billed_usd);
+            let cost = if cost.is_empty() { cost } else { format!("{cost} ") };
             let head = format!(
-                "{} {:<10} {:<9} ",
+                "{} {:<10} {:<9} {:<11} {cost}",
                 crate::timefmt::format_utc(row.created_at),
                 row.state.as_str(),
-                row.id.get(..8).unwrap_or(&row.id)
+                row.id.get(..8).unwrap_or(&row.id),
+                c.shared.ctx.endpoint_name(&row.endpoint),
             );
             let prompt = clip(&one_line(&row.prompt), width.saturating_sub(head.chars().count()));
             let state_style = match row.state {
@@ -265,6 +268,9 @@ mod tests {
             prompt: format!("prompt {i}"),
             seed: None,
             outputs: 1,
+            endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+            estimated_usd: None,
+            billed_usd: None,
             cursor: 1000 - i,
         }
     }
@@ -338,5 +344,24 @@ mod tests {
         assert!(screen.contains("5 History 2 shown · all"), "{screen}");
         assert!(screen.contains("failed") && screen.contains("prompt 1"), "{screen}");
         assert!(Harness::new().render(&mut HistoryPane::default(), 100, 6).contains("loading…"));
+    }
+
+    #[test]
+    fn rows_name_their_endpoint_and_cost() {
+        let h = Harness::new();
+        let mut p = HistoryPane::default();
+        let rows = vec![
+            HistoryRow {
+                endpoint: "fal-ai/flux-kontext/dev".into(),
+                estimated_usd: Some(0.05),
+                billed_usd: Some(0.075),
+                ..row(0)
+            },
+            HistoryRow { endpoint: "someone/else".into(), estimated_usd: Some(0.04), ..row(2) },
+        ];
+        p.on_listing(p.filter().clone(), rows);
+        let screen = h.render(&mut p, 110, 6);
+        assert!(screen.contains("[dev]       $0.075 billed prompt 0"), "the bill wins over the estimate: {screen}");
+        assert!(screen.contains("someone/else ~$0.040 prompt 2"), "an unknown endpoint by its id: {screen}");
     }
 }

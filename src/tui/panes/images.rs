@@ -16,8 +16,12 @@ use crate::tui::message::{Effect, ImageInfo, Notice};
 use crate::tui::pane::Pane;
 use crate::tui::widgets::{clip, pane_block};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ImagesPane {
+    /// How many images the selected endpoint takes (0 for text to image).
+    limit: usize,
+    /// The endpoint's name, for the line that says why it takes none.
+    endpoint: String,
     items: Vec<String>,
     selected: usize,
     /// The one-line input while adding an image.
@@ -31,14 +35,33 @@ pub struct ImagesPane {
     checking: bool,
 }
 
+impl Default for ImagesPane {
+    fn default() -> ImagesPane {
+        ImagesPane {
+            limit: crate::model::MAX_INPUT_IMAGES,
+            endpoint: String::new(),
+            items: Vec::new(),
+            selected: 0,
+            input: None,
+            info: Vec::new(),
+            check_seq: 0,
+            checking: false,
+        }
+    }
+}
+
 /// What an image reference is, and what is wrong with it: reads and decodes a local file, so it
 /// runs off the UI task for local files (the runtime calls it on a blocking thread).
 pub fn describe_image(source: &ImageSource, data_uri_threshold: u64) -> ImageInfo {
     let mut error = crate::model::check_image_source(source).err();
+    let mut size = None;
     // A local file is read and decoded whole (within fal's limits), as `kontext run` does, so
     // a damaged file is flagged here and never sent.
     if let (None, ImageSource::Local(p)) = (&error, source) {
-        error = crate::runner::check_local_image(p).and_then(|()| crate::runner::check_input_file(p).map(drop)).err();
+        match crate::runner::check_local_image(p).and_then(|()| crate::runner::check_input_file(p)) {
+            Ok(image) => size = Some((image.width, image.height)),
+            Err(e) => error = Some(e),
+        }
     }
     let (tag, local_file) = match source {
         ImageSource::Url(_) => ("url".to_string(), None),
@@ -51,7 +74,7 @@ pub fn describe_image(source: &ImageSource, data_uri_threshold: u64) -> ImageInf
             Err(_) => ("missing".to_string(), None),
         },
     };
-    ImageInfo { tag, error, local_file }
+    ImageInfo { tag, error, local_file, size }
 }
 
 /// `describe_image` for a whole list.
@@ -60,6 +83,28 @@ pub fn describe_images(items: &[String], data_uri_threshold: u64) -> Vec<ImageIn
 }
 
 impl ImagesPane {
+    /// The selected endpoint's limit: 0 (text to image), 1 or a list's maximum. Images already
+    /// in the list stay (validation names the extra ones), so switching back loses nothing.
+    pub fn follow_endpoint(&mut self, schema: &crate::model::EndpointSchema) {
+        self.limit = schema.images.max();
+        self.endpoint = crate::tui::form::endpoint_short(schema);
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn no_images_line(&self) -> String {
+        format!("no input image: {} makes one from the prompt alone", self.endpoint)
+    }
+
+    fn refusal(&self, refused: usize) -> String {
+        match self.limit {
+            0 => format!("{}: {refused} not added", self.no_images_line()),
+            max => format!("this endpoint takes at most {max} image(s): {refused} not added"),
+        }
+    }
+
     pub fn items(&self) -> &[String] {
         &self.items
     }
@@ -83,6 +128,11 @@ impl ImagesPane {
     }
 
     /// The problems the file look-up found, one per image.
+    /// Each image's size where it is known (local files, once looked at), in the list's order.
+    pub fn sizes(&self) -> Vec<Option<(u32, u32)>> {
+        (0..self.items.len()).map(|i| self.info.get(i).and_then(|info| info.size)).collect()
+    }
+
     pub fn file_errors(&self) -> Vec<FieldError> {
         self.info
             .iter()
@@ -123,7 +173,7 @@ impl ImagesPane {
             .map(|text| match ImageSource::classify(text) {
                 ImageSource::Local(_) => {
                     needs_disk = true;
-                    ImageInfo { tag: "checking…".into(), error: None, local_file: None }
+                    ImageInfo { tag: "checking…".into(), ..ImageInfo::default() }
                 }
                 other => describe_image(&other, shared.ctx.data_uri_threshold),
             })
@@ -137,7 +187,7 @@ impl ImagesPane {
     }
 
     fn add_lines<'a>(&mut self, lines: impl Iterator<Item = &'a str>, shared: Shared) -> Vec<PaneEvent> {
-        let max = shared.ctx.max_images;
+        let max = self.limit;
         let mut added = 0;
         let mut refused = 0;
         for line in lines.map(str::trim).filter(|l| !l.is_empty()) {
@@ -155,7 +205,7 @@ impl ImagesPane {
         }
         let mut events = self.changed(shared);
         if refused > 0 {
-            events.push(Notice::error(format!("this endpoint takes at most {max} images: {refused} not added")).into());
+            events.push(Notice::error(self.refusal(refused)).into());
         }
         events
     }
@@ -184,11 +234,12 @@ impl ImagesPane {
         let last = self.items.len().saturating_sub(1);
         match action {
             Action::Add | Action::Confirm => {
-                if self.items.len() >= shared.ctx.max_images {
-                    let max = shared.ctx.max_images;
-                    return Some(vec![
-                        Notice::error(format!("this endpoint takes at most {max} images; remove one first (d)")).into(),
-                    ]);
+                if self.items.len() >= self.limit {
+                    let text = match self.limit {
+                        0 => self.no_images_line(),
+                        max => format!("this endpoint takes at most {max} image(s); remove one first (d)"),
+                    };
+                    return Some(vec![Notice::error(text).into()]);
                 }
                 self.input = Some(String::new());
             }
@@ -244,7 +295,10 @@ impl PaneBehaviour for ImagesPane {
             ];
         }
         let km = shared.keymap();
-        let mut hints: Vec<Hint> = Hint::bound(km, Pane::Images, Action::Add, "add", false).into_iter().collect();
+        // No "add" where the endpoint takes no more: the key would only say so.
+        let room = self.items.len() < self.limit;
+        let mut hints: Vec<Hint> =
+            Hint::bound(km, Pane::Images, Action::Add, "add", false).filter(|_| room).into_iter().collect();
         if !self.items.is_empty() {
             hints.extend(Hint::bound(km, Pane::Images, Action::Delete, "remove", false));
         }
@@ -264,7 +318,7 @@ impl PaneBehaviour for ImagesPane {
     }
 
     fn draw(&mut self, c: Canvas) {
-        let title = format!("{}/{}", self.items.len(), c.shared.ctx.max_images);
+        let title = format!("{}/{}", self.items.len(), self.limit);
         let block = pane_block(Pane::Images, c.focused, title, c.theme);
         let inner = block.inner(c.area);
         block.render(c.area, c.buf);
@@ -292,7 +346,13 @@ impl PaneBehaviour for ImagesPane {
             _ => (inner, None),
         };
         let mut lines = Vec::new();
-        if self.items.is_empty() && self.input.is_none() {
+        if self.limit == 0 {
+            lines.push(Line::styled(clip(&self.no_images_line(), list_area.width as usize), theme.dim()));
+            if !self.items.is_empty() {
+                let text = "the images below are not sent: d removes one, or pick an image endpoint";
+                lines.push(Line::styled(clip(text, list_area.width as usize), theme.error()));
+            }
+        } else if self.items.is_empty() && self.input.is_none() {
             lines.push(Line::styled("no images yet — press a to add a URL or a file path", theme.dim()));
             lines.push(Line::styled("(or paste paths/URLs here, one per line)", theme.dim()));
         }
@@ -383,6 +443,35 @@ mod tests {
         assert!(events.iter().any(|e| matches!(e, PaneEvent::Run(Effect::CheckImages { .. }))), "files are looked at");
         let full = h.press(&mut p, "a").unwrap();
         assert!(!p.is_adding() && matches!(full.as_slice(), [PaneEvent::Notify(n)] if n.is_error()));
+    }
+
+    #[test]
+    fn the_limit_follows_the_endpoint_and_text_to_image_says_why_it_takes_none() {
+        let h = Harness::new();
+        let catalog = crate::model::Catalog::bundled();
+        let mut p = ImagesPane::default();
+        p.follow_endpoint(catalog.get("fal-ai/flux-pro/kontext/max").unwrap());
+        p.on_paste("https://x/1.png\nhttps://x/2.png\n", h.shared());
+        assert_eq!(p.items(), ["https://x/1.png"], "[max] takes one image");
+        assert!(!p.hints(h.shared()).iter().any(|x| x.label == "add"), "no add hint when full");
+        p.follow_endpoint(catalog.get("fal-ai/flux-pro/kontext/text-to-image").unwrap());
+        let screen = h.render(&mut p, 100, 8);
+        assert!(screen.contains("2 Images 1/0"), "{screen}");
+        assert!(screen.contains("no input image: [pro] text to image makes one from the prompt"), "{screen}");
+        assert!(screen.contains("the images below are not sent"), "{screen}");
+        let events = h.press(&mut p, "a").unwrap();
+        assert!(matches!(events.as_slice(), [PaneEvent::Notify(n)] if n.text.contains("no input image")));
+    }
+
+    #[test]
+    fn a_local_file_is_described_with_its_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.png");
+        image::RgbImage::from_pixel(40, 30, image::Rgb([1, 2, 3])).save(&path).unwrap();
+        let info = describe_image(&ImageSource::Local(path), 256 * 1024);
+        assert_eq!((info.error, info.size), (None, Some((40, 30))));
+        let url = describe_image(&ImageSource::classify("https://x/1.png"), 0);
+        assert_eq!(url.size, None, "a URL is not fetched to learn its size");
     }
 
     #[test]

@@ -84,7 +84,10 @@ impl PaneBehaviour for JobsPane {
                 None => Vec::new(),
             },
             // The same request again: its own prompt, images and parameters.
-            Action::Rerun => job.map(|j| PaneEvent::Rerun(j.draft.clone())).into_iter().collect(),
+            Action::Rerun => job
+                .map(|j| PaneEvent::Rerun { draft: j.draft.clone(), endpoint: j.endpoint_id.clone() })
+                .into_iter()
+                .collect(),
             _ => return None,
         })
     }
@@ -126,8 +129,15 @@ impl PaneBehaviour for JobsPane {
                 _ => theme.busy(),
             };
             let rid = job.request_id.as_deref().map(|r| r.get(..8).unwrap_or(r)).unwrap_or("--------");
-            let head =
-                format!("{} #{:<3} {:<17} {:>7} {rid} ", icon(job, now), job.id, job.phase.label(), elapsed(job, now));
+            let cost = job.cost_text();
+            let what = if cost.is_empty() { job.endpoint.clone() } else { format!("{} · {cost}", job.endpoint) };
+            let head = format!(
+                "{} #{:<3} {:<17} {:>7} {rid} {what} ",
+                icon(job, now),
+                job.id,
+                job.phase.label(),
+                elapsed(job, now)
+            );
             let rest = clip(&crate::sanitize::one_line(&job.prompt), width.saturating_sub(head.chars().count()));
             let line = Line::from(vec![Span::styled(head, style), Span::raw(rest)]);
             lines.push(if i == self.selected && c.focused { line.style(theme.selected()) } else { line });
@@ -197,7 +207,7 @@ mod tests {
         with_jobs(&mut h, &["first"]);
         let mut p = JobsPane::default();
         let events = h.press(&mut p, "r").unwrap();
-        assert!(matches!(events.as_slice(), [PaneEvent::Rerun(d)] if d.prompt == "first"));
+        assert!(matches!(events.as_slice(), [PaneEvent::Rerun { draft, .. }] if draft.prompt == "first"));
     }
 
     #[test]
@@ -211,5 +221,32 @@ mod tests {
         assert!(screen.contains("── log of #1"), "{screen}");
         let empty = Harness::new().render(&mut JobsPane::default(), 90, 10);
         assert!(empty.contains("no jobs yet"), "{empty}");
+    }
+
+    #[test]
+    fn a_job_shows_its_endpoint_and_estimate_then_its_bill() {
+        let mut h = Harness::new();
+        let schema = crate::model::Catalog::bundled().get("fal-ai/flux-pro/kontext/text-to-image").unwrap().clone();
+        let d = Draft { prompt: "a red fox".into(), ..Draft::default() };
+        let input = d.validate_for(&schema, |_| Ok(())).unwrap();
+        let estimate = h.ctx.prices.estimate(&schema, &input.body(), &[]);
+        h.jobs.add_estimated(&input, Some(estimate));
+        let mut p = JobsPane::default();
+        let screen = h.render(&mut p, 100, 6);
+        assert!(screen.contains("[pro] text to image · ~$0.040 a red fox"), "{screen}");
+        let done = JobFinish::Done {
+            request_id: "r".into(),
+            seed: 1,
+            files: vec![],
+            urls: vec![],
+            prompt_used: "a red fox".into(),
+            inference: None,
+            unrecorded: vec![],
+            billable_units: Some(1.0),
+        };
+        let notice = h.jobs.finish(1, done).unwrap().notice;
+        assert!(notice.text.ends_with("$0.040 billed"), "{}", notice.text);
+        let screen = h.render(&mut p, 100, 6);
+        assert!(screen.contains("[pro] text to image · $0.040 billed"), "{screen}");
     }
 }

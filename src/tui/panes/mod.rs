@@ -33,7 +33,10 @@ pub enum PaneEvent {
     /// Submit what the editor holds.
     Submit,
     /// Put this request into the editor and submit it (re-run).
-    Rerun(Draft),
+    Rerun {
+        draft: Draft,
+        endpoint: String,
+    },
     /// Show this in the Results pane.
     Show(ResultsSource),
     Focus(Pane),
@@ -53,6 +56,13 @@ pub enum PaneEvent {
     },
     /// Open the prompt-recall search.
     RecallSearch,
+    /// The Parameters pane switched to another endpoint: the image list's limit and the
+    /// estimate follow it.
+    EndpointChanged,
+    /// Open the endpoint list, filtered by this text.
+    PickEndpoint(String),
+    /// Switch the form to this endpoint (chosen from the list).
+    SetEndpoint(String),
 }
 
 /// What the Results pane shows.
@@ -63,12 +73,14 @@ pub enum ResultsSource {
     History(Box<HistoryDetailView>),
 }
 
-/// What a pane may read: the session's settings, the jobs, the input's problems.
+/// What a pane may read: the session's settings, the jobs, the input's problems, and what the
+/// next submit would cost.
 #[derive(Clone, Copy)]
 pub struct Shared<'a> {
     pub ctx: &'a AppContext,
     pub jobs: &'a JobStore,
     pub errors: &'a FieldErrors,
+    pub cost: &'a super::cost_line::CostLine,
 }
 
 impl Shared<'_> {
@@ -101,6 +113,9 @@ pub struct Hint {
     pub action: Option<Action>,
     /// How long it stays when the status bar is short: lower stays longer (help is 0).
     pub rank: u8,
+    /// What the key would do now, shown after the label (the submit's estimate, or why the
+    /// budget refuses it).
+    pub detail: Option<String>,
 }
 
 impl Hint {
@@ -113,13 +128,14 @@ impl Hint {
             press,
             action: Some(action),
             rank: Hint::DEFAULT_RANK,
+            detail: None,
         })
     }
 
     /// A key a pane handles itself (Enter and Esc in a text field), or a group shown as one.
     pub fn fixed(keys: &str, press: &str, action: Option<Action>, label: &'static str) -> Hint {
         let press = KeyCombo::parse(press).expect("a valid key in the source");
-        Hint { keys: keys.to_string(), label, press, action, rank: Hint::DEFAULT_RANK }
+        Hint { keys: keys.to_string(), label, press, action, rank: Hint::DEFAULT_RANK, detail: None }
     }
 
     /// The rank of a pane's hints after its first.
@@ -127,6 +143,10 @@ impl Hint {
 
     pub fn ranked(self, rank: u8) -> Hint {
         Hint { rank, ..self }
+    }
+
+    pub fn with_detail(self, detail: Option<String>) -> Hint {
+        Hint { detail, ..self }
     }
 }
 

@@ -127,13 +127,20 @@ impl ResultsPane {
         }
     }
 
-    fn title(&self, jobs: &JobStore, output_dir: &str) -> String {
+    fn title(&self, jobs: &JobStore, ctx: &crate::tui::context::AppContext) -> String {
+        let output_dir = &ctx.output_dir;
         let what = match &self.source {
             ResultsSource::Nothing => "nothing selected".to_string(),
             // This session's files are in the output folder: say which (history entries name
             // their own paths in the caption).
-            ResultsSource::Job(id) => format!("job #{id}"),
-            ResultsSource::History(d) => format!("history {}", d.id.get(..8).unwrap_or(&d.id)),
+            ResultsSource::Job(id) => match jobs.get(*id) {
+                Some(j) => with_cost(format!("job #{id} · {}", j.endpoint), &j.cost_text()),
+                None => format!("job #{id}"),
+            },
+            ResultsSource::History(d) => with_cost(
+                format!("history {} · {}", d.id.get(..8).unwrap_or(&d.id), ctx.endpoint_name(&d.endpoint)),
+                &crate::tui::context::cost_text(d.estimated_usd, d.billed_usd),
+            ),
         };
         let n = self.items(jobs).len();
         let what = if n == 0 { what } else { format!("{what} · {}/{n}", self.selected + 1) };
@@ -154,6 +161,10 @@ impl ResultsPane {
         caption.push_str(" · Enter/Esc back · ←/→ other images");
         draw_cell(c.buf, c.area, &OutputItem { caption, ..item.clone() }, true, c.images, c.theme);
     }
+}
+
+fn with_cost(what: String, cost: &str) -> String {
+    if cost.is_empty() { what } else { format!("{what} · {cost}") }
 }
 
 impl PaneBehaviour for ResultsPane {
@@ -216,7 +227,7 @@ impl PaneBehaviour for ResultsPane {
     fn draw(&mut self, c: Canvas) {
         let jobs = c.shared.jobs;
         let theme = c.theme;
-        let block = pane_block(Pane::Results, c.focused, self.title(jobs, &c.shared.ctx.output_dir), theme);
+        let block = pane_block(Pane::Results, c.focused, self.title(jobs, c.shared.ctx), theme);
         let inner = block.inner(c.area);
         block.render(c.area, c.buf);
         let items = self.items(jobs);
@@ -285,6 +296,7 @@ mod tests {
                 prompt_used: "p".into(),
                 inference: None,
                 unrecorded: vec![],
+                billable_units: None,
             },
         );
         let mut p = ResultsPane::default();
@@ -327,7 +339,7 @@ mod tests {
     fn draws_a_cell_per_output_and_side_by_side_the_inputs() {
         let (h, mut p) = done();
         let screen = h.render(&mut p, 80, 12);
-        assert!(screen.contains("6 Results job #1 · 1/2 · in ~/Pictures/kontext"), "{screen}");
+        assert!(screen.contains("6 Results job #1 · [pro] multi · 1/2 · in ~/Pictures/kontext"), "{screen}");
         assert!(screen.contains("r-0.png") && screen.contains("r-1.png"), "{screen}");
         h.press(&mut p, "v");
         let screen = h.render(&mut p, 80, 12);

@@ -25,18 +25,39 @@ pub fn fitting(hints: &[Hint], width: usize) -> Vec<&Hint> {
 }
 
 fn hint_width(h: &Hint) -> usize {
-    h.keys.chars().count() + 1 + h.label.chars().count() + 2
+    h.keys.chars().count() + 1 + hint_label(h).chars().count() + 2
+}
+
+/// The label with what the key would do now ("submit ~$0.040 est.").
+fn hint_label(h: &Hint) -> String {
+    match &h.detail {
+        Some(d) => format!("{} {d}", h.label),
+        None => h.label.to_string(),
+    }
 }
 
 /// Where requests go and how images are drawn: never dropped for hints. Below 100 columns the
 /// mode goes without its label.
-pub fn target_text(ctx: &AppContext, width: u16) -> String {
+/// Today's spend goes first (it is dropped before the target when the bar is narrow).
+pub fn target_text(ctx: &AppContext, width: u16, spent_today: Option<f64>) -> String {
     let label = if width >= 100 { "images: " } else { "" };
-    format!(" {} · {label}{} ", ctx.target, ctx.graphics_short())
+    let spend = match spent_today {
+        Some(usd) if width >= 100 => format!(" today {} ·", crate::tui::context::dollars(usd)),
+        Some(usd) => format!(" {} ·", crate::tui::context::dollars(usd)),
+        None => String::new(),
+    };
+    format!("{spend} {} · {label}{} ", ctx.target, ctx.graphics_short())
 }
 
-pub fn draw(buf: &mut Buffer, area: Rect, notice: Option<&Notice>, hints: &[Hint], ctx: &AppContext, theme: &Theme) {
-    let right = clip(&target_text(ctx, area.width), area.width as usize);
+/// What the status bar shows besides the hints.
+pub struct StatusLine<'a> {
+    pub notice: Option<&'a Notice>,
+    pub spent_today: Option<f64>,
+}
+
+pub fn draw(buf: &mut Buffer, area: Rect, status: StatusLine, hints: &[Hint], ctx: &AppContext, theme: &Theme) {
+    let notice = status.notice;
+    let right = clip(&target_text(ctx, area.width, status.spent_today), area.width as usize);
     let right_w = right.chars().count() as u16;
     let left_w = (area.width - right_w) as usize;
     let left: Line = match notice {
@@ -45,7 +66,7 @@ pub fn draw(buf: &mut Buffer, area: Rect, notice: Option<&Notice>, hints: &[Hint
             let mut spans = Vec::new();
             for h in fitting(hints, left_w) {
                 spans.push(Span::styled(h.keys.clone(), theme.key()));
-                spans.push(Span::styled(format!(" {}  ", h.label), theme.dim()));
+                spans.push(Span::styled(format!(" {}  ", hint_label(h)), theme.dim()));
             }
             Line::from(spans)
         }
@@ -92,9 +113,13 @@ mod tests {
     }
 
     fn bar(width: u16, notice: Option<&Notice>, ctx: &AppContext) -> String {
+        bar_with(width, StatusLine { notice, spent_today: None }, &hints(), ctx)
+    }
+
+    fn bar_with(width: u16, status: StatusLine, hints: &[Hint], ctx: &AppContext) -> String {
         let area = Rect::new(0, 0, width, 1);
         let mut buf = Buffer::empty(area);
-        draw(&mut buf, area, notice, &hints(), ctx, &Theme::MONO);
+        draw(&mut buf, area, status, hints, ctx, &Theme::MONO);
         (0..width).map(|x| buf[(x, 0)].symbol().to_string()).collect()
     }
 
@@ -109,6 +134,18 @@ mod tests {
         assert!(narrow.contains("F1 help") && !narrow.contains("next pane"), "{narrow}");
         let long = bar(60, Some(&Notice::error("x".repeat(200))), &h.ctx);
         assert!(long.contains("emulator (no key)") && long.contains('…'), "a long notice is cut: {long}");
+    }
+
+    #[test]
+    fn todays_spend_and_the_submit_estimate_are_shown() {
+        let h = Harness::new();
+        let mut hs = hints();
+        hs[3] = hs[3].clone().with_detail(Some("~$0.080 (bundled)".into()));
+        let wide = bar_with(120, StatusLine { notice: None, spent_today: Some(0.12) }, &hs, &h.ctx);
+        assert!(wide.contains("F5 submit ~$0.080 (bundled)"), "{wide}");
+        assert!(wide.contains("today $0.120 · emulator (no key)"), "{wide}");
+        let narrow = bar_with(80, StatusLine { notice: None, spent_today: Some(0.12) }, &hs, &h.ctx);
+        assert!(narrow.contains("$0.120 · emulator (no key) · halfblocks"), "{narrow}");
     }
 
     #[test]
