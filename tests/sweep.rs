@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Output;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
 
 use kontext::emulator::{Emulator, EmulatorConfig};
 use serde_json::Value;
@@ -20,24 +21,38 @@ struct Setup {
 
 impl Setup {
     fn new(config: &str) -> Setup {
+        Setup::with_emulator(EmulatorConfig::fast(), config)
+    }
+
+    fn with_emulator(emulator: EmulatorConfig, config: &str) -> Setup {
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let emu = rt.block_on(Emulator::start(EmulatorConfig::fast(), 0)).unwrap();
+        let emu = rt.block_on(Emulator::start(emulator, 0)).unwrap();
         let home = tempfile::tempdir().unwrap();
         std::fs::write(home.path().join("config.toml"), format!("[network]\npoll_interval_ms = 50\n{config}")).unwrap();
         Setup { _rt: rt, emu, home }
     }
 
     fn sweep(&self, args: &[&str]) -> (Output, String, String) {
+        self.kontext(&[&["sweep", "-p", "make it night", "-i", "https://example.test/a.png"], args, &["--out"]])
+    }
+
+    /// `kontext` with these arguments, against the emulator, output into out/.
+    fn kontext(&self, args: &[&[&str]]) -> (Output, String, String) {
         let out = kontext_with_key(self.home.path())
-            .args(["sweep", "-p", "make it night", "-i", "https://example.test/a.png"])
-            .args(args)
-            .args(["--queue-url", self.emu.base_url(), "--out"])
+            .args(args.concat())
             .arg(self.out_dir())
+            .args(["--queue-url", self.emu.base_url()])
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out, stdout, stderr)
+    }
+
+    fn history_list(&self, args: &[&str]) -> Vec<Value> {
+        let out = kontext_with_key(self.home.path()).args(["history", "list", "--json"]).args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().clone()
     }
 
     fn out_dir(&self) -> std::path::PathBuf {
@@ -138,4 +153,92 @@ fn a_dry_run_prints_the_plan_and_sends_nothing() {
         json["requests"].as_array().unwrap().iter().map(|r| r["axes"]["seed"].as_str().unwrap()).collect();
     assert_eq!(seeds.len(), 4, "random:4 gives 4 seeds");
     assert_eq!(s.emu.submit_count(), 0);
+}
+
+#[test]
+fn a_sweep_killed_half_way_is_finished_by_resume_and_continue_with_nothing_sent_twice() {
+    let mut emulator = EmulatorConfig::fast();
+    emulator.processing_time = std::time::Duration::from_secs(2);
+    let s = Setup::with_emulator(emulator, "");
+    let log = s.home.path().join("sweep.log");
+    let mut child = kontext_with_key(s.home.path())
+        .args(["sweep", "-p", "make it night", "-i", "https://example.test/a.png", "--seeds", "1..3"])
+        .args(["--guidance", "2,5", "--concurrency", "2", "--queue-url", s.emu.base_url(), "--out"])
+        .arg(s.out_dir())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Two requests in flight (the concurrency), four never sent: kill it there, at once.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.emu.submit_count() < 2 {
+        assert!(Instant::now() < deadline, "the sweep never submitted: {}", std::fs::read_to_string(&log).unwrap());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(s.emu.submit_count(), 2);
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let id = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("kontext: sweep id "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the sweep id is told before the first submit: {stderr}"))
+        .to_string();
+
+    // --continue refuses nothing, but sends only the never-sent points; resume first.
+    let (out, _, stderr) = s.kontext(&[&["resume", "--out"]]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(s.emu.submit_count(), 2, "resume never submits");
+    let (out, stdout, stderr) = s.kontext(&[&["sweep", "--continue", &id, "--json", "--out"]]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("6 planned, 2 sent and finished, 0 sent and unfinished, 4 never sent"), "{stderr}");
+    assert_eq!(s.emu.submit_count(), 6, "each point submitted exactly once");
+    let json: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["sweep_id"], id);
+    assert_eq!(json["requests"].as_array().unwrap().len(), 4);
+
+    // Again: nothing is left, and nothing is sent.
+    let (out, _, stderr) = s.kontext(&[&["sweep", "--continue", &id, "--out"]]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("nothing to send"), "{stderr}");
+    assert_eq!(s.emu.submit_count(), 6);
+
+    // The history has the six, each once per seed × guidance, all with the sweep's id.
+    let rows = s.history_list(&["--sweep", &id]);
+    assert_eq!(rows.len(), 6);
+    assert!(rows.iter().all(|r| r["sweep_id"] == id.as_str() && r["state"] == "completed"), "{rows:?}");
+    let combos: HashSet<String> = rows.iter().map(|r| r["seed"].to_string()).collect();
+    assert_eq!(combos.len(), 3);
+    assert_eq!(files_in(&s.out_dir()), 6);
+}
+
+#[test]
+fn history_rows_carry_their_sweep_id_and_stars_filter() {
+    let s = Setup::new("");
+    let (out, _, stderr) = s.sweep(&["--seeds", "1,2"]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (out, _, stderr) = s.kontext(&[&["run", "-p", "alone", "-i", "https://example.test/a.png", "--out"]]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let rows = s.history_list(&[]);
+    assert_eq!(rows.len(), 3);
+    let alone = rows.iter().find(|r| r["prompt"] == "alone").unwrap();
+    assert_eq!(alone["sweep_id"], Value::Null, "outside a sweep");
+    let swept: Vec<&Value> = rows.iter().filter(|r| r["prompt"] != "alone").collect();
+    let sweep_id = swept[0]["sweep_id"].as_str().unwrap();
+    assert_eq!(swept[1]["sweep_id"], sweep_id, "one sweep id for the sweep");
+    assert_eq!(s.history_list(&["--sweep", sweep_id]).len(), 2);
+    assert!(s.history_list(&["--sweep", "nosuchsweep"]).is_empty());
+
+    let keeper = swept[0]["id"].as_str().unwrap();
+    let star = |what: &str| kontext_with_key(s.home.path()).args(["history", what, keeper]).output().unwrap();
+    assert_eq!(star("star").status.code(), Some(0));
+    let starred = s.history_list(&["--starred"]);
+    assert_eq!(starred.len(), 1);
+    assert_eq!((starred[0]["id"].as_str(), &starred[0]["starred"]), (Some(keeper), &Value::Bool(true)));
+    assert_eq!(star("unstar").status.code(), Some(0));
+    assert!(s.history_list(&["--starred"]).is_empty());
+    let missing = kontext_with_key(s.home.path()).args(["history", "star", "zzzz"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
 }

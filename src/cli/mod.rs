@@ -10,6 +10,7 @@ mod progress;
 mod run;
 mod spend;
 mod sweep;
+mod sweep_continue;
 mod sweep_plan;
 
 use std::path::PathBuf;

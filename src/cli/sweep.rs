@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::exit;
 use super::run::RunArgs;
-use super::sweep_plan::{self, Axis, AxisFlags, AxisKind, Point};
+use super::sweep_plan::{self, Axis, AxisFlags, AxisKind, Planned, Point, SweepToRun};
 use crate::fal::FollowMode;
 use crate::model::cost::{BudgetCaps, Estimate};
 use crate::model::{Draft, ValidInput};
@@ -69,6 +69,10 @@ pub struct SweepArgs {
     /// Follow status by polling instead of the event stream.
     #[arg(long)]
     pub poll: bool,
+    /// Send the requests of sweep ID that were never sent (after `kontext resume` finished
+    /// those that were); nothing is sent twice.
+    #[arg(long = "continue", value_name = "ID", conflicts_with_all = ["prompt", "seeds", "guidance", "aspect_ratio", "endpoint", "set", "images"])]
+    pub continue_id: Option<String>,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
 }
@@ -108,15 +112,6 @@ impl SweepArgs {
     }
 }
 
-/// One request of the plan, valid for its endpoint and priced.
-struct Planned {
-    point: Point,
-    /// The point's varying axis values, as progress lines and messages show it.
-    label: String,
-    input: ValidInput,
-    estimate: Estimate,
-}
-
 pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
     let (config, _) = match locations.load_config() {
         Ok(c) => c,
@@ -125,53 +120,38 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
             return exit::INVALID_INPUT;
         }
     };
-    let flags = AxisFlags {
-        seeds: args.seeds.as_deref(),
-        guidance: args.guidance.as_deref(),
-        aspect_ratio: args.aspect_ratio.as_deref(),
-        prompts: &args.prompt,
-        endpoints: args.endpoint.as_deref(),
-        sets: &args.set,
-    };
-    let axes = match sweep_plan::axes(&flags) {
-        Ok(a) => a,
-        Err(m) => {
-            eprintln!("kontext: the sweep is not valid:\n  {}", one_line(&m));
-            return exit::INVALID_INPUT;
-        }
-    };
-    let points = sweep_plan::points(&axes);
     let (catalog, catalog_problems) = crate::runner::catalog::load_catalog(&locations.data_dir());
     for p in &catalog_problems {
         eprintln!("kontext: an added endpoint description is ignored: {}", one_line(p));
     }
-
-    // Every request is checked against its endpoint's schema before anything is sent.
-    let mut inputs = Vec::new();
-    let mut problems: Vec<(String, Vec<(AxisKind, String)>)> = Vec::new();
-    for point in &points {
-        match valid_input(&args.run_args(point), &config, &catalog) {
-            Ok(i) => inputs.push(i),
-            Err(messages) => {
-                for m in messages {
-                    note_problem(&mut problems, m, point);
-                }
-            }
+    // Nothing is sent unless it can be recorded first.
+    let history = match crate::history::History::open(&locations.data_dir()) {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!(
+                "kontext: {e}\nkontext: nothing was sent; fix the history (or give another --data-dir) and retry"
+            );
+            return exit::FAILURE;
         }
-    }
-    if !problems.is_empty() {
-        eprintln!("kontext: the sweep is not valid (nothing was sent):");
-        for (message, common) in &problems {
-            let at = Point { values: common.clone() }.label(&axes);
-            let at = if at.is_empty() { String::new() } else { format!("{at}: ") };
-            eprintln!("  {}", one_line(&format!("{at}{message}")));
-        }
-        return exit::INVALID_INPUT;
+    };
+    let made = match &args.continue_id {
+        Some(id) => super::sweep_continue::remaining(&history, id, &catalog),
+        None => new_plan(&args, &config, &catalog),
+    };
+    let mut sweep = match made {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if sweep.plan.is_empty() {
+        eprintln!("kontext: sweep {}: every planned request was sent already; nothing to send", sweep.id);
+        return exit::OK;
     }
 
     // The inputs are the same for every request: check them (and the folders) once.
-    let out_dir = args.out.clone().or(config.output_dir.clone()).unwrap_or_else(|| PathBuf::from("."));
-    let (local, sizes) = super::run::local_problems(&inputs[0], &out_dir, &locations.data_dir()).await;
+    let out_dir = (args.out.clone().or(sweep.out_dir.clone()))
+        .or(config.output_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let (local, sizes) = super::run::local_problems(&sweep.plan[0].input, &out_dir, &locations.data_dir()).await;
     if !local.is_empty() {
         eprintln!("kontext: nothing was sent:");
         for p in &local {
@@ -179,21 +159,17 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
         }
         return exit::INVALID_INPUT;
     }
-    let plan: Vec<Planned> = points
-        .into_iter()
-        .zip(inputs)
-        .map(|(point, input)| {
-            let estimate = super::cost::estimate_offline(&input, &sizes, &locations.data_dir());
-            Planned { label: point.label(&axes), point, input, estimate }
-        })
-        .collect();
+    for p in &mut sweep.plan {
+        p.estimate = super::cost::estimate_offline(&p.input, &sizes, &locations.data_dir());
+    }
+    let plan = &sweep.plan;
     let total = plan.iter().map(|p| p.estimate.usd).sum::<Option<f64>>();
 
     if args.dry_run {
-        print_plan_dry(&axes, &plan, total, args.json);
+        print_plan_dry(&sweep.axes, plan, total, args.json);
         return exit::OK;
     }
-    print_plan(&axes, &plan, total, &mut std::io::stderr());
+    print_plan(&sweep.axes, plan, total, &mut std::io::stderr());
     if let Some(max) = args.max_usd {
         match total {
             Some(usd) if usd <= max + 1e-9 => {}
@@ -209,19 +185,8 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
             }
         }
     }
-
-    // Nothing is sent unless it can be recorded first.
-    let history = match crate::history::History::open(&locations.data_dir()) {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!(
-                "kontext: {e}\nkontext: nothing was sent; fix the history (or give another --data-dir) and retry"
-            );
-            return exit::FAILURE;
-        }
-    };
     if !args.allow_over_budget
-        && let Err(m) = within_budget(&config.budget.caps(), &plan, total, &history)
+        && let Err(m) = within_budget(&config.budget.caps(), plan, total, &history)
     {
         eprintln!("kontext: {}", one_line(&m));
         return exit::INVALID_INPUT;
@@ -230,6 +195,19 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
         eprintln!("kontext: nothing was sent");
         return exit::OK;
     }
+    let settings = RunSettings {
+        out_dir,
+        data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
+        follow: if args.poll { FollowMode::Poll } else { FollowMode::Stream },
+    };
+    // The whole plan is journaled before its first submit.
+    if args.continue_id.is_none()
+        && let Err(e) = history.record_sweep(&sweep_record(&sweep, &settings, args.concurrency))
+    {
+        eprintln!("kontext: {e}\nkontext: nothing was sent; fix the history (or give another --data-dir) and retry");
+        return exit::FAILURE;
+    }
+    eprintln!("kontext: sweep id {} (`kontext sweep --continue {}` sends what was never sent)", sweep.id, sweep.id);
 
     let connection = match connect(&config, &args.connect.options()).await {
         Ok(c) => c,
@@ -239,17 +217,80 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
         }
     };
     eprintln!("kontext: using {}", connection.target.describe());
-    let settings = RunSettings {
-        out_dir,
-        data_uri_threshold: config.data_uri_threshold.unwrap_or(DEFAULT_DATA_URI_THRESHOLD),
-        follow: if args.poll { FollowMode::Poll } else { FollowMode::Stream },
-    };
     let cancel = CancellationToken::new();
     let interrupts = tokio::spawn(super::run::watch_interrupts(cancel.clone()));
-    let results = run_plan(&connection.client, &history, plan, &settings, args.concurrency, &cancel).await;
+    let results =
+        run_plan(&connection.client, &history, &sweep.id, sweep.plan, &settings, args.concurrency, &cancel).await;
     interrupts.abort();
     connection.shutdown().await;
-    report(&results, args.json)
+    report(&sweep.id, &results, args.json)
+}
+
+/// A new sweep from the flags: every request checked against its endpoint's schema.
+fn new_plan(
+    args: &SweepArgs,
+    config: &crate::config::Config,
+    catalog: &crate::model::Catalog,
+) -> Result<SweepToRun, u8> {
+    let flags = AxisFlags {
+        seeds: args.seeds.as_deref(),
+        guidance: args.guidance.as_deref(),
+        aspect_ratio: args.aspect_ratio.as_deref(),
+        prompts: &args.prompt,
+        endpoints: args.endpoint.as_deref(),
+        sets: &args.set,
+    };
+    let axes = sweep_plan::axes(&flags).map_err(|m| {
+        eprintln!("kontext: the sweep is not valid:\n  {}", one_line(&m));
+        exit::INVALID_INPUT
+    })?;
+    let mut plan = Vec::new();
+    let mut problems: Vec<(String, Vec<(AxisKind, String)>)> = Vec::new();
+    for (index, point) in sweep_plan::points(&axes).into_iter().enumerate() {
+        match valid_input(&args.run_args(&point), config, catalog) {
+            Ok(input) => plan.push(Planned::new(index, point, &axes, input)),
+            Err(messages) => {
+                for m in messages {
+                    note_problem(&mut problems, m, &point);
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        eprintln!("kontext: the sweep is not valid (nothing was sent):");
+        for (message, common) in &problems {
+            let at = Point { values: common.clone() }.label(&axes);
+            let at = if at.is_empty() { String::new() } else { format!("{at}: ") };
+            eprintln!("  {}", one_line(&format!("{at}{message}")));
+        }
+        return Err(exit::INVALID_INPUT);
+    }
+    // Short, like a history id, and as unlikely to repeat.
+    let id: String = uuid::Uuid::new_v4().simple().to_string().chars().take(10).collect();
+    Ok(SweepToRun { id, axes, out_dir: args.out.clone(), plan })
+}
+
+fn sweep_record(sweep: &SweepToRun, settings: &RunSettings, concurrency: u16) -> crate::history::SweepRecord {
+    let axes = sweep.axes.iter().map(|a| json!({"name": a.kind.name(), "values": a.values})).collect();
+    let points = sweep
+        .plan
+        .iter()
+        .map(|p| crate::history::SweepPoint {
+            axes: axis_values(&p.point),
+            endpoint: p.input.endpoint_id().to_string(),
+            draft: p.input.to_draft(),
+        })
+        .collect();
+    crate::history::SweepRecord {
+        id: sweep.id.clone(),
+        created_at: 0,
+        axes: Value::Array(axes),
+        settings: json!({
+            "out_dir": settings.out_dir,
+            "concurrency": concurrency,
+        }),
+        points,
+    }
 }
 
 /// The request of one point, validated for its endpoint; errors as lines naming the field.
@@ -351,7 +392,7 @@ fn print_plan_dry(axes: &[Axis], plan: &[Planned], total: Option<f64>, as_json: 
     eprintln!("kontext: --dry-run: nothing was sent");
 }
 
-fn axis_values(point: &Point) -> Value {
+pub(super) fn axis_values(point: &Point) -> Value {
     Value::Object(point.values.iter().map(|(k, v)| (k.name().to_string(), Value::String(v.clone()))).collect())
 }
 
@@ -375,6 +416,7 @@ struct Finished {
 async fn run_plan(
     client: &crate::fal::FalClient,
     history: &crate::history::History,
+    sweep_id: &str,
     plan: Vec<Planned>,
     settings: &RunSettings,
     concurrency: u16,
@@ -383,8 +425,9 @@ async fn run_plan(
     let total = plan.len();
     let gate = Arc::new(Semaphore::new(concurrency as usize));
     let mut tasks = tokio::task::JoinSet::new();
-    for (index, Planned { point, label, input, estimate }) in plan.into_iter().enumerate() {
+    for (slot, Planned { index, point, label, input, estimate }) in plan.into_iter().enumerate() {
         let journal = history.journal();
+        journal.set_sweep(sweep_id, index);
         journal.set_estimate(estimate.clone());
         let endpoint = match crate::model::Endpoint::parse(input.endpoint_id()) {
             Ok(e) => e,
@@ -408,13 +451,13 @@ async fn run_plan(
             let result = run_job(&client, job, tx, cancel).await;
             let _ = drain.await;
             let history_id = journal.short_id();
-            (index, Finished { point, label, estimate, history_id, result })
+            (slot, Finished { point, label, estimate, history_id, result })
         });
     }
     let mut finished: Vec<Option<Finished>> = (0..total).map(|_| None).collect();
     let mut done = 0;
     while let Some(joined) = tasks.join_next().await {
-        let Ok((index, f)) = joined else { continue };
+        let Ok((slot, f)) = joined else { continue };
         done += 1;
         let what = match &f.result {
             Ok(o) => {
@@ -424,14 +467,14 @@ async fn run_plan(
             Err(e) => format!("failed  {}", one_line(&e.to_string())),
         };
         eprintln!("kontext: [{done}/{total}] {}  {what}", one_line(&f.label));
-        finished[index] = Some(f);
+        finished[slot] = Some(f);
     }
     finished.into_iter().flatten().collect()
 }
 
 /// The summary (or one JSON object) on stdout, and the exit code: 0 when every request
 /// finished, else the code of the first failure.
-fn report(results: &[Finished], as_json: bool) -> u8 {
+fn report(sweep_id: &str, results: &[Finished], as_json: bool) -> u8 {
     let mut code = exit::OK;
     let mut requests = Vec::new();
     for f in results {
@@ -472,7 +515,7 @@ fn report(results: &[Finished], as_json: bool) -> u8 {
         }
     }
     if as_json {
-        let value = json!({ "requests": requests });
+        let value = json!({ "sweep_id": sweep_id, "requests": requests });
         println!("{}", crate::sanitize::terminal_safe_json(&value.to_string()));
     }
     code

@@ -1,7 +1,11 @@
 //! The plan of `kontext sweep`: its axes (each a list of values, parsed from the flags) and
-//! their cartesian product, one point per request. No I/O.
+//! their cartesian product, one point per request, and the plan's requests. No I/O.
 
 use std::fmt;
+use std::path::PathBuf;
+
+use crate::model::ValidInput;
+use crate::model::cost::Estimate;
 
 /// The most requests one sweep may plan: a typo such as `--seeds 1..10000` is refused, not sent.
 pub const MAX_PLAN: usize = 1024;
@@ -27,6 +31,20 @@ impl AxisKind {
             AxisKind::Prompt => "prompt",
             AxisKind::Endpoint => "endpoint",
             AxisKind::Field(f) => f,
+        }
+    }
+}
+
+impl AxisKind {
+    /// The kind an axis name (as [`AxisKind::name`] gives it) stands for.
+    pub fn from_name(name: &str) -> AxisKind {
+        match name {
+            "seed" => AxisKind::Seed,
+            "guidance_scale" => AxisKind::Guidance,
+            "aspect_ratio" => AxisKind::AspectRatio,
+            "prompt" => AxisKind::Prompt,
+            "endpoint" => AxisKind::Endpoint,
+            other => AxisKind::Field(other.to_string()),
         }
     }
 }
@@ -170,6 +188,41 @@ pub fn points(axes: &[Axis]) -> Vec<Point> {
             .collect();
     }
     points
+}
+
+/// One request of the plan, valid for its endpoint and priced.
+pub struct Planned {
+    /// Its place in the sweep's whole plan.
+    pub index: usize,
+    pub point: Point,
+    /// The point's varying axis values, as progress lines and messages show it.
+    pub label: String,
+    pub input: ValidInput,
+    pub estimate: Estimate,
+}
+
+impl Planned {
+    /// Priced later, once the inputs' sizes are known.
+    pub fn new(index: usize, point: Point, axes: &[Axis], input: ValidInput) -> Planned {
+        let estimate = Estimate {
+            usd: None,
+            units: None,
+            unit_price: None,
+            unit: String::new(),
+            price_source: String::new(),
+            exact: false,
+            note: None,
+        };
+        Planned { index, label: point.label(axes), point, input, estimate }
+    }
+}
+
+/// A sweep ready to run: its id, axes, and the requests still to send.
+pub struct SweepToRun {
+    pub id: String,
+    pub axes: Vec<Axis>,
+    pub out_dir: Option<PathBuf>,
+    pub plan: Vec<Planned>,
 }
 
 #[cfg(test)]
