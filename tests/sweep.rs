@@ -242,3 +242,19 @@ fn history_rows_carry_their_sweep_id_and_stars_filter() {
     let missing = kontext_with_key(s.home.path()).args(["history", "star", "zzzz"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
 }
+
+#[test]
+fn a_429_holds_the_whole_sweep_once_and_every_request_still_finishes() {
+    let mut emulator = EmulatorConfig::fast();
+    // The first submit is refused with 429 and Retry-After: 1.
+    emulator.faults = "429@submit:#1".parse().unwrap();
+    let s = Setup::with_emulator(emulator, "");
+    let started = Instant::now();
+    let (out, _, stderr) = s.sweep(&["--seeds", "1..4", "--concurrency", "4", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("fal rate-limits this key: the whole sweep waits"), "{stderr}");
+    assert_eq!(stderr.matches("the whole sweep waits").count(), 1, "told once per 429: {stderr}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "the wait fal asked for was kept");
+    assert_eq!(s.emu.submit_count(), 5, "four accepted, one refused and retried: nothing twice");
+    assert_eq!(files_in(&s.out_dir()), 4);
+}

@@ -12,6 +12,7 @@ mod spend;
 mod sweep;
 mod sweep_continue;
 mod sweep_plan;
+mod sweep_progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::exit;
 use super::run::RunArgs;
 use super::sweep_plan::{self, Axis, AxisFlags, AxisKind, Planned, Point, SweepToRun};
+use super::sweep_progress::{Ended, SweepProgress};
 use crate::fal::FollowMode;
 use crate::model::cost::{BudgetCaps, Estimate};
 use crate::model::{Draft, ValidInput};
@@ -423,7 +424,13 @@ async fn run_plan(
     cancel: &CancellationToken,
 ) -> Vec<Finished> {
     let total = plan.len();
-    let gate = Arc::new(Semaphore::new(concurrency as usize));
+    let slots = Arc::new(Semaphore::new(concurrency as usize));
+    // One back-off for the whole sweep: a 429 to any request holds them all.
+    let rate_gate = Arc::new(crate::fal::RateGate::new());
+    let client = client.with_rate_gate(rate_gate.clone());
+    let progress = SweepProgress::new(total, rate_gate);
+    let stop_progress = CancellationToken::new();
+    let render = tokio::spawn(progress.clone().render(stop_progress.clone()));
     let mut tasks = tokio::task::JoinSet::new();
     for (slot, Planned { index, point, label, input, estimate }) in plan.into_iter().enumerate() {
         let journal = history.journal();
@@ -442,33 +449,36 @@ async fn run_plan(
             follow: settings.follow,
             journal: Some(journal.clone()),
         };
-        let (client, gate, cancel) = (client.clone(), gate.clone(), cancel.clone());
+        let (client, slots, cancel, progress) = (client.clone(), slots.clone(), cancel.clone(), progress.clone());
         tasks.spawn(async move {
-            let _permit = gate.acquire_owned().await;
+            let _permit = slots.acquire_owned().await;
+            progress.started();
             let (tx, mut rx) = mpsc::unbounded_channel();
             // Per-request events are not shown one by one: the sweep reports per request.
             let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
             let result = run_job(&client, job, tx, cancel).await;
             let _ = drain.await;
+            progress.ended(
+                &label,
+                match &result {
+                    Ok(o) => Ended::Done {
+                        files: o.files.iter().map(|f| f.path.display().to_string()).collect(),
+                        usd: super::cost::billed_usd(&estimate, o.billable_units).or(estimate.usd),
+                    },
+                    Err(e) => Ended::Failed(e.to_string()),
+                },
+            );
             let history_id = journal.short_id();
             (slot, Finished { point, label, estimate, history_id, result })
         });
     }
     let mut finished: Vec<Option<Finished>> = (0..total).map(|_| None).collect();
-    let mut done = 0;
     while let Some(joined) = tasks.join_next().await {
         let Ok((slot, f)) = joined else { continue };
-        done += 1;
-        let what = match &f.result {
-            Ok(o) => {
-                let files: Vec<String> = o.files.iter().map(|f| one_line(&f.path.display().to_string())).collect();
-                format!("done    {}", files.join("  "))
-            }
-            Err(e) => format!("failed  {}", one_line(&e.to_string())),
-        };
-        eprintln!("kontext: [{done}/{total}] {}  {what}", one_line(&f.label));
         finished[slot] = Some(f);
     }
+    stop_progress.cancel();
+    let _ = render.await;
     finished.into_iter().flatten().collect()
 }
 
