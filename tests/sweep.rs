@@ -258,3 +258,65 @@ fn a_429_holds_the_whole_sweep_once_and_every_request_still_finishes() {
     assert_eq!(s.emu.submit_count(), 5, "four accepted, one refused and retried: nothing twice");
     assert_eq!(files_in(&s.out_dir()), 4);
 }
+
+#[test]
+fn a_grid_is_a_labelled_contact_sheet_of_the_sweep_with_further_axes_on_further_sheets() {
+    let s = Setup::new("");
+    let grid = s.home.path().join("grid.png");
+    let (out, stdout, stderr) =
+        s.sweep(&["--seeds", "1..3", "--guidance", "2,5", "--json", "--grid", grid.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let json: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(json["grids"], serde_json::json!([grid.display().to_string()]));
+    let sheet = image::open(&grid).expect("a PNG").to_rgb8();
+    // 150 px of row labels, then 2 columns; 2 lines of text, then 3 rows (256 px cells, 6 px gaps).
+    assert_eq!(sheet.dimensions(), (150 + 2 * 262, 48 + 3 * 262));
+    let cell = |r: u32, c: u32| {
+        let (x0, y0) = (150 + c * 262, 48 + r * 262);
+        let mut sum = [0u64; 3];
+        for y in y0..y0 + 256 {
+            for x in x0..x0 + 256 {
+                let p = sheet.get_pixel(x, y);
+                for (total, v) in sum.iter_mut().zip(p.0) {
+                    *total += v as u64;
+                }
+            }
+        }
+        sum
+    };
+    // Each cell is its own request's output, at the place of its seed (row) and guidance
+    // (column). The emulator's image depends on the seed, not the guidance: rows differ.
+    for r in json["requests"].as_array().unwrap() {
+        let row = ["1", "2", "3"].iter().position(|v| *v == r["axes"]["seed"]).unwrap() as u32;
+        let column = ["2", "5"].iter().position(|v| *v == r["axes"]["guidance_scale"]).unwrap() as u32;
+        let thumb = image::open(r["files"][0].as_str().unwrap()).unwrap().thumbnail(256, 256).to_rgb8();
+        let (dx, dy) = ((256 - thumb.width()) / 2, (256 - thumb.height()) / 2);
+        let (x0, y0) = (150 + column * 262 + dx, 48 + row * 262 + dy);
+        let placed = (0..thumb.height())
+            .all(|y| (0..thumb.width()).all(|x| sheet.get_pixel(x0 + x, y0 + y) == thumb.get_pixel(x, y)));
+        assert!(placed, "{r} is drawn in row {row}, column {column}");
+    }
+    let rows: HashSet<[u64; 3]> = (0..3).map(|r| cell(r, 0)).collect();
+    assert_eq!(rows.len(), 3, "each seed's row shows a different output");
+    // The margins carry the axis values (light text on the dark background).
+    let inked = |x0: u32, y0: u32, x1: u32, y1: u32| {
+        (y0..y1).any(|y| (x0..x1).any(|x| sheet.get_pixel(x, y).0.iter().all(|v| *v > 150)))
+    };
+    assert!(inked(150, 24, 150 + 256, 48), "a column header");
+    assert!(inked(0, 48, 150, 48 + 256), "a row label");
+
+    // A third varying axis: one sheet per value, FILE.png then FILE-2.png.
+    let (out, _, stderr) = s.sweep(&[
+        "--seeds",
+        "1,2",
+        "--guidance",
+        "2,5",
+        "--aspect-ratio",
+        "1:1,16:9",
+        "--grid",
+        grid.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("contact sheet") && stderr.contains("grid-2.png"), "{stderr}");
+    assert_eq!(image::open(s.home.path().join("grid-2.png")).unwrap().width(), 150 + 2 * 262);
+}

@@ -52,6 +52,10 @@ pub struct SweepArgs {
     /// seed and cost (with --dry-run: the plan).
     #[arg(long)]
     pub json: bool,
+    /// Write a contact sheet of the outputs here (PNG): rows and columns by the first two axes
+    /// that vary, their values written on it; further axes give FILE-2.png, FILE-3.png, ...
+    #[arg(long, value_name = "FILE.png")]
+    pub grid: Option<PathBuf>,
     /// Print the plan and its estimate, send nothing, exit 0.
     #[arg(long)]
     pub dry_run: bool,
@@ -224,7 +228,37 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
         run_plan(&connection.client, &history, &sweep.id, sweep.plan, &settings, args.concurrency, &cancel).await;
     interrupts.abort();
     connection.shutdown().await;
-    report(&sweep.id, &results, args.json)
+    let grids = match &args.grid {
+        None => Vec::new(),
+        Some(path) => {
+            let outputs: Vec<(Point, Option<PathBuf>)> = results
+                .iter()
+                .map(|f| {
+                    (f.point.clone(), f.result.as_ref().ok().and_then(|o| o.files.first()).map(|s| s.path.clone()))
+                })
+                .collect();
+            let (path, axes) = (path.clone(), sweep.axes.clone());
+            let made =
+                tokio::task::spawn_blocking(move || super::sweep_grid::write_grids(&path, &axes, &outputs)).await;
+            match made {
+                Ok(Ok(paths)) => {
+                    for p in &paths {
+                        eprintln!("kontext: contact sheet {}", one_line(&p.display().to_string()));
+                    }
+                    paths
+                }
+                Ok(Err(e)) => {
+                    eprintln!("kontext: the contact sheet could not be written: {}", one_line(&e));
+                    Vec::new()
+                }
+                Err(e) => {
+                    eprintln!("kontext: the contact sheet could not be written: {e}");
+                    Vec::new()
+                }
+            }
+        }
+    };
+    report(&sweep.id, &results, &grids, args.json)
 }
 
 /// A new sweep from the flags: every request checked against its endpoint's schema.
@@ -484,7 +518,7 @@ async fn run_plan(
 
 /// The summary (or one JSON object) on stdout, and the exit code: 0 when every request
 /// finished, else the code of the first failure.
-fn report(sweep_id: &str, results: &[Finished], as_json: bool) -> u8 {
+fn report(sweep_id: &str, results: &[Finished], grids: &[PathBuf], as_json: bool) -> u8 {
     let mut code = exit::OK;
     let mut requests = Vec::new();
     for f in results {
@@ -525,7 +559,8 @@ fn report(sweep_id: &str, results: &[Finished], as_json: bool) -> u8 {
         }
     }
     if as_json {
-        let value = json!({ "sweep_id": sweep_id, "requests": requests });
+        let grids: Vec<String> = grids.iter().map(|p| p.display().to_string()).collect();
+        let value = json!({ "sweep_id": sweep_id, "requests": requests, "grids": grids });
         println!("{}", crate::sanitize::terminal_safe_json(&value.to_string()));
     }
     code
