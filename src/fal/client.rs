@@ -165,22 +165,7 @@ impl FalClient {
                 sink(n)
             }
         };
-        // An attempt's future does nothing until polled, so holding it at the gate sends nothing.
-        let gated = || {
-            let attempt = op();
-            let gate = self.gate.clone();
-            async move {
-                let Some(gate) = gate else { return attempt.await };
-                gate.wait().await;
-                let result = attempt.await;
-                if let Err(FalError::Api(a)) = &result
-                    && a.status == 429
-                {
-                    gate.close_for(a.retry_after);
-                }
-                result
-            }
-        };
+        let gated = || super::rate_gate::gated(self.gate.clone(), op());
         self.config.retry.run_within(what, Some(self.config.operation_deadline), gated, should_retry, &notify).await
     }
 

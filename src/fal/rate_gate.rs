@@ -50,6 +50,23 @@ impl RateGate {
     }
 }
 
+/// One attempt of an operation, held at `gate` (if any) and closing it on a 429. An attempt's
+/// future does nothing until polled, so holding it at the gate sends nothing.
+pub(super) async fn gated<T>(
+    gate: Option<std::sync::Arc<RateGate>>,
+    attempt: impl std::future::Future<Output = Result<T, super::FalError>>,
+) -> Result<T, super::FalError> {
+    let Some(gate) = gate else { return attempt.await };
+    gate.wait().await;
+    let result = attempt.await;
+    if let Err(super::FalError::Api(a)) = &result
+        && a.status == 429
+    {
+        gate.close_for(a.retry_after);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
