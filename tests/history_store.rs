@@ -227,6 +227,7 @@ fn a_v1_database_with_data_migrates_to_the_latest_schema() {
     assert_eq!(heron.entry.state, JobState::Queued);
     assert_eq!((heron.entry.estimated_usd, heron.entry.billed_usd), (None, None), "an old row's cost is unknown");
     assert_eq!(heron.input.seed, Some(8));
+    assert_eq!((heron.entry.sweep_id.as_deref(), heron.entry.starred), (None, false), "an old row is in no sweep");
     // Every migration step from every earlier version gives the same schema as a fresh store.
     let fresh = tempfile::tempdir().unwrap();
     let f = History::open(fresh.path()).unwrap();

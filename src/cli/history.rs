@@ -44,6 +44,10 @@ pub enum HistoryCommand {
     },
     /// Delete a request and its media (media another request uses are kept).
     Rm { id: String },
+    /// Mark a request as a keeper (`list --starred` shows only those).
+    Star { id: String },
+    /// Take the star off a request.
+    Unstar { id: String },
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +75,12 @@ pub struct ListArgs {
     /// Continue a listing: only requests older than this cursor (printed with --json).
     #[arg(long)]
     pub before: Option<i64>,
+    /// Only the requests of this sweep (its id, printed by `kontext sweep`).
+    #[arg(long, value_name = "ID")]
+    pub sweep: Option<String>,
+    /// Only starred requests.
+    #[arg(long)]
+    pub starred: bool,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +140,8 @@ pub async fn history(args: HistoryArgs, locations: &Locations) -> u8 {
             super::run::run_with_base(*run, Some(base), locations).await
         }
         HistoryCommand::Export { format } => export(&h, &format),
+        HistoryCommand::Star { id } => star(&h, &id, true),
+        HistoryCommand::Unstar { id } => star(&h, &id, false),
         HistoryCommand::Rm { id } => match h.delete(&id) {
             Ok(()) => {
                 eprintln!("kontext: removed {id}");
@@ -177,6 +189,8 @@ fn list(h: &History, a: ListArgs) -> u8 {
         seed: a.seed,
         since,
         until,
+        sweep: a.sweep,
+        starred: a.starred,
         limit: a.limit,
         before: a.before.map(crate::history::Cursor),
     };
@@ -193,6 +207,16 @@ fn list(h: &History, a: ListArgs) -> u8 {
         let _ = writeln!(out, "{}", entry_line(e));
     }
     exit::OK
+}
+
+fn star(h: &History, id: &str, starred: bool) -> u8 {
+    match h.set_starred(id, starred) {
+        Ok(short) => {
+            eprintln!("kontext: {} {short}", if starred { "starred" } else { "unstarred" });
+            exit::OK
+        }
+        Err(e) => fail(e),
+    }
 }
 
 fn entry_line(e: &HistoryEntry) -> String {

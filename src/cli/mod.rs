@@ -9,6 +9,11 @@ mod models;
 mod progress;
 mod run;
 mod spend;
+mod sweep;
+mod sweep_continue;
+mod sweep_grid;
+mod sweep_plan;
+mod sweep_progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +101,8 @@ impl ConnectArgs {
 pub enum Command {
     /// Submit one request, follow it, and write the images.
     Run(Box<run::RunArgs>),
+    /// Many requests at once: the cartesian product of seeds, guidance, prompts, endpoints, fields.
+    Sweep(Box<sweep::SweepArgs>),
     /// Serve a local emulator of fal's API (queue, run and storage routes) until stopped.
     Emulator(emulator::EmulatorArgs),
     /// Past requests: list, search, show, re-run, export, remove.
@@ -126,6 +133,7 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Some(Command::Run(args)) => run::run(*args, &locations).await,
+            Some(Command::Sweep(args)) => sweep::sweep(*args, &locations).await,
             Some(Command::Emulator(args)) => emulator::serve(args).await,
             Some(Command::History(args)) => history::history(args, &locations).await,
             Some(Command::Resume(args)) => history::resume(args, &locations).await,

@@ -26,27 +26,14 @@ pub struct RunArgs {
     /// or its history entry); the other flags override them.
     #[arg(long, value_name = "FILE")]
     pub from: Option<PathBuf>,
-    /// An input image: http(s) URL, data: URI or local file (repeat for up to 4).
-    #[arg(long = "image", short = 'i', value_name = "URL_OR_PATH")]
-    pub images: Vec<String>,
+    #[command(flatten)]
+    pub request: RequestFlags,
     /// Seed (0 to 2^64-1); the same seed and input give the same image.
     #[arg(long)]
     pub seed: Option<String>,
     /// Guidance scale, 1 to 20 (default 3.5).
     #[arg(long, value_name = "F")]
     pub guidance: Option<String>,
-    /// Number of images, 1 to 4 (default 1).
-    #[arg(long, short = 'n', value_name = "N")]
-    pub num_images: Option<String>,
-    /// Output format: jpeg or png (default jpeg).
-    #[arg(long, value_name = "jpeg|png")]
-    pub format: Option<String>,
-    /// Safety tolerance, 1 (strictest) to 6 (default 2).
-    #[arg(long, value_name = "1..6")]
-    pub safety: Option<String>,
-    /// Let the model rewrite the prompt for better results.
-    #[arg(long)]
-    pub enhance_prompt: bool,
     /// Aspect ratio: 21:9 16:9 4:3 3:2 1:1 2:3 3:4 9:16 9:21 (default: the model decides).
     #[arg(long, value_name = "R")]
     pub aspect_ratio: Option<String>,
@@ -77,6 +64,27 @@ pub struct RunArgs {
     pub poll: bool,
     #[command(flatten)]
     pub connect: super::ConnectArgs,
+}
+
+/// The flags of a request that `kontext run` and `kontext sweep` share: its inputs, and the
+/// fields no sweep axis varies.
+#[derive(Debug, Args, Clone)]
+pub struct RequestFlags {
+    /// An input image: http(s) URL, data: URI or local file (repeat for up to 4).
+    #[arg(long = "image", short = 'i', value_name = "URL_OR_PATH")]
+    pub images: Vec<String>,
+    /// Number of images, 1 to 4 (default 1).
+    #[arg(long, short = 'n', value_name = "N")]
+    pub num_images: Option<String>,
+    /// Output format: jpeg or png (default jpeg).
+    #[arg(long, value_name = "jpeg|png")]
+    pub format: Option<String>,
+    /// Safety tolerance, 1 (strictest) to 6 (default 2).
+    #[arg(long, value_name = "1..6")]
+    pub safety: Option<String>,
+    /// Let the model rewrite the prompt for better results.
+    #[arg(long)]
+    pub enhance_prompt: bool,
 }
 
 pub async fn run(args: RunArgs, locations: &Locations) -> u8 {
@@ -257,7 +265,7 @@ kontext: nothing was sent; fix the history (or give another --data-dir) and retr
 /// The request as asked: flags and `--set` over the base request (`--from`) over the config's
 /// defaults; the base and the defaults keep only the fields this endpoint has, so a switch of
 /// endpoint drops what no longer fits, while a flag for a field it lacks is an error.
-fn request_draft(
+pub(super) fn request_draft(
     args: &RunArgs,
     base: Draft,
     config: &crate::config::Config,
@@ -272,11 +280,11 @@ fn request_draft(
         ("prompt", args.prompt.clone()),
         ("seed", args.seed.clone()),
         ("guidance_scale", args.guidance.clone()),
-        ("num_images", args.num_images.clone()),
-        ("output_format", args.format.clone()),
-        ("safety_tolerance", args.safety.clone()),
+        ("num_images", args.request.num_images.clone()),
+        ("output_format", args.request.format.clone()),
+        ("safety_tolerance", args.request.safety.clone()),
         ("aspect_ratio", args.aspect_ratio.clone()),
-        ("enhance_prompt", args.enhance_prompt.then(|| "true".to_string())),
+        ("enhance_prompt", args.request.enhance_prompt.then(|| "true".to_string())),
         ("sync_mode", args.sync.then(|| "true".to_string())),
     ];
     for (name, value) in flags {
@@ -284,8 +292,8 @@ fn request_draft(
             draft.set(name, v);
         }
     }
-    if !args.images.is_empty() {
-        draft.images = args.images.clone();
+    if !args.request.images.is_empty() {
+        draft.images = args.request.images.clone();
     }
     for pair in &args.set {
         let Some((name, value)) = pair.split_once('=') else {
@@ -302,7 +310,7 @@ fn request_draft(
 
 /// Every local reason the request would be paid for in vain, one message each: an input image
 /// that is too large, damaged or not an image; an output or data folder that cannot be written.
-async fn local_problems(
+pub(super) async fn local_problems(
     input: &crate::model::ValidInput,
     out_dir: &std::path::Path,
     data_dir: &std::path::Path,
@@ -337,7 +345,7 @@ async fn local_problems(
 }
 
 /// First Ctrl-C: cancel the job (which asks fal to cancel); second: leave at once.
-async fn watch_interrupts(cancel: CancellationToken) {
+pub(super) async fn watch_interrupts(cancel: CancellationToken) {
     if tokio::signal::ctrl_c().await.is_err() {
         return;
     }
@@ -428,7 +436,7 @@ pub(super) fn report_unrecorded(outcome: &JobOutcome, id: &str) {
     }
 }
 
-fn report_failure(e: &JobError) -> u8 {
+pub(super) fn report_failure(e: &JobError) -> u8 {
     eprintln!("kontext: {}", crate::sanitize::strip_controls(&e.to_string()));
     if let JobError::Write { .. } = e {
         // Only output images are written, so fal has the request and it is paid for.

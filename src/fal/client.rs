@@ -110,6 +110,8 @@ pub struct FalClient {
     /// Who hears about retries (a job's event channel); `None` only logs them.
     notices: Option<NoticeSink>,
     destinations: std::sync::Arc<DestinationPolicy>,
+    /// Shared by the requests of one sweep: a 429 to one holds them all.
+    gate: Option<std::sync::Arc<super::RateGate>>,
 }
 
 /// Why the status stream was left for polling.
@@ -133,7 +135,7 @@ impl FalClient {
             builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| FalError::Protocol(format!("cannot build the HTTP client: {e}")))?;
-        Ok(FalClient { http, config: std::sync::Arc::new(config), notices: None, destinations })
+        Ok(FalClient { http, config: std::sync::Arc::new(config), notices: None, destinations, gate: None })
     }
 
     /// The same client (same connections), telling `notify` before every retry it makes, so a
@@ -142,11 +144,17 @@ impl FalClient {
         FalClient { notices: Some(std::sync::Arc::new(notify)), ..self.clone() }
     }
 
+    /// The same client, every attempt of which waits at `gate` and closes it on a 429, so
+    /// the requests that share it back off together.
+    pub fn with_rate_gate(&self, gate: std::sync::Arc<super::RateGate>) -> FalClient {
+        FalClient { gate: Some(gate), ..self.clone() }
+    }
+
     /// Runs one operation under the retry policy and the operation deadline, announcing retries.
     pub(super) async fn retrying<T, Fut>(
         &self,
         what: &'static str,
-        op: impl FnMut() -> Fut,
+        mut op: impl FnMut() -> Fut,
         should_retry: impl Fn(&FalError) -> bool,
     ) -> Result<T, FalError>
     where
@@ -157,7 +165,8 @@ impl FalClient {
                 sink(n)
             }
         };
-        self.config.retry.run_within(what, Some(self.config.operation_deadline), op, should_retry, &notify).await
+        let gated = || super::rate_gate::gated(self.gate.clone(), op());
+        self.config.retry.run_within(what, Some(self.config.operation_deadline), gated, should_retry, &notify).await
     }
 
     pub fn config(&self) -> &FalConfig {

@@ -6,6 +6,7 @@ mod client;
 mod config;
 mod destination;
 mod error;
+mod rate_gate;
 mod retry;
 mod sse;
 mod transfer;
@@ -18,5 +19,6 @@ pub use config::{
 };
 pub use destination::{AddressClass, DestinationPolicy, DestinationRefused};
 pub use error::{Answerer, ApiError, FalError, FalFieldError, NetworkKind};
+pub use rate_gate::RateGate;
 pub use retry::{RetryNotice, RetryPolicy};
 pub use transfer::Media;

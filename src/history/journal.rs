@@ -17,6 +17,8 @@ pub struct HistoryJournal {
     row: OnceLock<i64>,
     /// The estimate to record with the new row ([`HistoryJournal::set_estimate`]).
     estimate: std::sync::Mutex<Option<Estimate>>,
+    /// The sweep and the point of its plan this request is ([`HistoryJournal::set_sweep`]).
+    sweep: OnceLock<(String, i64)>,
 }
 
 impl std::fmt::Debug for HistoryJournal {
@@ -60,7 +62,7 @@ impl HistoryJournal {
             Some((row, local)) => (local, OnceLock::from(row)),
             None => (uuid::Uuid::new_v4().simple().to_string(), OnceLock::new()),
         };
-        HistoryJournal { history, local_id, row, estimate: Default::default() }
+        HistoryJournal { history, local_id, row, estimate: Default::default(), sweep: OnceLock::new() }
     }
 
     /// The short id people use for this request (known before anything is written).
@@ -167,8 +169,8 @@ impl HistoryJournal {
                     tx.execute(
                         "INSERT INTO requests (local_id, endpoint, state, created_at, updated_at, prompt, seed, num_images,
                             input_json, out_dir, owner_pid, owner_start,
-                            estimated_usd, unit_price, price_unit, price_source, cost_note)
-                         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                            estimated_usd, unit_price, price_unit, price_source, cost_note, sweep_id, sweep_idx)
+                         VALUES (?1, ?2, 'pending', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                         params![
                             self.local_id,
                             endpoint.id(),
@@ -186,6 +188,8 @@ impl HistoryJournal {
                             e.map(|e| e.unit.clone()),
                             e.map(|e| e.price_source.clone()),
                             e.and_then(|e| e.note.clone()),
+                            self.sweep.get().map(|(id, _)| id.clone()),
+                            self.sweep.get().map(|(_, idx)| *idx),
                         ],
                     )
                     .map_err(|e| self.history.sql_err(e))?;
@@ -363,6 +367,12 @@ impl HistoryJournal {
 
     /// The estimate (and the price it used) to keep with the request: call before the job
     /// starts; it is written with the pending row, and the bill is later priced the same way.
+    /// Records the request, when it is recorded, as point `index` of the plan of sweep `id`
+    /// (which [`History::record_sweep`] keeps); once.
+    pub fn set_sweep(&self, id: &str, index: usize) {
+        let _ = self.sweep.set((id.to_string(), index as i64));
+    }
+
     pub fn set_estimate(&self, estimate: Estimate) {
         *self.estimate.lock().unwrap_or_else(|p| p.into_inner()) = Some(estimate);
     }

@@ -13,6 +13,7 @@ mod ledger;
 mod media;
 mod resume;
 pub mod schema;
+mod sweeps;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +32,7 @@ pub use journal::HistoryJournal;
 pub use ledger::{SpendBy, SpendReport, SpendRow};
 pub use media::sha256_hex;
 pub use resume::{ResumeOutcome, ResumeReport, resume_all};
+pub use sweeps::{PointProgress, SweepPoint, SweepRecord};
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "history.sqlite3";
@@ -84,6 +86,10 @@ pub struct HistoryQuery {
     pub since: Option<i64>,
     /// Unix seconds, exclusive.
     pub until: Option<i64>,
+    /// Only the requests of this sweep.
+    pub sweep: Option<String>,
+    /// Only starred requests.
+    pub starred: bool,
     pub limit: usize,
     pub before: Option<Cursor>,
 }
@@ -97,6 +103,8 @@ impl Default for HistoryQuery {
             seed: None,
             since: None,
             until: None,
+            sweep: None,
+            starred: false,
             limit: 50,
             before: None,
         }
@@ -124,6 +132,9 @@ pub struct HistoryEntry {
     /// The estimate before it was sent, and the bill (NULL: not known, e.g. older records).
     pub estimated_usd: Option<f64>,
     pub billed_usd: Option<f64>,
+    /// The sweep it is part of (`kontext sweep`), if any.
+    pub sweep_id: Option<String>,
+    pub starred: bool,
     pub cursor: Cursor,
 }
 
@@ -212,7 +223,7 @@ impl std::fmt::Debug for History {
 
 const ENTRY_COLUMNS: &str = "r.id, r.local_id, r.request_id, r.endpoint, r.state, r.created_at, r.prompt, r.seed,
     (SELECT count(*) FROM request_media m WHERE m.request = r.id AND m.role = 'output'), r.queue_position, r.error,
-    r.estimated_usd, r.billed_usd";
+    r.estimated_usd, r.billed_usd, r.sweep_id, r.starred";
 
 impl History {
     /// Opens (creating and migrating as needed) the store in `data_dir`.
@@ -346,6 +357,13 @@ impl History {
             sql.push_str(" AND r.created_at < ?");
             args.push(t.into());
         }
+        if let Some(sweep) = &q.sweep {
+            sql.push_str(" AND r.sweep_id = ?");
+            args.push(sweep.clone().into());
+        }
+        if q.starred {
+            sql.push_str(" AND r.starred = 1");
+        }
         if let Some(Cursor(c)) = q.before {
             sql.push_str(&format!(" AND {id_col} < ?"));
             args.push(c.into());
@@ -435,15 +453,15 @@ impl History {
                 |r| {
                     Ok((
                         entry_from_row(r)?,
-                        r.get::<_, String>(13)?,
-                        r.get::<_, Option<String>>(14)?,
-                        r.get::<_, Option<String>>(15)?,
+                        r.get::<_, String>(15)?,
                         r.get::<_, Option<String>>(16)?,
                         r.get::<_, Option<String>>(17)?,
+                        r.get::<_, Option<String>>(18)?,
+                        r.get::<_, Option<String>>(19)?,
                         (
-                            r.get::<_, Option<String>>(18)?,
-                            r.get::<_, Option<String>>(19)?,
                             r.get::<_, Option<String>>(20)?,
+                            r.get::<_, Option<String>>(21)?,
+                            r.get::<_, Option<String>>(22)?,
                         ),
                     ))
                 },
@@ -610,6 +628,8 @@ fn entry_from_row(r: &Row<'_>) -> rusqlite::Result<HistoryEntry> {
         error: r.get(10)?,
         estimated_usd: r.get(11)?,
         billed_usd: r.get(12)?,
+        sweep_id: r.get(13)?,
+        starred: r.get::<_, i64>(14)? != 0,
         cursor: Cursor(r.get(0)?),
     })
 }

@@ -155,8 +155,33 @@ INSERT INTO ledger (day, endpoint, requests, billed_usd, unbilled_estimate_usd, 
     SELECT created_at / 86400, endpoint, count(*), 0, 0, count(*) FROM requests GROUP BY 1, 2;
 ";
 
+/// v4: sweeps. A sweep's whole plan (each point's axis values, endpoint and draft) is kept
+/// before its first submit; each request of it carries `sweep_id` and its point's index, so
+/// `kontext sweep --continue` can tell the points never sent. `starred` marks a keeper. Older
+/// rows are outside any sweep (NULL) and not starred.
+const V4: &str = "
+CREATE TABLE sweeps (
+    id            TEXT PRIMARY KEY,
+    created_at    INTEGER NOT NULL,
+    axes_json     TEXT NOT NULL,
+    settings_json TEXT NOT NULL
+);
+CREATE TABLE sweep_points (
+    sweep      TEXT NOT NULL REFERENCES sweeps(id) ON DELETE CASCADE,
+    idx        INTEGER NOT NULL,
+    axes_json  TEXT NOT NULL,
+    endpoint   TEXT NOT NULL,
+    draft_json TEXT NOT NULL,
+    PRIMARY KEY (sweep, idx)
+) WITHOUT ROWID;
+ALTER TABLE requests ADD COLUMN sweep_id TEXT;
+ALTER TABLE requests ADD COLUMN sweep_idx INTEGER;
+ALTER TABLE requests ADD COLUMN starred INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX requests_sweep ON requests(sweep_id, sweep_idx);
+";
+
 /// `MIGRATIONS[i]` takes version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 pub const LATEST: i64 = MIGRATIONS.len() as i64;
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 //! it knows nothing about terminals.
 
 pub mod catalog;
+pub mod contact_sheet;
 mod images;
 mod journal;
 pub mod metadata;

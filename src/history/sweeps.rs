@@ -1,0 +1,156 @@
+//! Sweeps in the store: the whole plan, kept before its first submit, and which of its points
+//! were sent (each request of a sweep carries its id and point index); stars.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::Value;
+
+use super::{History, HistoryError, JobState, now_ms};
+use crate::model::Draft;
+
+/// A sweep's plan as journaled: every point, with what is needed to send it later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepRecord {
+    pub id: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// The axes, as `[{"name": .., "values": [..]}, ..]`.
+    pub axes: Value,
+    /// How it runs (output folder, concurrency, ...), as the front end wrote it.
+    pub settings: Value,
+    pub points: Vec<SweepPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepPoint {
+    /// Axis name → value.
+    pub axes: Value,
+    pub endpoint: String,
+    pub draft: Draft,
+}
+
+/// Where a point of a sweep's plan is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointProgress {
+    /// No request of it reached fal (none recorded, or each stopped before its submit).
+    NeverSent,
+    /// Sent, and not finished yet: `kontext resume` (or the process running it) finishes it.
+    Unfinished,
+    /// Sent and finished (whatever the outcome): never sent again.
+    Finished,
+}
+
+impl History {
+    /// Journals a sweep's whole plan in one transaction.
+    pub fn record_sweep(&self, sweep: &SweepRecord) -> Result<(), HistoryError> {
+        self.write(|tx| {
+            let e = |e| self.sql_err(e);
+            tx.execute(
+                "INSERT INTO sweeps (id, created_at, axes_json, settings_json) VALUES (?1, ?2, ?3, ?4)",
+                params![sweep.id, now_ms() / 1000, sweep.axes.to_string(), sweep.settings.to_string()],
+            )
+            .map_err(e)?;
+            for (i, p) in sweep.points.iter().enumerate() {
+                let draft = serde_json::to_string(&p.draft).map_err(|x| HistoryError::Invalid(x.to_string()))?;
+                tx.execute(
+                    "INSERT INTO sweep_points (sweep, idx, axes_json, endpoint, draft_json) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![sweep.id, i as i64, p.axes.to_string(), p.endpoint, draft],
+                )
+                .map_err(e)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// A sweep by its id.
+    pub fn sweep(&self, id: &str) -> Result<SweepRecord, HistoryError> {
+        let conn = self.conn();
+        let e = |e| self.sql_err(e);
+        let head: Option<(i64, String, String)> = conn
+            .query_row("SELECT created_at, axes_json, settings_json FROM sweeps WHERE id = ?1", [id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
+            .map_err(e)?;
+        let Some((created_at, axes, settings)) = head else {
+            return Err(HistoryError::NotFound(format!("sweep {id}")));
+        };
+        let corrupt = |x: serde_json::Error| HistoryError::Corrupt(format!("sweep {id}: {x}"));
+        let mut stmt = conn
+            .prepare_cached("SELECT axes_json, endpoint, draft_json FROM sweep_points WHERE sweep = ?1 ORDER BY idx")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        let mut points = Vec::new();
+        for (axes, endpoint, draft) in rows {
+            points.push(SweepPoint {
+                axes: serde_json::from_str(&axes).map_err(corrupt)?,
+                endpoint,
+                draft: serde_json::from_str(&draft).map_err(corrupt)?,
+            });
+        }
+        Ok(SweepRecord {
+            id: id.to_string(),
+            created_at,
+            axes: serde_json::from_str(&axes).map_err(corrupt)?,
+            settings: serde_json::from_str(&settings).map_err(corrupt)?,
+            points,
+        })
+    }
+
+    /// Where each point of the sweep's plan is, by index. A request that stopped before its
+    /// submit (`kontext resume` records it as failed, nothing sent) leaves its point never sent;
+    /// any other request of a point — finished, failed after fal took it, or ambiguous — makes
+    /// it sent, so nothing is submitted twice.
+    pub fn sweep_progress(&self, id: &str, points: usize) -> Result<Vec<PointProgress>, HistoryError> {
+        let conn = self.conn();
+        let e = |e| self.sql_err(e);
+        let mut progress = vec![PointProgress::NeverSent; points];
+        let mut stmt = conn
+            .prepare_cached("SELECT sweep_idx, state, submitting_at, request_id FROM requests WHERE sweep_id = ?1")
+            .map_err(e)?;
+        let rows = stmt
+            .query_map([id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                ))
+            })
+            .map_err(e)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(e)?;
+        for (idx, state, submitting_at, request_id) in rows {
+            let Some(slot) = usize::try_from(idx).ok().and_then(|i| progress.get_mut(i)) else { continue };
+            let state = JobState::parse(&state).unwrap_or(JobState::Failed);
+            let never_sent = state == JobState::Failed && submitting_at.is_none() && request_id.is_none();
+            let this = if never_sent {
+                PointProgress::NeverSent
+            } else if state.is_final() {
+                PointProgress::Finished
+            } else {
+                PointProgress::Unfinished
+            };
+            // Unfinished outranks finished: the point is not done while one of its requests runs.
+            *slot = match (*slot, this) {
+                (PointProgress::Unfinished, _) | (_, PointProgress::Unfinished) => PointProgress::Unfinished,
+                (PointProgress::Finished, _) | (_, PointProgress::Finished) => PointProgress::Finished,
+                _ => PointProgress::NeverSent,
+            };
+        }
+        Ok(progress)
+    }
+
+    /// Stars (or unstars) a request, by its id or an unambiguous prefix.
+    pub fn set_starred(&self, id_or_prefix: &str, starred: bool) -> Result<String, HistoryError> {
+        let entry = self.get(id_or_prefix)?.entry;
+        self.write(|tx| {
+            tx.execute("UPDATE requests SET starred = ?1 WHERE id = ?2", params![starred as i64, entry.cursor.0])
+                .map_err(|e| self.sql_err(e))
+        })?;
+        Ok(entry.id)
+    }
+}
