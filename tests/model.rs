@@ -65,6 +65,16 @@ fn optional_fields_appear_when_set() {
 }
 
 #[test]
+fn a_draft_is_stored_as_one_flat_map_and_read_back() {
+    let d = example_draft().with("seed", "9").with("enhance_prompt", "true").with("num_inference_steps", "30");
+    let stored = serde_json::to_value(&d).unwrap();
+    assert_eq!(stored["seed"], json!("9"));
+    assert_eq!(stored["num_inference_steps"], json!("30"), "no separate map for other fields");
+    let back: Draft = serde_json::from_value(stored).unwrap();
+    assert_eq!(back, d);
+}
+
+#[test]
 fn validation_reports_every_problem_at_once_with_field_names() {
     let d = Draft { prompt: "   ".into(), images: vec![], ..Draft::default() }
         .with("seed", "-1")

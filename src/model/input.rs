@@ -14,9 +14,6 @@ use super::catalog::Catalog;
 use super::schema::{EndpointSchema, ImageInput};
 use super::validation::{Field, FieldError, ValidationErrors};
 
-/// The default endpoint's guidance default (the studio's form starts there; other endpoints
-/// have their own in their schema).
-pub const DEFAULT_GUIDANCE_SCALE: f64 = 3.5;
 /// fal's toolkit refuses data: URIs longer than this (fal-protocol.md §3.1).
 pub const MAX_DATA_URI_LEN: usize = 10 * 1024 * 1024;
 /// fal's toolkit refuses longer http(s) URLs (fal-protocol.md §3.1).
@@ -108,107 +105,6 @@ impl OutputFormat {
 }
 
 impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// "1" (strictest) … "6" (most permissive); fal wants it as a JSON string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SafetyTolerance(u8);
-
-impl SafetyTolerance {
-    pub const DEFAULT: SafetyTolerance = SafetyTolerance(2);
-    pub fn new(level: u8) -> Option<Self> {
-        (1..=6).contains(&level).then_some(SafetyTolerance(level))
-    }
-    pub fn level(self) -> u8 {
-        self.0
-    }
-}
-
-impl Default for SafetyTolerance {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-impl Serialize for SafetyTolerance {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for SafetyTolerance {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse::<u8>()
-            .ok()
-            .and_then(SafetyTolerance::new)
-            .ok_or_else(|| serde::de::Error::custom(format!("safety_tolerance must be \"1\"..\"6\", got {s:?}")))
-    }
-}
-
-impl fmt::Display for SafetyTolerance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AspectRatio {
-    #[serde(rename = "21:9")]
-    R21x9,
-    #[serde(rename = "16:9")]
-    R16x9,
-    #[serde(rename = "4:3")]
-    R4x3,
-    #[serde(rename = "3:2")]
-    R3x2,
-    #[serde(rename = "1:1")]
-    R1x1,
-    #[serde(rename = "2:3")]
-    R2x3,
-    #[serde(rename = "3:4")]
-    R3x4,
-    #[serde(rename = "9:16")]
-    R9x16,
-    #[serde(rename = "9:21")]
-    R9x21,
-}
-
-impl AspectRatio {
-    pub const ALL: [AspectRatio; 9] = [
-        AspectRatio::R21x9,
-        AspectRatio::R16x9,
-        AspectRatio::R4x3,
-        AspectRatio::R3x2,
-        AspectRatio::R1x1,
-        AspectRatio::R2x3,
-        AspectRatio::R3x4,
-        AspectRatio::R9x16,
-        AspectRatio::R9x21,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AspectRatio::R21x9 => "21:9",
-            AspectRatio::R16x9 => "16:9",
-            AspectRatio::R4x3 => "4:3",
-            AspectRatio::R3x2 => "3:2",
-            AspectRatio::R1x1 => "1:1",
-            AspectRatio::R2x3 => "2:3",
-            AspectRatio::R3x4 => "3:4",
-            AspectRatio::R9x16 => "9:16",
-            AspectRatio::R9x21 => "9:21",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim().replace(['x', '/'], ":");
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-impl fmt::Display for AspectRatio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
