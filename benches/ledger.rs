@@ -54,9 +54,9 @@ fn schema_path() -> Duration {
     let mut draft = Draft {
         prompt: "make it night".into(),
         images: vec!["https://v3.fal.media/files/a.png".into()],
-        num_images: Some("2".into()),
         ..Draft::default()
     };
+    draft.set("num_images", "2".into());
     draft.set("resolution_mode", "16:9".into());
     let input = draft.validate_for(dev, |_| Ok(())).unwrap();
     let wire = input.to_wire(vec!["https://v3.fal.media/files/a.png".into()]);

@@ -341,15 +341,15 @@ mod tests {
         assert!(err.contains("guidance: no endpoint has a field"), "{err}");
         // A field only [dev] has is a valid default.
         let cfg = Config::parse("[defaults]\nnum_inference_steps = 30\n").unwrap();
-        assert_eq!(cfg.default_draft().extra["num_inference_steps"], "30");
+        assert_eq!(cfg.default_draft().fields["num_inference_steps"], "30");
     }
 
     #[test]
     fn defaults_become_a_draft() {
         let cfg = Config::parse("[defaults]\nsafety_tolerance = 4\nnum_images = 2\naspect_ratio = \"16:9\"\n").unwrap();
         let d = cfg.default_draft();
-        assert_eq!(d.safety_tolerance.as_deref(), Some("4"));
-        assert_eq!(d.num_images.as_deref(), Some("2"));
-        assert_eq!(d.aspect_ratio.as_deref(), Some("16:9"));
+        assert_eq!(d.get("safety_tolerance"), Some("4"));
+        assert_eq!(d.get("num_images"), Some("2"));
+        assert_eq!(d.get("aspect_ratio"), Some("16:9"));
     }
 }

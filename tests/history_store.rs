@@ -27,7 +27,10 @@ fn png(path: &Path, w: u32, h: u32, tint: u8) {
 }
 
 fn input(prompt: &str, images: Vec<String>, seed: Option<u64>) -> ValidInput {
-    let draft = Draft { prompt: prompt.into(), images, seed: seed.map(|s| s.to_string()), ..Draft::default() };
+    let mut draft = Draft { prompt: prompt.into(), images, ..Draft::default() };
+    if let Some(seed) = seed {
+        draft.set("seed", seed.to_string());
+    }
     draft.validate(MAX_INPUT_IMAGES).unwrap()
 }
 
@@ -66,8 +69,8 @@ async fn a_run_is_journaled_completely_and_the_key_is_never_stored() {
     let h = History::open(&dir.path().join("data")).unwrap();
     let journal = h.journal();
     let mut inp = input("paint it blue", vec![local.display().to_string()], Some(42));
-    inp.num_images = 2;
-    inp.output_format = kontext::model::OutputFormat::Png;
+    inp.set("num_images", 2);
+    inp.set("output_format", "png");
     let job = JobRequest {
         naming: kontext::runner::OutputNaming::RequestId,
         endpoint: Endpoint::default(),
@@ -226,7 +229,7 @@ fn a_v1_database_with_data_migrates_to_the_latest_schema() {
     let heron = h.get("req-heron").unwrap();
     assert_eq!(heron.entry.state, JobState::Queued);
     assert_eq!((heron.entry.estimated_usd, heron.entry.billed_usd), (None, None), "an old row's cost is unknown");
-    assert_eq!(heron.input.seed, Some(8));
+    assert_eq!(heron.input.seed(), Some(8));
     assert_eq!((heron.entry.sweep_id.as_deref(), heron.entry.starred), (None, false), "an old row is in no sweep");
     // Every migration step from every earlier version gives the same schema as a fresh store.
     let fresh = tempfile::tempdir().unwrap();
@@ -240,6 +243,56 @@ fn a_v1_database_with_data_migrates_to_the_latest_schema() {
             .unwrap()
     };
     assert_eq!(schema_of(h.db_path()), schema_of(f.db_path()));
+}
+
+/// A row written before a draft's fields were one map: the stored input has the [pro] family's
+/// typed keys (`null` for not given, `false` for a switch left off) and the other fields in `extra`.
+#[test]
+fn a_row_written_with_the_old_typed_draft_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(dir.path()).unwrap();
+    let old = serde_json::json!({
+        "prompt": "a lantern in the fog",
+        "images": ["https://example.test/a.png"],
+        "seed": "11",
+        "guidance_scale": "4.5",
+        "sync_mode": false,
+        "num_images": "2",
+        "output_format": "png",
+        "safety_tolerance": null,
+        "enhance_prompt": false,
+        "aspect_ratio": null,
+        "extra": {"num_inference_steps": "30"}
+    });
+    let pro = serde_json::json!({"extra": {}, "seed": null, "enhance_prompt": true, "aspect_ratio": "16:9", "prompt": "an owl"});
+    let c = rusqlite::Connection::open(h.db_path()).unwrap();
+    for (local_id, endpoint, input) in [
+        ("oldrow0aaaaaaaa", "fal-ai/flux-kontext/dev", &old),
+        ("oldrow1aaaaaaaa", "fal-ai/flux-pro/kontext/text-to-image", &pro),
+    ] {
+        c.execute(
+            "INSERT INTO requests (local_id, endpoint, state, created_at, updated_at, prompt, num_images, input_json)
+             VALUES (?1, ?2, 'failed', 1700000000, 1700000000000, 'old', 1, ?3)",
+            rusqlite::params![local_id, endpoint, input.to_string()],
+        )
+        .unwrap();
+    }
+    let dev = h.get("oldrow0aaaaaaaa").unwrap();
+    assert_eq!(dev.input.prompt, "a lantern in the fog");
+    assert_eq!(dev.input.seed(), Some(11));
+    assert_eq!(dev.input.num_images(), 2);
+    assert_eq!(dev.input.get("guidance_scale"), Some(serde_json::json!(4.5)));
+    assert_eq!(dev.input.get("output_format"), Some(serde_json::json!("png")));
+    assert_eq!(dev.input.get("num_inference_steps"), Some(serde_json::json!(30)), "extra's fields are kept");
+    assert_eq!(dev.input.get("sync_mode"), Some(serde_json::json!(false)), "a switch left off is the default");
+    let rerun = dev.to_draft();
+    assert_eq!(rerun.get("seed"), Some("11"));
+    assert_eq!(rerun.images, ["https://example.test/a.png"]);
+    let t2i = h.get("oldrow1aaaaaaaa").unwrap();
+    assert_eq!(t2i.input.seed(), None, "a null seed is no seed");
+    assert_eq!(t2i.input.get("enhance_prompt"), Some(serde_json::json!(true)));
+    assert_eq!(t2i.input.get("aspect_ratio"), Some(serde_json::json!("16:9")));
+    assert_eq!(t2i.input.get("safety_tolerance"), Some(serde_json::json!("2")), "its default");
 }
 
 #[test]

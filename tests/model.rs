@@ -49,11 +49,11 @@ fn golden_seed_doc_input_example() {
 
 #[test]
 fn optional_fields_appear_when_set() {
-    let mut d = example_draft();
-    d.seed = Some("18446744073709551615".into());
-    d.aspect_ratio = Some("16:9".into());
-    d.safety_tolerance = Some("6".into());
-    d.output_format = Some("PNG".into());
+    let d = example_draft()
+        .with("seed", "18446744073709551615")
+        .with("aspect_ratio", "16:9")
+        .with("safety_tolerance", "6")
+        .with("output_format", "PNG");
     let v = serde_json::to_value(wire(&d)).unwrap();
     assert_eq!(v["seed"], json!(18446744073709551615u64));
     assert_eq!(v["aspect_ratio"], json!("16:9"));
@@ -65,18 +65,24 @@ fn optional_fields_appear_when_set() {
 }
 
 #[test]
+fn a_draft_is_stored_as_one_flat_map_and_read_back() {
+    let d = example_draft().with("seed", "9").with("enhance_prompt", "true").with("num_inference_steps", "30");
+    let stored = serde_json::to_value(&d).unwrap();
+    assert_eq!(stored["seed"], json!("9"));
+    assert_eq!(stored["num_inference_steps"], json!("30"), "no separate map for other fields");
+    let back: Draft = serde_json::from_value(stored).unwrap();
+    assert_eq!(back, d);
+}
+
+#[test]
 fn validation_reports_every_problem_at_once_with_field_names() {
-    let d = Draft {
-        prompt: "   ".into(),
-        images: vec![],
-        seed: Some("-1".into()),
-        guidance_scale: Some("25".into()),
-        num_images: Some("5".into()),
-        output_format: Some("gif".into()),
-        safety_tolerance: Some("7".into()),
-        aspect_ratio: Some("5:4".into()),
-        ..Draft::default()
-    };
+    let d = Draft { prompt: "   ".into(), images: vec![], ..Draft::default() }
+        .with("seed", "-1")
+        .with("guidance_scale", "25")
+        .with("num_images", "5")
+        .with("output_format", "gif")
+        .with("safety_tolerance", "7")
+        .with("aspect_ratio", "5:4");
     let errors = d.validate(4).unwrap_err();
     let fields: Vec<Field> = errors.0.iter().map(|e| e.field).collect();
     assert_eq!(
@@ -102,15 +108,15 @@ fn validation_reports_every_problem_at_once_with_field_names() {
 #[test]
 fn numbers_at_the_edges() {
     for (g, ok) in [("1", true), ("20", true), ("0.99", false), ("20.01", false), ("NaN", false), ("inf", false)] {
-        let d = Draft { guidance_scale: Some(g.into()), ..example_draft() };
+        let d = example_draft().with("guidance_scale", g);
         assert_eq!(d.validate(4).is_ok(), ok, "guidance {g}");
     }
     for (n, ok) in [("1", true), ("4", true), ("0", false), ("2.5", false)] {
-        let d = Draft { num_images: Some(n.into()), ..example_draft() };
+        let d = example_draft().with("num_images", n);
         assert_eq!(d.validate(4).is_ok(), ok, "num_images {n}");
     }
-    let d = Draft { aspect_ratio: Some("auto".into()), ..example_draft() };
-    assert_eq!(d.validate(4).unwrap().aspect_ratio, None);
+    let d = example_draft().with("aspect_ratio", "auto");
+    assert_eq!(d.validate(4).unwrap().get("aspect_ratio"), None);
 }
 
 #[test]

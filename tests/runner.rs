@@ -26,7 +26,7 @@ fn png(path: &Path, w: u32, h: u32) -> u64 {
 }
 
 fn job(images: Vec<String>, out: &Path, threshold: u64) -> JobRequest {
-    let draft = Draft { prompt: "swap the colours".into(), images, num_images: Some("2".into()), ..Draft::default() };
+    let draft = Draft { prompt: "swap the colours".into(), images, ..Draft::default() }.with("num_images", "2");
     JobRequest {
         naming: kontext::runner::OutputNaming::RequestId,
         endpoint: Endpoint::default(),

@@ -200,9 +200,7 @@ fn a_history_entry_loads_into_the_editor_and_reruns() {
         draft: Draft {
             prompt: "old prompt".into(),
             images: vec!["https://a/b.png".into()],
-            seed: Some("5".into()),
-            output_format: Some("png".into()),
-            ..Draft::default()
+            fields: [("seed", "5"), ("output_format", "png")].map(|(n, v)| (n.to_string(), v.to_string())).into(),
         },
         outputs: vec![],
         endpoint: "fal-ai/flux-pro/kontext/multi".into(),
@@ -218,7 +216,7 @@ fn a_history_entry_loads_into_the_editor_and_reruns() {
     let effects =
         a.update(Message::HistoryDetail(Box::new(HistoryDetailView { purpose: DetailPurpose::Rerun, ..detail })));
     let [Effect::Submit { input, .. }] = effects.as_slice() else { panic!("{effects:?}") };
-    assert_eq!((input.seed, input.output_format.as_str()), (Some(5), "png"));
+    assert_eq!((input.seed(), input.output_format().as_str()), (Some(5), "png"));
 }
 
 #[test]
@@ -227,7 +225,11 @@ fn a_history_entry_of_another_endpoint_loads_that_endpoint_and_reruns_there() {
     let detail = HistoryDetailView {
         id: "abc".into(),
         request_id: Some("req".into()),
-        draft: Draft { prompt: "a red fox".into(), num_images: Some("2".into()), ..Draft::default() },
+        draft: Draft {
+            prompt: "a red fox".into(),
+            fields: [("num_images".to_string(), "2".to_string())].into(),
+            ..Draft::default()
+        },
         outputs: vec![],
         endpoint: "fal-ai/flux-pro/kontext/max/text-to-image".into(),
         estimated_usd: Some(0.16),
@@ -240,7 +242,7 @@ fn a_history_entry_of_another_endpoint_loads_that_endpoint_and_reruns_there() {
     assert_eq!(a.images().limit(), 0, "the image list follows the endpoint");
     let [Effect::Submit { input, estimate, .. }] = effects.as_slice() else { panic!("{effects:?}") };
     assert_eq!(input.endpoint_id(), "fal-ai/flux-pro/kontext/max/text-to-image");
-    assert_eq!((input.num_images, estimate.usd), (2, Some(0.16)), "the same request, the same estimate");
+    assert_eq!((input.num_images(), estimate.usd), (2, Some(0.16)), "the same request, the same estimate");
 }
 
 #[test]
@@ -425,7 +427,7 @@ fn rerunning_a_job_sends_that_jobs_own_request() {
     let effects = key(&mut a, KeyCode::Char('r'));
     let [Effect::Submit { input, .. }] = effects.as_slice() else { panic!("{effects:?}") };
     assert_eq!(input.prompt, "first");
-    assert_eq!(input.num_images, 2);
+    assert_eq!(input.num_images(), 2);
     assert!(
         matches!(&input.images[0], kontext::model::ImageSource::DataUri(d) if d.ends_with("ggg==")),
         "{:?}",

@@ -133,7 +133,7 @@ pub async fn history(args: HistoryArgs, locations: &Locations) -> u8 {
             let mut draft = detail.to_draft();
             // The seed it was made with, so the same request gives the same image.
             if let Some(seed) = detail.entry.seed {
-                draft.seed = Some(seed.to_string());
+                draft.set("seed", seed.to_string());
             }
             drop(h);
             let base = BaseRequest { draft, endpoint: Some(detail.entry.endpoint.clone()) };

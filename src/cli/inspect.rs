@@ -69,7 +69,9 @@ pub fn draft_from_file(file: &Path, locations: &Locations) -> Result<BaseRequest
         && let Ok(detail) = history.get(&meta.request_id)
     {
         let mut draft = detail.to_draft();
-        draft.seed = meta.seed.map(|s| s.to_string()).or(draft.seed);
+        if let Some(seed) = meta.seed {
+            draft.set("seed", seed.to_string());
+        }
         return Ok(BaseRequest { draft, endpoint: Some(meta.endpoint) });
     }
     if let Some(i) = meta.image_urls.iter().position(|u| metadata::is_omitted_data_uri(u)) {
@@ -79,19 +81,8 @@ pub fn draft_from_file(file: &Path, locations: &Locations) -> Result<BaseRequest
             meta.request_id
         ));
     }
-    let mut draft = Draft {
-        prompt: meta.prompt,
-        images: meta.image_urls,
-        seed: meta.seed.map(|s| s.to_string()),
-        guidance_scale: meta.guidance_scale.map(|g| g.to_string()),
-        num_images: meta.num_images.map(|n| n.to_string()),
-        output_format: Some(meta.output_format),
-        safety_tolerance: meta.safety_tolerance,
-        enhance_prompt: meta.enhance_prompt.unwrap_or(false),
-        aspect_ratio: meta.aspect_ratio,
-        ..Draft::default()
-    };
-    for (name, v) in meta.other {
+    let mut draft = Draft { images: meta.image_urls.clone(), ..Draft::default() };
+    for (name, v) in meta.sent_values() {
         draft.set(&name, crate::model::value_text(&v));
     }
     Ok(BaseRequest { draft, endpoint: Some(meta.endpoint) })

@@ -14,9 +14,6 @@ use super::catalog::Catalog;
 use super::schema::{EndpointSchema, ImageInput};
 use super::validation::{Field, FieldError, ValidationErrors};
 
-/// The default endpoint's guidance default (the studio's form starts there; other endpoints
-/// have their own in their schema).
-pub const DEFAULT_GUIDANCE_SCALE: f64 = 3.5;
 /// fal's toolkit refuses data: URIs longer than this (fal-protocol.md §3.1).
 pub const MAX_DATA_URI_LEN: usize = 10 * 1024 * 1024;
 /// fal's toolkit refuses longer http(s) URLs (fal-protocol.md §3.1).
@@ -51,14 +48,14 @@ impl KontextInput {
         self.get("prompt").and_then(Value::as_str).unwrap_or("")
     }
     pub fn seed(&self) -> Option<u64> {
-        self.get("seed").and_then(Value::as_u64)
+        seed_of(&self.0)
     }
     /// How many images were asked for (fal's default, 1, when the endpoint has no such field).
     pub fn num_images(&self) -> u8 {
-        self.get("num_images").and_then(Value::as_u64).map(|n| n.clamp(1, 255) as u8).unwrap_or(1)
+        num_images_of(&self.0)
     }
     pub fn output_format(&self) -> OutputFormat {
-        self.get("output_format").and_then(Value::as_str).and_then(OutputFormat::parse).unwrap_or_default()
+        output_format_of(&self.0)
     }
     pub fn guidance_scale(&self) -> Option<f64> {
         self.get("guidance_scale").and_then(Value::as_f64)
@@ -113,107 +110,6 @@ impl fmt::Display for OutputFormat {
     }
 }
 
-/// "1" (strictest) … "6" (most permissive); fal wants it as a JSON string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SafetyTolerance(u8);
-
-impl SafetyTolerance {
-    pub const DEFAULT: SafetyTolerance = SafetyTolerance(2);
-    pub fn new(level: u8) -> Option<Self> {
-        (1..=6).contains(&level).then_some(SafetyTolerance(level))
-    }
-    pub fn level(self) -> u8 {
-        self.0
-    }
-}
-
-impl Default for SafetyTolerance {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-impl Serialize for SafetyTolerance {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0.to_string())
-    }
-}
-
-impl<'de> Deserialize<'de> for SafetyTolerance {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse::<u8>()
-            .ok()
-            .and_then(SafetyTolerance::new)
-            .ok_or_else(|| serde::de::Error::custom(format!("safety_tolerance must be \"1\"..\"6\", got {s:?}")))
-    }
-}
-
-impl fmt::Display for SafetyTolerance {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AspectRatio {
-    #[serde(rename = "21:9")]
-    R21x9,
-    #[serde(rename = "16:9")]
-    R16x9,
-    #[serde(rename = "4:3")]
-    R4x3,
-    #[serde(rename = "3:2")]
-    R3x2,
-    #[serde(rename = "1:1")]
-    R1x1,
-    #[serde(rename = "2:3")]
-    R2x3,
-    #[serde(rename = "3:4")]
-    R3x4,
-    #[serde(rename = "9:16")]
-    R9x16,
-    #[serde(rename = "9:21")]
-    R9x21,
-}
-
-impl AspectRatio {
-    pub const ALL: [AspectRatio; 9] = [
-        AspectRatio::R21x9,
-        AspectRatio::R16x9,
-        AspectRatio::R4x3,
-        AspectRatio::R3x2,
-        AspectRatio::R1x1,
-        AspectRatio::R2x3,
-        AspectRatio::R3x4,
-        AspectRatio::R9x16,
-        AspectRatio::R9x21,
-    ];
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AspectRatio::R21x9 => "21:9",
-            AspectRatio::R16x9 => "16:9",
-            AspectRatio::R4x3 => "4:3",
-            AspectRatio::R3x2 => "3:2",
-            AspectRatio::R1x1 => "1:1",
-            AspectRatio::R2x3 => "2:3",
-            AspectRatio::R3x4 => "3:4",
-            AspectRatio::R9x16 => "9:16",
-            AspectRatio::R9x21 => "9:21",
-        }
-    }
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim().replace(['x', '/'], ":");
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-}
-
-impl fmt::Display for AspectRatio {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Where an input image comes from, as the user named it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageSource {
@@ -255,43 +151,53 @@ impl ImageSource {
 }
 
 /// What a person asked for, before validation: free text where a typo is possible, so that every
-/// problem can be reported at once instead of stopping at the first.
+/// problem can be reported at once instead of stopping at the first. The endpoint's fields are
+/// one map by their schema names (the endpoint descriptions are the only list of them).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, from = "StoredDraft")]
 pub struct Draft {
     pub prompt: String,
     pub images: Vec<String>,
-    pub seed: Option<String>,
-    pub guidance_scale: Option<String>,
-    pub sync_mode: bool,
-    pub num_images: Option<String>,
-    pub output_format: Option<String>,
-    pub safety_tolerance: Option<String>,
-    pub enhance_prompt: bool,
-    pub aspect_ratio: Option<String>,
-    /// Every other field of the endpoint, by name, as typed (`--set name=value`).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra: BTreeMap<String, String>,
+    /// Every other field of the endpoint, by its wire name, as typed (`--set name=value`).
+    #[serde(flatten)]
+    pub fields: BTreeMap<String, String>,
 }
 
-/// A validated request whose images may still be local files. The typed fields are the
-/// [pro] family's (kept for the studio); `extra` holds the endpoint's other fields; the
-/// schema decides which of them are sent ([`ValidInput::to_wire`]).
+/// A draft as the history stores it: today's flat map of texts, or a row written before the
+/// fields were one map (typed keys such as `"seed": null`, `"sync_mode": false`, and `extra`).
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct StoredDraft {
+    prompt: String,
+    images: Vec<String>,
+    extra: BTreeMap<String, String>,
+    #[serde(flatten)]
+    rest: BTreeMap<String, Value>,
+}
+
+impl From<StoredDraft> for Draft {
+    fn from(stored: StoredDraft) -> Draft {
+        // An old row's `null` was "not given" and its `false` the default, so neither is a value.
+        let given = stored.rest.into_iter().filter_map(|(name, v)| match v {
+            Value::Null | Value::Bool(false) => None,
+            v => Some((name, value_text(&v))),
+        });
+        let mut fields: BTreeMap<String, String> = given.collect();
+        fields.extend(stored.extra);
+        Draft { prompt: stored.prompt, images: stored.images, fields }
+    }
+}
+
+/// A validated request whose images may still be local files: the endpoint's schema, the
+/// prompt, the images and the validated values of its other fields (the wire JSON's, defaults
+/// included), which [`ValidInput::to_wire`] sends.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidInput {
     pub schema: Arc<EndpointSchema>,
     pub prompt: String,
     pub images: Vec<ImageSource>,
-    pub seed: Option<u64>,
-    pub guidance_scale: f64,
-    pub sync_mode: bool,
-    pub num_images: u8,
-    pub output_format: OutputFormat,
-    pub safety_tolerance: SafetyTolerance,
-    pub enhance_prompt: bool,
-    pub aspect_ratio: Option<AspectRatio>,
-    /// The endpoint's other fields, validated.
-    pub extra: Map<String, Value>,
+    /// The endpoint's other fields as they will be sent, by wire name.
+    pub values: Map<String, Value>,
 }
 
 impl ValidInput {
@@ -300,25 +206,35 @@ impl ValidInput {
         &self.schema.endpoint_id
     }
 
-    /// The value of one field as it will be sent, if it is sent.
-    fn value_of(&self, name: &str) -> Option<Value> {
+    /// One field's value as it will be sent (the prompt too), if it is sent.
+    pub fn get(&self, name: &str) -> Option<Value> {
         match name {
             "prompt" => Some(Value::from(self.prompt.clone())),
-            "seed" => self.seed.map(Value::from),
-            "guidance_scale" => Some(Value::from(self.guidance_scale)),
-            "sync_mode" => Some(Value::from(self.sync_mode)),
-            "num_images" => Some(Value::from(self.num_images)),
-            "output_format" => Some(Value::from(self.output_format.as_str())),
-            "safety_tolerance" => Some(Value::from(self.safety_tolerance.to_string())),
-            "enhance_prompt" => Some(Value::from(self.enhance_prompt)),
-            "aspect_ratio" => self.aspect_ratio.map(|a| Value::from(a.as_str())),
-            other => self.extra.get(other).cloned(),
+            other => self.values.get(other).cloned(),
         }
+    }
+
+    /// Sets one field's value (tests and tools that send what validation would refuse).
+    pub fn set(&mut self, name: &str, value: impl Into<Value>) {
+        self.values.insert(name.to_string(), value.into());
+    }
+
+    pub fn seed(&self) -> Option<u64> {
+        seed_of(&self.values)
+    }
+
+    /// How many images were asked for (fal's default, 1, when the endpoint has no such field).
+    pub fn num_images(&self) -> u8 {
+        num_images_of(&self.values)
+    }
+
+    pub fn output_format(&self) -> OutputFormat {
+        output_format_of(&self.values)
     }
 
     /// Every field the endpoint has, in its order, as it will be sent (images aside).
     pub fn body(&self) -> Map<String, Value> {
-        self.schema.fields.iter().filter_map(|f| self.value_of(&f.name).map(|v| (f.name.clone(), v))).collect()
+        self.schema.fields.iter().filter_map(|f| self.get(&f.name).map(|v| (f.name.clone(), v))).collect()
     }
 
     /// The wire form, once every image has a URL fal can read.
@@ -345,75 +261,56 @@ impl ValidInput {
         d
     }
 
-    fn from_body(schema: Arc<EndpointSchema>, mut body: Map<String, Value>, images: Vec<ImageSource>) -> ValidInput {
-        let mut take = |name: &str| body.remove(name);
-        let prompt = take("prompt").and_then(|v| v.as_str().map(|s| s.trim().to_string())).unwrap_or_default();
-        let seed = take("seed").and_then(|v| v.as_u64());
-        let guidance_scale = take("guidance_scale").and_then(|v| v.as_f64()).unwrap_or(DEFAULT_GUIDANCE_SCALE);
-        let sync_mode = take("sync_mode").and_then(|v| v.as_bool()).unwrap_or(false);
-        let num_images = take("num_images").and_then(|v| v.as_u64()).map(|n| n.clamp(1, 255) as u8).unwrap_or(1);
-        let output_format =
-            take("output_format").and_then(|v| v.as_str().and_then(OutputFormat::parse)).unwrap_or_default();
-        let safety_tolerance = take("safety_tolerance")
-            .and_then(|v| v.as_str().and_then(|s| s.parse::<u8>().ok()).and_then(SafetyTolerance::new))
-            .unwrap_or_default();
-        let enhance_prompt = take("enhance_prompt").and_then(|v| v.as_bool()).unwrap_or(false);
-        let aspect_ratio = take("aspect_ratio").and_then(|v| v.as_str().and_then(AspectRatio::parse));
-        ValidInput {
-            schema,
-            prompt,
-            images,
-            seed,
-            guidance_scale,
-            sync_mode,
-            num_images,
-            output_format,
-            safety_tolerance,
-            enhance_prompt,
-            aspect_ratio,
-            extra: body,
-        }
+    fn from_body(schema: Arc<EndpointSchema>, mut values: Map<String, Value>, images: Vec<ImageSource>) -> ValidInput {
+        let prompt = values.remove("prompt").and_then(|v| v.as_str().map(|s| s.trim().to_string())).unwrap_or_default();
+        ValidInput { schema, prompt, images, values }
     }
 }
 
+fn seed_of(values: &Map<String, Value>) -> Option<u64> {
+    values.get("seed").and_then(Value::as_u64)
+}
+
+fn output_format_of(values: &Map<String, Value>) -> OutputFormat {
+    values.get("output_format").and_then(Value::as_str).and_then(OutputFormat::parse).unwrap_or_default()
+}
+
+fn num_images_of(values: &Map<String, Value>) -> u8 {
+    values.get("num_images").and_then(Value::as_u64).map(|n| n.clamp(1, 255) as u8).unwrap_or(1)
+}
+
 impl Draft {
-    /// Sets a field by its wire name (a typed field, or one of `extra`).
+    /// Sets a field by its wire name.
     pub fn set(&mut self, name: &str, text: String) {
-        let on = || matches!(text.trim().to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1");
         match name {
             "prompt" => self.prompt = text,
-            "seed" => self.seed = Some(text),
-            "guidance_scale" => self.guidance_scale = Some(text),
-            "sync_mode" => self.sync_mode = on(),
-            "num_images" => self.num_images = Some(text),
-            "output_format" => self.output_format = Some(text),
-            "safety_tolerance" => self.safety_tolerance = Some(text),
-            "enhance_prompt" => self.enhance_prompt = on(),
-            "aspect_ratio" => self.aspect_ratio = Some(text),
             other => {
-                self.extra.insert(other.to_string(), text);
+                self.fields.insert(other.to_string(), text);
             }
         }
     }
 
-    /// Every field set, by wire name, as text (a bool only when on: off is the default).
+    /// This draft with one field set (see [`Draft::set`]).
+    pub fn with(mut self, name: &str, text: impl Into<String>) -> Draft {
+        self.set(name, text.into());
+        self
+    }
+
+    /// One field's text as typed, if given.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        match name {
+            "prompt" => Some(self.prompt.as_str()),
+            other => self.fields.get(other).map(String::as_str),
+        }
+    }
+
+    /// Every field given, by wire name, as text (the prompt too; blank ones are left out).
     pub fn values(&self) -> BTreeMap<String, String> {
-        let mut v = self.extra.clone();
-        let mut put = |name: &str, text: Option<&String>| {
-            if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
-                v.insert(name.to_string(), t.clone());
-            }
-        };
-        put("prompt", Some(&self.prompt));
-        put("seed", self.seed.as_ref());
-        put("guidance_scale", self.guidance_scale.as_ref());
-        put("num_images", self.num_images.as_ref());
-        put("output_format", self.output_format.as_ref());
-        put("safety_tolerance", self.safety_tolerance.as_ref());
-        put("aspect_ratio", self.aspect_ratio.as_ref());
-        let yes = "true".to_string();
-        put("sync_mode", self.sync_mode.then_some(&yes));
-        put("enhance_prompt", self.enhance_prompt.then_some(&yes));
+        let mut v: BTreeMap<String, String> =
+            self.fields.iter().filter(|(_, t)| !t.trim().is_empty()).map(|(n, t)| (n.clone(), t.clone())).collect();
+        if !self.prompt.trim().is_empty() {
+            v.insert("prompt".into(), self.prompt.clone());
+        }
         v
     }
 

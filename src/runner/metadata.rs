@@ -84,6 +84,27 @@ impl ImageMetadata {
         }
     }
 
+    /// The request's fields as sent (images aside), by wire name: what [`ImageMetadata::new`]
+    /// recorded, for making the request again.
+    pub fn sent_values(&self) -> Map<String, Value> {
+        let mut v = Map::new();
+        v.insert("prompt".into(), Value::from(self.prompt.clone()));
+        let mut put = |name: &str, value: Option<Value>| {
+            if let Some(value) = value {
+                v.insert(name.to_string(), value);
+            }
+        };
+        put("seed", self.seed.map(Value::from));
+        put("guidance_scale", self.guidance_scale.map(Value::from));
+        put("num_images", self.num_images.map(Value::from));
+        put("output_format", Some(Value::from(self.output_format.clone())));
+        put("safety_tolerance", self.safety_tolerance.clone().map(Value::from));
+        put("enhance_prompt", self.enhance_prompt.filter(|on| *on).map(Value::from));
+        put("aspect_ratio", self.aspect_ratio.clone().map(Value::from));
+        v.extend(self.other.clone());
+        v
+    }
+
     /// Every field as text, in a fixed order (for display and PNG chunks).
     pub fn fields(&self) -> Vec<(&'static str, String)> {
         let mut f = vec![
