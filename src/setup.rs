@@ -71,17 +71,14 @@ pub fn check_writable_dir(dir: &Path, what: &str) -> Result<(), String> {
         }
         Err(e) => return Err(format!("{what} {shown} cannot be used: {e}")),
     }
-    let probe = tempfile::Builder::new()
-        .prefix(".kontext-write-check")
-        .tempfile_in(dir)
-        .map_err(|e| format!("{what} {shown} is not writable: {e}"))?;
+    // An unnamed file (O_TMPFILE on Linux; elsewhere created and unlinked at once), so a
+    // process killed here leaves nothing behind in the user's folder.
+    let mut file = tempfile::tempfile_in(dir).map_err(|e| format!("{what} {shown} is not writable: {e}"))?;
     // Writing a byte (and syncing it) finds a full disk too, not only a missing permission.
     use std::io::Write;
-    let mut file = probe.as_file();
     file.write_all(b"k")
         .and_then(|()| file.sync_all())
         .map_err(|e| format!("{what} {shown} cannot be written to: {e}"))?;
-    probe.close().map_err(|e| format!("{what} {shown}: a test file could not be removed: {e}"))?;
     Ok(())
 }
 
