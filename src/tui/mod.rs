@@ -180,7 +180,6 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> Result<u8, Startup
         crate::history::History::open(&locations.data_dir()).map_err(|e| StartupError::Failed(e.to_string()))?;
     let services = Services {
         client: connection.client.clone(),
-        endpoint: connection.endpoint.clone(),
         out_dir,
         naming: crate::runner::OutputNaming::Readable,
         history,

@@ -29,7 +29,6 @@ use crate::runner::{JobError, JobRequest, OutputNaming, run_job};
 /// What the effects need: the job runner and the history store. No HTTP or SQL lives here.
 pub struct Services {
     pub client: FalClient,
-    pub endpoint: Endpoint,
     pub out_dir: PathBuf,
     /// What the output files are called in `out_dir`.
     pub naming: OutputNaming,
