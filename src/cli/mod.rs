@@ -11,8 +11,6 @@ mod run;
 mod spend;
 mod sweep;
 mod sweep_continue;
-mod sweep_grid;
-mod sweep_plan;
 mod sweep_progress;
 
 use std::path::PathBuf;

@@ -13,10 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::exit;
 use super::run::RunArgs;
-use super::sweep_plan::{self, Axis, AxisFlags, AxisKind, Planned, Point, SweepToRun};
 use super::sweep_progress::{Ended, SweepProgress};
 use crate::fal::FollowMode;
 use crate::model::cost::{BudgetCaps, Estimate};
+use crate::model::sweep::{self as sweep_plan, Axis, AxisFlags, AxisKind, Planned, Point, SweepToRun};
 use crate::model::{Draft, ValidInput};
 use crate::runner::{DEFAULT_DATA_URI_THRESHOLD, JobOutcome, JobRequest, OutputNaming, run_job};
 use crate::sanitize::one_line;
@@ -207,7 +207,12 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
     };
     // The whole plan is journaled before its first submit.
     if args.continue_id.is_none()
-        && let Err(e) = history.record_sweep(&sweep_record(&sweep, &settings, args.concurrency))
+        && let Err(e) = history.record_sweep(&crate::history::SweepRecord::of_plan(
+            &sweep.id,
+            &sweep.axes,
+            &sweep.plan,
+            json!({"out_dir": settings.out_dir, "concurrency": args.concurrency}),
+        ))
     {
         eprintln!("kontext: {e}\nkontext: nothing was sent; fix the history (or give another --data-dir) and retry");
         return exit::FAILURE;
@@ -239,7 +244,8 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
                 .collect();
             let (path, axes) = (path.clone(), sweep.axes.clone());
             let made =
-                tokio::task::spawn_blocking(move || super::sweep_grid::write_grids(&path, &axes, &outputs)).await;
+                tokio::task::spawn_blocking(move || crate::runner::sweep_grid::write_grids(&path, &axes, &outputs))
+                    .await;
             match made {
                 Ok(Ok(paths)) => {
                     for p in &paths {
@@ -303,29 +309,6 @@ fn new_plan(
     // Short, like a history id, and as unlikely to repeat.
     let id: String = uuid::Uuid::new_v4().simple().to_string().chars().take(10).collect();
     Ok(SweepToRun { id, axes, out_dir: args.out.clone(), plan })
-}
-
-fn sweep_record(sweep: &SweepToRun, settings: &RunSettings, concurrency: u16) -> crate::history::SweepRecord {
-    let axes = sweep.axes.iter().map(|a| json!({"name": a.kind.name(), "values": a.values})).collect();
-    let points = sweep
-        .plan
-        .iter()
-        .map(|p| crate::history::SweepPoint {
-            axes: axis_values(&p.point),
-            endpoint: p.input.endpoint_id().to_string(),
-            draft: p.input.to_draft(),
-        })
-        .collect();
-    crate::history::SweepRecord {
-        id: sweep.id.clone(),
-        created_at: 0,
-        axes: Value::Array(axes),
-        settings: json!({
-            "out_dir": settings.out_dir,
-            "concurrency": concurrency,
-        }),
-        points,
-    }
 }
 
 /// The request of one point, validated for its endpoint; errors as lines naming the field.
@@ -410,7 +393,7 @@ fn print_plan_dry(axes: &[Axis], plan: &[Planned], total: Option<f64>, as_json: 
             .iter()
             .map(|p| {
                 json!({
-                    "axes": axis_values(&p.point),
+                    "axes": p.point.to_json(),
                     "endpoint": p.input.endpoint_id(),
                     "cost": super::cost::cost_json(&p.estimate, None),
                 })
@@ -425,10 +408,6 @@ fn print_plan_dry(axes: &[Axis], plan: &[Planned], total: Option<f64>, as_json: 
         }
     }
     eprintln!("kontext: --dry-run: nothing was sent");
-}
-
-pub(super) fn axis_values(point: &Point) -> Value {
-    Value::Object(point.values.iter().map(|(k, v)| (k.name().to_string(), Value::String(v.clone()))).collect())
 }
 
 struct RunSettings {
@@ -531,7 +510,7 @@ fn report(sweep_id: &str, results: &[Finished], grids: &[PathBuf], as_json: bool
                     }
                 }
                 requests.push(json!({
-                    "axes": axis_values(&f.point),
+                    "axes": f.point.to_json(),
                     "id": f.history_id,
                     "request_id": o.handle.request_id,
                     "endpoint": o.handle.endpoint,
@@ -551,7 +530,7 @@ fn report(sweep_id: &str, results: &[Finished], grids: &[PathBuf], as_json: bool
                     code = failed;
                 }
                 requests.push(json!({
-                    "axes": axis_values(&f.point),
+                    "axes": f.point.to_json(),
                     "id": f.history_id,
                     "error": e.to_string(),
                 }));

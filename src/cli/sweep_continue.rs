@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use super::exit;
-use super::sweep_plan::{Axis, AxisKind, Planned, Point, SweepToRun};
 use crate::history::{History, PointProgress};
+use crate::model::sweep::{Axis, Planned, SweepToRun};
 use crate::sanitize::one_line;
 
 pub(super) fn remaining(history: &History, id: &str, catalog: &crate::model::Catalog) -> Result<SweepToRun, u8> {
@@ -19,16 +19,7 @@ pub(super) fn remaining(history: &History, id: &str, catalog: &crate::model::Cat
         eprintln!("kontext: {}", one_line(&e.to_string()));
         exit::FAILURE
     })?;
-    let axes: Vec<Axis> = record
-        .axes
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|a| Axis {
-            kind: AxisKind::from_name(a["name"].as_str().unwrap_or_default()),
-            values: a["values"].as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect(),
-        })
-        .collect();
+    let axes: Vec<Axis> = record.axis_list();
     let count = |which: PointProgress| progress.iter().filter(|p| **p == which).count();
     let (finished, unfinished) = (count(PointProgress::Finished), count(PointProgress::Unfinished));
     eprintln!(
@@ -48,14 +39,7 @@ pub(super) fn remaining(history: &History, id: &str, catalog: &crate::model::Cat
         if *state != PointProgress::NeverSent {
             continue;
         }
-        let values = point
-            .axes
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (AxisKind::from_name(k), v.as_str().unwrap_or_default().to_string()))
-            .collect();
-        let point_of_plan = Point { values };
+        let point_of_plan = point.point();
         let input = catalog
             .require(&point.endpoint)
             .map_err(|m| m.to_string())

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::{History, HistoryError, JobState, now_ms};
 use crate::model::Draft;
+use crate::model::sweep::{Axis, AxisKind, Planned, Point};
 
 /// A sweep's plan as journaled: every point, with what is needed to send it later.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +19,54 @@ pub struct SweepRecord {
     /// How it runs (output folder, concurrency, ...), as the front end wrote it.
     pub settings: Value,
     pub points: Vec<SweepPoint>,
+}
+
+impl SweepRecord {
+    /// The record of a plan about to be sent (`created_at` is set when it is kept).
+    pub fn of_plan(id: &str, axes: &[Axis], plan: &[Planned], settings: Value) -> SweepRecord {
+        let axes = axes.iter().map(|a| serde_json::json!({"name": a.kind.name(), "values": a.values})).collect();
+        let points = plan
+            .iter()
+            .map(|p| SweepPoint {
+                axes: p.point.to_json(),
+                endpoint: p.input.endpoint_id().to_string(),
+                draft: p.input.to_draft(),
+            })
+            .collect();
+        SweepRecord { id: id.to_string(), created_at: 0, axes: Value::Array(axes), settings, points }
+    }
+
+    /// The axes as kept (a value that is not text is dropped, as the plan never writes one).
+    pub fn axis_list(&self) -> Vec<Axis> {
+        self.axes
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| Axis {
+                kind: AxisKind::from_name(a["name"].as_str().unwrap_or_default()),
+                values: a["values"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
+impl SweepPoint {
+    /// The point's axis values, in the order kept.
+    pub fn point(&self) -> Point {
+        let values = self
+            .axes
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (AxisKind::from_name(k), v.as_str().unwrap_or_default().to_string()))
+            .collect();
+        Point { values }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,6 +7,7 @@ mod endpoint;
 mod input;
 mod output;
 pub mod schema;
+pub mod sweep;
 mod validation;
 
 pub use catalog::Catalog;

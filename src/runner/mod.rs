@@ -9,6 +9,7 @@ mod images;
 mod journal;
 pub mod metadata;
 mod naming;
+pub mod sweep_grid;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -195,6 +195,10 @@ impl App {
                 if accepted { vec![PaneEvent::Run(self.history.reload())] } else { Vec::new() }
             }
             Message::JobFinished { id, outcome } => self.on_job_finished(id, *outcome),
+            Message::JobRecorded { id, history_id } => {
+                self.jobs.set_history_id(id, history_id);
+                Vec::new()
+            }
             Message::History { filter, rows } => {
                 self.history.on_listing(filter, rows);
                 Vec::new()

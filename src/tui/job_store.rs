@@ -8,6 +8,7 @@ use super::context::cost_text;
 use super::form::endpoint_short;
 use super::message::{JobFinish, JobId, Notice};
 use crate::model::cost::Estimate;
+use crate::model::sweep::{Axis, GridAxes, Point};
 use crate::model::{Draft, FieldError, ImageSource, ValidInput};
 use crate::runner::{JobEvent, SavedImage};
 use crate::sanitize::one_line;
@@ -80,6 +81,12 @@ pub struct JobView {
     pub estimate: Option<Estimate>,
     /// What fal billed: units (`x-fal-billable-units`) × the estimate's unit price.
     pub billed_usd: Option<f64>,
+    /// Its id in the history (what `kontext history` and a star name), once journaled.
+    pub history_id: Option<String>,
+    /// The sweep it is a point of (the sweep's id), if any.
+    pub sweep: Option<String>,
+    /// Marked a keeper (`s`); kept in the history.
+    pub starred: bool,
 }
 
 impl JobView {
@@ -102,6 +109,9 @@ impl JobView {
             endpoint_id: input.endpoint_id().to_string(),
             estimate: None,
             billed_usd: None,
+            history_id: None,
+            sweep: None,
+            starred: false,
         }
     }
 
@@ -120,6 +130,85 @@ impl JobView {
                 caption: format!("#{} {}x{}{}", f.index + 1, f.width, f.height, if f.nsfw { " NSFW" } else { "" }),
             })
             .collect()
+    }
+}
+
+/// A sweep of this session: its plan's axes, how a grid lays it out, and the job of each point
+/// (every point is a job of the store from the start; those not sent yet are `Preparing`).
+#[derive(Debug, Clone)]
+pub struct SweepView {
+    /// The sweep's id in the history (`kontext sweep --continue ID`, `history list --sweep`).
+    pub id: String,
+    pub axes: Vec<Axis>,
+    pub grid: GridAxes,
+    /// Each point with its job, in the plan's order.
+    pub points: Vec<(Point, JobId)>,
+    /// The plan's estimate in all, when every point could be priced.
+    pub estimated_usd: Option<f64>,
+    /// The contact sheets written when it ended (or why they could not be).
+    pub sheets: Vec<PathBuf>,
+}
+
+/// Where a sweep's jobs are, for its progress line.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SweepTally {
+    pub done: usize,
+    pub running: usize,
+    /// Waiting for a slot (not sent yet) or in fal's queue.
+    pub queued: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    /// Billed so far (the estimate of a finished job whose bill fal did not give).
+    pub spent_usd: f64,
+}
+
+impl SweepTally {
+    pub fn total(&self) -> usize {
+        self.done + self.running + self.queued + self.failed + self.cancelled
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.running == 0 && self.queued == 0
+    }
+}
+
+impl SweepView {
+    pub fn new(id: String, axes: Vec<Axis>, points: Vec<(Point, JobId)>, estimated_usd: Option<f64>) -> SweepView {
+        SweepView { id, grid: GridAxes::of(&axes), axes, points, estimated_usd, sheets: Vec::new() }
+    }
+
+    /// The shape as people say it: "3×2" (rows × columns), with "· 2 pages" when further axes
+    /// vary.
+    pub fn shape(&self) -> String {
+        let len = |a: &Option<Axis>| a.as_ref().map_or(1, |a| a.values.len());
+        let mut shape = format!("{}×{}", len(&self.grid.rows), len(&self.grid.columns));
+        if self.grid.pages() > 1 {
+            shape.push_str(&format!(" · {} pages", self.grid.pages()));
+        }
+        shape
+    }
+
+    pub fn tally(&self, jobs: &JobStore) -> SweepTally {
+        let mut t = SweepTally::default();
+        for (_, id) in &self.points {
+            let Some(job) = jobs.get(*id) else { continue };
+            match &job.phase {
+                JobPhase::Completed => t.done += 1,
+                JobPhase::Failed(_) => t.failed += 1,
+                JobPhase::Cancelled => t.cancelled += 1,
+                JobPhase::Preparing | JobPhase::Queued(_) | JobPhase::Submitted => t.queued += 1,
+                _ => t.running += 1,
+            }
+            if !job.phase.is_active() {
+                t.spent_usd += job.billed_usd.or(job.estimate.as_ref().and_then(|e| e.usd)).unwrap_or(0.0);
+            }
+        }
+        t
+    }
+
+    /// The job at a cell of a page, if the plan has one there.
+    pub fn job_at(&self, page: usize, row: usize, column: usize) -> Option<JobId> {
+        self.points.iter().find(|(p, _)| self.grid.place(p) == Some((page, row, column))).map(|(_, id)| *id)
     }
 }
 
@@ -145,12 +234,13 @@ pub struct Finished {
 #[derive(Debug)]
 pub struct JobStore {
     jobs: Vec<JobView>,
+    sweeps: Vec<SweepView>,
     next_id: JobId,
 }
 
 impl Default for JobStore {
     fn default() -> JobStore {
-        JobStore { jobs: Vec::new(), next_id: 1 }
+        JobStore { jobs: Vec::new(), sweeps: Vec::new(), next_id: 1 }
     }
 }
 
@@ -167,6 +257,43 @@ impl JobStore {
         let job = JobView { estimate, ..JobView::new(id, input) };
         self.jobs.insert(0, job);
         id
+    }
+
+    /// Records a sweep whose points are already jobs of the store (each gets its sweep id).
+    pub fn add_sweep(&mut self, sweep: SweepView) {
+        for (_, id) in &sweep.points {
+            if let Some(job) = self.get_mut(*id) {
+                job.sweep = Some(sweep.id.clone());
+            }
+        }
+        self.sweeps.insert(0, sweep);
+    }
+
+    pub fn sweep(&self, id: &str) -> Option<&SweepView> {
+        self.sweeps.iter().find(|s| s.id == id)
+    }
+
+    pub fn sweep_mut(&mut self, id: &str) -> Option<&mut SweepView> {
+        self.sweeps.iter_mut().find(|s| s.id == id)
+    }
+
+    /// This session's sweeps, newest first.
+    pub fn sweeps(&self) -> &[SweepView] {
+        &self.sweeps
+    }
+
+    /// The job was journaled under this history id.
+    pub fn set_history_id(&mut self, id: JobId, history_id: String) {
+        if let Some(job) = self.get_mut(id) {
+            job.history_id = Some(history_id);
+        }
+    }
+
+    /// The star was kept in the history.
+    pub fn set_starred(&mut self, id: JobId, starred: bool) {
+        if let Some(job) = self.get_mut(id) {
+            job.starred = starred;
+        }
     }
 
     pub fn get(&self, id: JobId) -> Option<&JobView> {
@@ -365,6 +492,30 @@ mod tests {
         assert_eq!(s.add(&input("b")), 2);
         assert_eq!(s.newest().map(|j| j.prompt.as_str()), Some("b"));
         assert_eq!(s.at(1).map(|j| j.id), Some(1));
+    }
+
+    #[test]
+    fn a_sweep_tallies_its_jobs_and_finds_them_by_cell() {
+        use crate::model::sweep::{AxisFlags, axes, points};
+        let flags = AxisFlags { seeds: Some("1..3"), guidance: Some("2,5"), ..AxisFlags::default() };
+        let axes = axes(&flags).unwrap();
+        let mut s = JobStore::default();
+        let lone = s.add(&input("not in the sweep"));
+        let members: Vec<(Point, JobId)> = points(&axes).into_iter().map(|p| (p, s.add(&input("x")))).collect();
+        let ids: Vec<JobId> = members.iter().map(|(_, id)| *id).collect();
+        s.add_sweep(SweepView::new("sw1".into(), axes, members, Some(0.24)));
+        let sweep = s.sweep("sw1").unwrap();
+        assert_eq!(sweep.shape(), "3×2");
+        assert_eq!(sweep.job_at(0, 2, 1), Some(ids[5]), "seed 3, guidance 5");
+        assert_eq!(sweep.job_at(0, 3, 0), None);
+        assert_eq!(s.get(ids[0]).unwrap().sweep.as_deref(), Some("sw1"));
+        assert_eq!(s.get(lone).unwrap().sweep, None);
+
+        s.on_event(ids[0], JobEvent::InProgress);
+        s.finish(ids[1], JobFinish::Cancelled { request_id: None });
+        let t = s.sweep("sw1").unwrap().tally(&s);
+        assert_eq!((t.running, t.queued, t.cancelled, t.total()), (1, 4, 1, 6));
+        assert!(!t.is_finished());
     }
 
     #[test]

@@ -26,6 +26,11 @@ pub enum Message {
         id: JobId,
         outcome: Box<JobFinish>,
     },
+    /// The job was journaled under this history id (before anything was sent).
+    JobRecorded {
+        id: JobId,
+        history_id: String,
+    },
     /// A listing, for the filter (and `seq`) it answers.
     History {
         filter: HistoryFilter,

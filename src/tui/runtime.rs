@@ -386,6 +386,7 @@ where
         let job = tokio::spawn(async move {
             let journal = services.history.journal();
             journal.set_estimate(estimate);
+            let _ = tx.send(Message::JobRecorded { id, history_id: journal.short_id() });
             let request = JobRequest {
                 naming: services.naming,
                 endpoint,

@@ -1,24 +1,17 @@
-//! `kontext sweep --grid FILE.png`: the sweep's outputs as contact sheets. Rows and columns are
-//! the first two axes that vary (one varying axis: one row); each combination of the further
-//! varying axes gets its own sheet, `FILE.png`, `FILE-2.png`…, its values in the sheet's title.
+//! A sweep's outputs as contact sheets (`kontext sweep --grid FILE.png`, the studio's finished
+//! sweeps). Rows and columns are the first two axes that vary (one varying axis: one row); each
+//! combination of the further varying axes gets its own sheet, `FILE.png`, `FILE-2.png`…, its
+//! values in the sheet's title.
 
 use std::path::{Path, PathBuf};
 
-use super::sweep_plan::{Axis, AxisKind, Point, points};
+use crate::model::sweep::{Axis, AxisKind, GridAxes, Point, points};
 use crate::runner::contact_sheet::{Sheet, compose, sheet_path};
 
 /// Writes the sheets; returns each path written, or what went wrong.
-pub(super) fn write_grids(
-    first: &Path,
-    axes: &[Axis],
-    outputs: &[(Point, Option<PathBuf>)],
-) -> Result<Vec<PathBuf>, String> {
-    let varying: Vec<&Axis> = axes.iter().filter(|a| a.values.len() > 1).collect();
-    let (rows, columns, further): (Option<&Axis>, Option<&Axis>, Vec<Axis>) = match varying.as_slice() {
-        [] => (None, None, Vec::new()),
-        [only] => (None, Some(*only), Vec::new()),
-        [r, c, rest @ ..] => (Some(*r), Some(*c), rest.iter().map(|a| (*a).clone()).collect()),
-    };
+pub fn write_grids(first: &Path, axes: &[Axis], outputs: &[(Point, Option<PathBuf>)]) -> Result<Vec<PathBuf>, String> {
+    let grid = GridAxes::of(axes);
+    let (rows, columns, further) = (grid.rows.as_ref(), grid.columns.as_ref(), grid.further);
     // Each output decoded once; a file that cannot be read is an empty cell.
     let images: Vec<Option<image::DynamicImage>> =
         outputs.iter().map(|(_, file)| file.as_ref().and_then(|f| image::open(f).ok())).collect();

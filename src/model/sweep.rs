@@ -1,5 +1,6 @@
-//! The plan of `kontext sweep`: its axes (each a list of values, parsed from the flags) and
-//! their cartesian product, one point per request, and the plan's requests. No I/O.
+//! A sweep's plan, for `kontext sweep` and the studio's sweep dialog: its axes (each a list of
+//! values, parsed from the flags' text), their cartesian product (one point per request), the
+//! plan's requests, and how a grid lays them out. No I/O.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -62,6 +63,18 @@ pub struct Point {
 }
 
 impl Point {
+    /// Axis name → value, as the history and `--json` keep a point.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.values.iter().map(|(k, v)| (k.name().to_string(), serde_json::Value::String(v.clone()))).collect(),
+        )
+    }
+
+    /// The value this point gives `kind`'s axis.
+    pub fn value(&self, kind: &AxisKind) -> Option<&str> {
+        self.values.iter().find(|(k, _)| k == kind).map(|(_, v)| v.as_str())
+    }
+
     /// The values of the axes that vary (more than one value), for messages and progress
     /// lines; all of them when none varies.
     pub fn label(&self, axes: &[Axis]) -> String {
@@ -190,6 +203,58 @@ pub fn points(axes: &[Axis]) -> Vec<Point> {
     points
 }
 
+/// How a grid (the contact sheet, the studio's Results grid) lays a sweep out: rows and columns
+/// are the first two axes that vary (one varying axis: one row of columns); each combination of
+/// the further varying axes is a grid of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridAxes {
+    pub rows: Option<Axis>,
+    pub columns: Option<Axis>,
+    pub further: Vec<Axis>,
+}
+
+impl GridAxes {
+    pub fn of(axes: &[Axis]) -> GridAxes {
+        let varying: Vec<&Axis> = axes.iter().filter(|a| a.values.len() > 1).collect();
+        match varying.as_slice() {
+            [] => GridAxes { rows: None, columns: None, further: Vec::new() },
+            [only] => GridAxes { rows: None, columns: Some((*only).clone()), further: Vec::new() },
+            [r, c, rest @ ..] => GridAxes {
+                rows: Some((*r).clone()),
+                columns: Some((*c).clone()),
+                further: rest.iter().map(|a| (*a).clone()).collect(),
+            },
+        }
+    }
+
+    /// The number of grids (pages): one per combination of the further axes.
+    pub fn pages(&self) -> usize {
+        self.further.iter().map(|a| a.values.len()).product()
+    }
+
+    /// Where `point` sits: (page, row, column), each 0 when its axis is absent; `None` when a
+    /// value is not on its axis.
+    pub fn place(&self, point: &Point) -> Option<(usize, usize, usize)> {
+        let index = |axis: &Axis| {
+            let value = point.value(&axis.kind)?;
+            axis.values.iter().position(|v| v == value)
+        };
+        let row = match &self.rows {
+            Some(a) => index(a)?,
+            None => 0,
+        };
+        let column = match &self.columns {
+            Some(a) => index(a)?,
+            None => 0,
+        };
+        let mut page = 0;
+        for axis in &self.further {
+            page = page * axis.values.len() + index(axis)?;
+        }
+        Some((page, row, column))
+    }
+}
+
 /// One request of the plan, valid for its endpoint and priced.
 pub struct Planned {
     /// Its place in the sweep's whole plan.
@@ -264,6 +329,35 @@ mod tests {
         let mut seen: Vec<String> = plan.iter().map(Point::to_string).collect();
         seen.dedup();
         assert_eq!(seen.len(), 24, "every point differs");
+    }
+
+    #[test]
+    fn a_grid_takes_the_first_two_varying_axes_and_pages_the_rest() {
+        let sets = ["num_inference_steps=20,30".to_string()];
+        let flags = AxisFlags {
+            seeds: Some("1..3"),
+            guidance: Some("4"),
+            aspect_ratio: Some("1:1,16:9"),
+            sets: &sets,
+            ..AxisFlags::default()
+        };
+        let axes = axes(&flags).unwrap();
+        let grid = GridAxes::of(&axes);
+        assert_eq!(grid.rows.as_ref().unwrap().kind, AxisKind::Seed);
+        assert_eq!(grid.columns.as_ref().unwrap().kind, AxisKind::AspectRatio, "guidance does not vary");
+        assert_eq!(grid.pages(), 2);
+        let places: Vec<_> = points(&axes).iter().map(|p| grid.place(p).unwrap()).collect();
+        assert_eq!(places[0], (0, 0, 0));
+        assert_eq!(places[1], (1, 0, 0), "steps=30 is the second page");
+        assert_eq!(places[2], (0, 0, 1));
+        assert_eq!(places[11], (1, 2, 1));
+        let mut unique = places.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 12, "every point has its own cell");
+        let one = GridAxes::of(&axes[..1]);
+        assert_eq!((one.rows.is_none(), one.pages()), (true, 1));
+        assert_eq!(one.place(&points(&axes)[4]), Some((0, 0, 1)));
     }
 
     #[test]
