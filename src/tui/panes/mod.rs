@@ -70,6 +70,8 @@ pub enum PaneEvent {
 pub enum ResultsSource {
     Nothing,
     Job(JobId),
+    /// A sweep of this session (its id): its points' outputs.
+    Sweep(String),
     History(Box<HistoryDetailView>),
 }
 

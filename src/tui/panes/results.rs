@@ -101,6 +101,10 @@ impl ResultsPane {
         match &self.source {
             ResultsSource::Nothing => Vec::new(),
             ResultsSource::Job(id) => jobs.get(*id).map(|j| j.outputs()).unwrap_or_default(),
+            ResultsSource::Sweep(sweep) => jobs
+                .sweep(sweep)
+                .map(|s| s.points.iter().filter_map(|(_, id)| jobs.get(*id)).flat_map(|j| j.outputs()).collect())
+                .unwrap_or_default(),
             ResultsSource::History(d) => d
                 .outputs
                 .iter()
@@ -115,6 +119,12 @@ impl ResultsPane {
         match &self.source {
             ResultsSource::Nothing => Vec::new(),
             ResultsSource::Job(id) => jobs.get(*id).map(|j| j.inputs.clone()).unwrap_or_default(),
+            ResultsSource::Sweep(sweep) => jobs
+                .sweep(sweep)
+                .and_then(|s| s.points.first())
+                .and_then(|(_, id)| jobs.get(*id))
+                .map(|j| j.inputs.clone())
+                .unwrap_or_default(),
             ResultsSource::History(d) => d.inputs.clone(),
         }
     }
@@ -123,6 +133,7 @@ impl ResultsPane {
         match &self.source {
             ResultsSource::Nothing => None,
             ResultsSource::Job(id) => jobs.get(*id).and_then(|j| j.request_id.clone()),
+            ResultsSource::Sweep(_) => None,
             ResultsSource::History(d) => d.request_id.clone(),
         }
     }
@@ -137,6 +148,10 @@ impl ResultsPane {
                 Some(j) => with_cost(format!("job #{id} · {}", j.endpoint), &j.cost_text()),
                 None => format!("job #{id}"),
             },
+            ResultsSource::Sweep(id) => match jobs.sweep(id) {
+                Some(s) => format!("sweep {id} · {}", s.shape()),
+                None => format!("sweep {id}"),
+            },
             ResultsSource::History(d) => with_cost(
                 format!("history {} · {}", d.id.get(..8).unwrap_or(&d.id), ctx.endpoint_name(&d.endpoint)),
                 &crate::tui::context::cost_text(d.estimated_usd, d.billed_usd),
@@ -145,7 +160,7 @@ impl ResultsPane {
         let n = self.items(jobs).len();
         let what = if n == 0 { what } else { format!("{what} · {}/{n}", self.selected + 1) };
         match self.source {
-            ResultsSource::Job(_) => format!("{what} · in {output_dir}"),
+            ResultsSource::Job(_) | ResultsSource::Sweep(_) => format!("{what} · in {output_dir}"),
             _ => what,
         }
     }
@@ -238,6 +253,7 @@ impl PaneBehaviour for ResultsPane {
                     Some(j) if j.phase.is_active() => "waiting for the outputs…",
                     _ => "no outputs",
                 },
+                ResultsSource::Sweep(_) => "waiting for the sweep's outputs…",
                 ResultsSource::History(_) => "no outputs stored for this entry",
             };
             Paragraph::new(Line::styled(text, theme.dim())).render(inner, c.buf);
