@@ -15,8 +15,8 @@ use super::exit;
 use super::run::RunArgs;
 use super::sweep_progress::{Ended, SweepProgress};
 use crate::fal::FollowMode;
-use crate::model::cost::{BudgetCaps, Estimate};
-use crate::model::sweep::{self as sweep_plan, Axis, AxisFlags, AxisKind, Planned, Point, SweepToRun};
+use crate::model::cost::Estimate;
+use crate::model::sweep::{self as sweep_plan, Axis, AxisFlags, AxisKind, PlanProblems, Planned, Point, SweepToRun};
 use crate::model::{Draft, ValidInput};
 use crate::runner::{DEFAULT_DATA_URI_THRESHOLD, JobOutcome, JobRequest, OutputNaming, run_job};
 use crate::sanitize::one_line;
@@ -191,7 +191,9 @@ pub async fn sweep(args: SweepArgs, locations: &Locations) -> u8 {
         }
     }
     if !args.allow_over_budget
-        && let Err(m) = within_budget(&config.budget.caps(), plan, total, &history)
+        && let Err(m) = sweep_plan::within_budget(&config.budget.caps(), plan, total, || {
+            history.spent_today().map_err(|e| e.to_string())
+        })
     {
         eprintln!("kontext: {}", one_line(&m));
         return exit::INVALID_INPUT;
@@ -286,29 +288,25 @@ fn new_plan(
         exit::INVALID_INPUT
     })?;
     let mut plan = Vec::new();
-    let mut problems: Vec<(String, Vec<(AxisKind, String)>)> = Vec::new();
+    let mut problems = PlanProblems::default();
     for (index, point) in sweep_plan::points(&axes).into_iter().enumerate() {
         match valid_input(&args.run_args(&point), config, catalog) {
             Ok(input) => plan.push(Planned::new(index, point, &axes, input)),
             Err(messages) => {
                 for m in messages {
-                    note_problem(&mut problems, m, &point);
+                    problems.note(m, &point);
                 }
             }
         }
     }
     if !problems.is_empty() {
         eprintln!("kontext: the sweep is not valid (nothing was sent):");
-        for (message, common) in &problems {
-            let at = Point { values: common.clone() }.label(&axes);
-            let at = if at.is_empty() { String::new() } else { format!("{at}: ") };
-            eprintln!("  {}", one_line(&format!("{at}{message}")));
+        for line in problems.lines(&axes) {
+            eprintln!("  {}", one_line(&line));
         }
         return Err(exit::INVALID_INPUT);
     }
-    // Short, like a history id, and as unlikely to repeat.
-    let id: String = uuid::Uuid::new_v4().simple().to_string().chars().take(10).collect();
-    Ok(SweepToRun { id, axes, out_dir: args.out.clone(), plan })
+    Ok(SweepToRun { id: sweep_plan::new_sweep_id(), axes, out_dir: args.out.clone(), plan })
 }
 
 /// The request of one point, validated for its endpoint; errors as lines naming the field.
@@ -326,36 +324,6 @@ fn valid_input(
     draft
         .validate_for(&schema, crate::runner::check_local_image)
         .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())
-}
-
-/// The same problem at many points is told once, with the axis values all those points share
-/// (the value that causes it, e.g. `guidance_scale=30`).
-fn note_problem(problems: &mut Vec<(String, Vec<(AxisKind, String)>)>, message: String, point: &Point) {
-    match problems.iter_mut().find(|(m, _)| *m == message) {
-        Some((_, common)) => common.retain(|v| point.values.contains(v)),
-        None => problems.push((message, point.values.clone())),
-    }
-}
-
-/// `[budget]` over the plan as a whole: each request under `max_request_usd`, and the whole
-/// plan plus today's spend under `daily_usd`.
-fn within_budget(
-    caps: &BudgetCaps,
-    plan: &[Planned],
-    total: Option<f64>,
-    history: &crate::history::History,
-) -> Result<(), String> {
-    if caps.max_request_usd.is_none() && caps.daily_usd.is_none() {
-        return Ok(());
-    }
-    let per_request = BudgetCaps { max_request_usd: caps.max_request_usd, daily_usd: None };
-    for p in plan {
-        crate::model::cost::check_budget(&per_request, &p.estimate, 0.0).map_err(|m| format!("{}: {m}", p.label))?;
-    }
-    let whole = Estimate { usd: total, ..plan[0].estimate.clone() };
-    let spent = history.spent_today().map_err(|e| e.to_string())?;
-    let daily = BudgetCaps { max_request_usd: None, daily_usd: caps.daily_usd };
-    crate::model::cost::check_budget(&daily, &whole, spent).map_err(|m| format!("the whole sweep: {m}"))
 }
 
 fn confirm(count: usize) -> bool {

@@ -5,8 +5,8 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::model::ValidInput;
-use crate::model::cost::Estimate;
+use crate::model::cost::{BudgetCaps, Estimate, check_budget};
+use crate::model::{Draft, ValidInput};
 
 /// The most requests one sweep may plan: a typo such as `--seeds 1..10000` is refused, not sent.
 pub const MAX_PLAN: usize = 1024;
@@ -86,6 +86,72 @@ impl Point {
         let parts: Vec<String> = varying.iter().map(|(k, v)| format!("{}={v}", k.name())).collect();
         parts.join(", ")
     }
+}
+
+impl Point {
+    /// Puts this point's values into a request's draft (all but the endpoint, which picks the
+    /// schema the draft is validated for): each axis is the schema field of its name.
+    pub fn apply_to(&self, draft: &mut Draft) {
+        for (kind, value) in &self.values {
+            if *kind != AxisKind::Endpoint {
+                draft.set(kind.name(), value.clone());
+            }
+        }
+    }
+}
+
+/// Problems found when checking each point of a plan: the same problem at many points is told
+/// once, with the axis values all those points share (the value that causes it, e.g.
+/// `guidance_scale=30`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct PlanProblems(Vec<(String, Vec<(AxisKind, String)>)>);
+
+impl PlanProblems {
+    pub fn note(&mut self, message: String, point: &Point) {
+        match self.0.iter_mut().find(|(m, _)| *m == message) {
+            Some((_, common)) => common.retain(|v| point.values.contains(v)),
+            None => self.0.push((message, point.values.clone())),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// One line per problem: "guidance_scale=30: must be at most 20".
+    pub fn lines(&self, axes: &[Axis]) -> Vec<String> {
+        self.0
+            .iter()
+            .map(|(message, common)| {
+                let at = Point { values: common.clone() }.label(axes);
+                if at.is_empty() { message.clone() } else { format!("{at}: {message}") }
+            })
+            .collect()
+    }
+}
+
+/// `[budget]` over a plan as a whole (`kontext sweep` and the studio's sweep dialog): each
+/// request under `max_request_usd`, and the whole plan plus today's spend under `daily_usd`.
+/// `spent_today` is asked for only when a daily cap needs it.
+pub fn within_budget(
+    caps: &BudgetCaps,
+    plan: &[Planned],
+    total: Option<f64>,
+    spent_today: impl FnOnce() -> Result<f64, String>,
+) -> Result<(), String> {
+    if (caps.max_request_usd.is_none() && caps.daily_usd.is_none()) || plan.is_empty() {
+        return Ok(());
+    }
+    let per_request = BudgetCaps { max_request_usd: caps.max_request_usd, daily_usd: None };
+    for p in plan {
+        check_budget(&per_request, &p.estimate, 0.0).map_err(|m| format!("{}: {m}", p.label))?;
+    }
+    if caps.daily_usd.is_none() {
+        return Ok(());
+    }
+    let whole = Estimate { usd: total, ..plan[0].estimate.clone() };
+    let daily = BudgetCaps { max_request_usd: None, daily_usd: caps.daily_usd };
+    check_budget(&daily, &whole, spent_today()?).map_err(|m| format!("the whole sweep: {m}"))
 }
 
 impl fmt::Display for Point {
@@ -280,6 +346,11 @@ impl Planned {
         };
         Planned { index, label: point.label(axes), point, input, estimate }
     }
+}
+
+/// A new sweep's id: short, like a history id, and as unlikely to repeat.
+pub fn new_sweep_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string().chars().take(10).collect()
 }
 
 /// A sweep ready to run: its id, axes, and the requests still to send.

@@ -40,13 +40,7 @@ impl CostLine {
     /// the studio's way out (it has no `--allow-over-budget`).
     pub fn refusal(&self, ctx: &AppContext) -> Option<String> {
         let estimate = self.estimate.as_ref()?;
-        check_budget(&ctx.budget, estimate, self.spent_today.unwrap_or(0.0)).err().map(|m| {
-            m.replace(
-                "pass --allow-over-budget to send it once, or raise the cap",
-                "raise the cap in the config's [budget]",
-            )
-            .replace("pass --allow-over-budget to send it anyway", "remove the [budget] caps to send it")
-        })
+        check_budget(&ctx.budget, estimate, self.spent_today.unwrap_or(0.0)).err().map(|m| studio_wording(&m))
     }
 
     /// Shown after the submit hint: "~$0.080 (bundled 2026-11-20)", or "refused: over budget".
@@ -70,6 +64,13 @@ impl CostLine {
             None => format!("cost {}", crate::sanitize::one_line(&e.describe())),
         })
     }
+}
+
+/// The budget check's message with the studio's way out (it has no `--allow-over-budget`).
+pub fn studio_wording(message: &str) -> String {
+    message
+        .replace("pass --allow-over-budget to send it once, or raise the cap", "raise the cap in the config's [budget]")
+        .replace("pass --allow-over-budget to send it anyway", "remove the [budget] caps to send it")
 }
 
 /// The price source in a word or two, so the submit hint keeps its place in the status bar

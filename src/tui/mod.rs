@@ -14,6 +14,7 @@ pub mod overlay;
 pub mod pane;
 pub mod panes;
 pub mod runtime;
+pub mod sweep_dialog;
 pub mod view;
 pub mod widgets;
 
