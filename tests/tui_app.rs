@@ -506,3 +506,103 @@ async fn a_slow_result_shows_its_retries_in_the_jobs_log() {
         "{logs:?}"
     );
 }
+
+/// Opens the sweep dialog with F6 and types seeds 1..3 and guidance 2,5.
+fn sweep_dialog_3x2(a: &mut kontext::tui::app::App) {
+    key(a, KeyCode::F(6));
+    typ(a, "1..3");
+    key(a, KeyCode::Down);
+    typ(a, "2,5");
+}
+
+#[test]
+fn f6_plans_a_sweep_of_the_draft_and_enter_sends_it_as_one_group() {
+    let mut a = app();
+    ready(&mut a);
+    focus(&mut a, '1');
+    sweep_dialog_3x2(&mut a);
+    assert!(a.is_editing_text(), "letters go into the dialog");
+    assert_eq!(a.sweep_dialog().unwrap().count(), 6);
+    let effects = key(&mut a, KeyCode::Enter);
+    assert!(a.sweep_dialog().is_none());
+    let launch = effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::SubmitSweep(l) => Some(l),
+            _ => None,
+        })
+        .expect("the sweep is sent");
+    assert_eq!((launch.points.len(), launch.concurrency), (6, 2));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::Submit { .. })), "one effect carries the sweep");
+    let sweep = a.jobs().sweep(&launch.id).expect("the store has the sweep");
+    assert_eq!(sweep.shape(), "3×2");
+    assert_eq!(sweep.tally(a.jobs()).queued, 6);
+    assert!(a.jobs().iter().all(|j| j.phase == JobPhase::Waiting && j.sweep.as_deref() == Some(&launch.id)));
+    assert_eq!(a.jobs().submits_in_flight(), 0, "a waiting point is not a submit in flight");
+    assert!(a.notice().unwrap().text.contains("6 request(s), 2 at a time"), "{:?}", a.notice());
+    // A point that gets its slot is being sent: quitting now waits for it, and holds the rest.
+    let first = launch.points[0].0;
+    a.update(Message::JobStarted(first));
+    assert_eq!(a.jobs().get(first).unwrap().phase, JobPhase::Preparing);
+    let quit = press(&mut a, KeyCode::Char('q'), KeyModifiers::CONTROL);
+    assert!(quit.iter().any(|e| matches!(e, Effect::HoldSweeps)), "{quit:?}");
+    assert!(!a.wants_quit());
+    let text = &a.notice().unwrap().text;
+    assert!(text.contains("5 sweep request(s) will not be sent") && text.contains("--continue"), "{text}");
+    assert_eq!(a.jobs().unsent_points(), vec![(launch.id.clone(), 5)]);
+}
+
+#[test]
+fn cancelling_a_sweep_cancels_its_points_and_says_how_to_send_the_rest() {
+    let mut a = app();
+    ready(&mut a);
+    sweep_dialog_3x2(&mut a);
+    key(&mut a, KeyCode::Enter);
+    let id = a.jobs().sweeps()[0].id.clone();
+    let ids: Vec<u64> = a.jobs().sweeps()[0].points.iter().map(|(_, j)| *j).collect();
+    a.update(Message::JobStarted(ids[0]));
+    focus(&mut a, '4');
+    let effects = key(&mut a, KeyCode::Char('c'));
+    let cancels = effects.iter().filter(|e| matches!(e, Effect::Cancel(_))).count();
+    assert_eq!(cancels, 6);
+    let text = &a.notice().unwrap().text;
+    assert!(text.contains("5 never sent") && text.contains(&format!("kontext sweep --continue {id}")), "{text}");
+    for j in &ids {
+        a.update(Message::JobFinished { id: *j, outcome: Box::new(JobFinish::Cancelled { request_id: None }) });
+    }
+    let effects = a.update(Message::SweepEnded { id: id.clone(), sheets: Err("no image".into()) });
+    assert!(effects.iter().any(|e| matches!(e, Effect::LoadSpend)), "today's spend is read again");
+    let text = &a.notice().unwrap().text;
+    assert!(text.contains("0/6 done") && text.contains("6 cancelled"), "{text}");
+}
+
+#[test]
+fn an_over_budget_sweep_is_refused_in_the_dialog_and_nothing_is_sent() {
+    let mut ctx = support::studio::context(kontext::tui::action::Keymap::default());
+    ctx.budget = kontext::model::cost::BudgetCaps { max_request_usd: None, daily_usd: Some(0.10) };
+    let mut a = kontext::tui::app::App::new(ctx, &Draft::default());
+    ready(&mut a);
+    sweep_dialog_3x2(&mut a);
+    let blocked = a.sweep_dialog().unwrap().blocked().expect("over the daily cap");
+    assert!(blocked.contains("the whole sweep") && blocked.contains("daily_usd"), "{blocked}");
+    let effects = key(&mut a, KeyCode::Enter);
+    assert!(effects.is_empty(), "{effects:?}");
+    assert!(a.sweep_dialog().is_some(), "it stays open to be fixed");
+    assert!(a.jobs().is_empty());
+    key(&mut a, KeyCode::Esc);
+    assert!(a.sweep_dialog().is_none() && a.jobs().is_empty());
+}
+
+#[test]
+fn a_finished_sweep_keeps_its_contact_sheet_and_says_where_it_is() {
+    let mut a = app();
+    ready(&mut a);
+    sweep_dialog_3x2(&mut a);
+    key(&mut a, KeyCode::Enter);
+    let id = a.jobs().sweeps()[0].id.clone();
+    let sheet = PathBuf::from(format!("/out/2026-12-02_sweep_{id}.png"));
+    a.update(Message::SweepEnded { id: id.clone(), sheets: Ok(vec![sheet.clone()]) });
+    assert_eq!(a.jobs().sweep(&id).unwrap().sheets, vec![sheet]);
+    let text = &a.notice().unwrap().text;
+    assert!(text.contains(&format!("contact sheet /out/2026-12-02_sweep_{id}.png")), "{text}");
+}

@@ -169,6 +169,7 @@ fn did_what_it_says(state: &str, label: &str, b: &App, a: &App, effects: &[Effec
     match (state, label) {
         (_, "help") => matches!(a.overlay(), Some(Overlay::Help { .. })),
         (_, "submit") => effect(&|e| matches!(e, Effect::Submit { .. })),
+        (_, "sweep") => a.sweep_dialog().is_some(),
         // With a submit in flight it quits once fal has it, and says so.
         (_, "quit") => {
             (a.wants_quit() && effect(&|e| matches!(e, Effect::Quit)))

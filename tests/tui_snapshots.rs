@@ -371,3 +371,30 @@ fn another_endpoint_with_its_cost() {
     }
     snap!("endpoint_max_with_cost", screen);
 }
+
+#[test]
+fn a_sweep_running_is_one_group_in_jobs() {
+    let mut a = app();
+    typ(&mut a, "make it blue");
+    focus(&mut a, '2');
+    paste(&mut a, "https://a.example/x.png\n");
+    key(&mut a, KeyCode::F(6));
+    typ(&mut a, "1..3");
+    key(&mut a, KeyCode::Down);
+    typ(&mut a, "2,5");
+    snap!("sweep_dialog", render(&mut a, 120, 40));
+    key(&mut a, KeyCode::Enter);
+    let id = a.jobs().sweeps()[0].id.clone();
+    let jobs: Vec<u64> = a.jobs().sweeps()[0].points.iter().map(|(_, j)| *j).collect();
+    for (n, j) in jobs.iter().take(3).enumerate() {
+        a.update(Message::JobStarted(*j));
+        a.update(Message::Job { id: *j, event: JobEvent::Submitted { handle: handle(&format!("req{n}")) } });
+    }
+    a.update(Message::Job { id: jobs[0], event: JobEvent::InProgress });
+    a.update(Message::JobFinished { id: jobs[1], outcome: Box::new(two_images("req1", (64, 64), Some(1.0))) });
+    focus(&mut a, '4');
+    key(&mut a, KeyCode::Right);
+    let screen = render(&mut a, 120, 40).replace(&id, "SWEEPID0001");
+    assert!(screen.contains("▾ sweep SWEEPID0001 3×2 · 1/6 done · 1 running · 4 queued"), "{screen}");
+    snap!("sweep_running", screen);
+}

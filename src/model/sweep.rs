@@ -322,6 +322,7 @@ impl GridAxes {
 }
 
 /// One request of the plan, valid for its endpoint and priced.
+#[derive(Debug)]
 pub struct Planned {
     /// Its place in the sweep's whole plan.
     pub index: usize,

@@ -13,8 +13,8 @@ use super::action::{Action, is_command_key};
 pub use super::context::AppContext;
 use super::context::FieldErrors;
 use super::cost_line::CostLine;
-use super::job_store::JobStore;
-use super::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, JobId, Message, Notice};
+use super::job_store::{JobStore, SweepView};
+use super::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, JobId, Message, Notice, SweepLaunch};
 use super::overlay::{Overlay, OverlayOutcome};
 pub use super::pane::Pane;
 use super::panes::history::HistoryPane;
@@ -25,6 +25,7 @@ use super::panes::prompt::PromptPane;
 use super::panes::results::ResultsPane;
 use super::panes::status;
 use super::panes::{Canvas, Hint, PaneBehaviour, PaneEvent, ResultsSource, Shared};
+use super::sweep_dialog::{DialogOutcome, PlanBase, SweepDialog, SweepOrder};
 use super::view::theme::Theme;
 use super::widgets::{ImageView, MIN_HEIGHT, MIN_WIDTH, layout};
 use crate::model::{Draft, Field, FieldError, ValidInput, ValidationErrors};
@@ -42,6 +43,8 @@ pub struct App {
     results: ResultsPane,
     jobs: JobStore,
     overlay: Option<Overlay>,
+    /// The sweep dialog, while it is open (over the panes, like an overlay).
+    sweep_dialog: Option<SweepDialog>,
     /// Problems with the current input, from our validation or mapped from fal's 422.
     errors: FieldErrors,
     notice: Option<Notice>,
@@ -69,6 +72,7 @@ impl App {
             results: ResultsPane::default(),
             jobs: JobStore::default(),
             overlay: None,
+            sweep_dialog: None,
             errors: FieldErrors::default(),
             notice: None,
             last_seed: None,
@@ -92,6 +96,9 @@ impl App {
     }
     pub fn overlay(&self) -> Option<&Overlay> {
         self.overlay.as_ref()
+    }
+    pub fn sweep_dialog(&self) -> Option<&SweepDialog> {
+        self.sweep_dialog.as_ref()
     }
     pub fn notice(&self) -> Option<&Notice> {
         self.notice.as_ref()
@@ -167,6 +174,9 @@ impl App {
 
     /// True while keys are going into a text field, so plain letters are text, not commands.
     pub fn is_editing_text(&self) -> bool {
+        if self.sweep_dialog.is_some() {
+            return true;
+        }
         match self.overlay {
             Some(Overlay::RecallSearch { .. } | Overlay::EndpointPicker { .. }) => true,
             Some(_) => false,
@@ -195,6 +205,11 @@ impl App {
                 if accepted { vec![PaneEvent::Run(self.history.reload())] } else { Vec::new() }
             }
             Message::JobFinished { id, outcome } => self.on_job_finished(id, *outcome),
+            Message::JobStarted(id) => {
+                self.jobs.set_started(id);
+                Vec::new()
+            }
+            Message::SweepEnded { id, sheets } => self.on_sweep_ended(&id, sheets),
             Message::JobRecorded { id, history_id } => {
                 self.jobs.set_history_id(id, history_id);
                 Vec::new()
@@ -215,6 +230,7 @@ impl App {
             Message::HistoryDetail(detail) => self.on_history_detail(*detail),
             Message::SpentToday(usd) => {
                 self.cost.set_spent_today(usd);
+                self.refresh_sweep_dialog();
                 Vec::new()
             }
             Message::Prompts(prompts) => {
@@ -242,6 +258,9 @@ impl App {
     }
 
     fn on_key(&mut self, key: &KeyEvent) -> Vec<PaneEvent> {
+        if let Some(dialog) = self.sweep_dialog.take() {
+            return self.on_sweep_dialog_key(dialog, key);
+        }
         if let Some(overlay) = self.overlay.take() {
             return self.on_overlay_key(overlay, key);
         }
@@ -279,6 +298,12 @@ impl App {
                 self.overlay = Some(Overlay::Help { scroll: 0 });
                 Some(Vec::new())
             }
+            Action::Sweep => {
+                self.params.stop_typing();
+                self.sweep_dialog = Some(SweepDialog::default());
+                self.refresh_sweep_dialog();
+                Some(Vec::new())
+            }
             _ => None,
         }
     }
@@ -298,6 +323,11 @@ impl App {
     }
 
     fn on_paste(&mut self, text: &str) -> Vec<PaneEvent> {
+        if let Some(dialog) = self.sweep_dialog.as_mut() {
+            dialog.paste(text);
+            self.refresh_sweep_dialog();
+            return Vec::new();
+        }
         if self.overlay.is_some() {
             return Vec::new();
         }
@@ -344,6 +374,7 @@ impl App {
                     self.prompt.set_text(&text);
                     vec![PaneEvent::InputChanged]
                 }
+                PaneEvent::CancelSweep(id) => self.cancel_sweep(&id, &mut effects),
                 PaneEvent::CancelJob(id) => {
                     if self.jobs.request_cancel(id) {
                         effects.push(Effect::Cancel(id));
@@ -391,9 +422,9 @@ impl App {
         self.focus = pane;
         if pane == Pane::Results
             && *self.results.source() == ResultsSource::Nothing
-            && let Some(id) = self.jobs_pane.selected_id(&self.jobs)
+            && let Some(source) = self.jobs_pane.selected_source(&self.jobs)
         {
-            self.results.show(ResultsSource::Job(id));
+            self.results.show(source);
         }
     }
 
@@ -480,16 +511,139 @@ impl App {
         ]
     }
 
+    /// What the sweep dialog plans from: the editor as it is now.
+    fn refresh_sweep_dialog(&mut self) {
+        let Some(mut dialog) = self.sweep_dialog.take() else { return };
+        let base = PlanBase {
+            ctx: &self.ctx,
+            draft: self.draft(),
+            schema: self.params.schema().clone(),
+            sizes: self.images.sizes(),
+            file_errors: self.images.file_errors(),
+            checking_images: self.images.is_checking(),
+            spent_today: self.cost.spent_today(),
+        };
+        dialog.refresh(&base);
+        self.sweep_dialog = Some(dialog);
+    }
+
+    fn on_sweep_dialog_key(&mut self, mut dialog: SweepDialog, key: &KeyEvent) -> Vec<PaneEvent> {
+        if self.ctx.keymap.lookup(self.focus.scope(), key) == Some(Action::ForceQuit) {
+            self.sweep_dialog = Some(dialog);
+            return self.request_quit();
+        }
+        match dialog.on_key(key) {
+            DialogOutcome::Open => {
+                self.sweep_dialog = Some(dialog);
+                self.refresh_sweep_dialog();
+                Vec::new()
+            }
+            DialogOutcome::Cancelled => vec![Notice::info("sweep not sent").into()],
+            DialogOutcome::Send(order) => self.start_sweep(order),
+        }
+    }
+
+    /// Every point becomes a job of the store now (waiting), grouped as one sweep; the runtime
+    /// journals the plan, then sends them.
+    fn start_sweep(&mut self, order: SweepOrder) -> Vec<PaneEvent> {
+        let SweepOrder { axes, plan, total, concurrency } = order;
+        let id = crate::model::sweep::new_sweep_id();
+        let mut members = Vec::new();
+        let mut points = Vec::new();
+        for planned in plan {
+            let job = self.jobs.add_waiting(&planned.input, Some(planned.estimate.clone()));
+            members.push((planned.point.clone(), job));
+            points.push((job, planned));
+        }
+        if let Some((_, first)) = points.first() {
+            self.prompt.remember(&first.input.prompt);
+        }
+        let count = points.len();
+        self.jobs.add_sweep(SweepView::new(id.clone(), axes.clone(), members, total));
+        self.jobs_pane.select_newest();
+        self.results.show(ResultsSource::Sweep(id.clone()));
+        let text =
+            format!("sweep {id}: {count} request(s), {concurrency} at a time — the Jobs pane shows it as one group");
+        vec![
+            Notice::info(text).into(),
+            PaneEvent::Run(Effect::SubmitSweep(Box::new(SweepLaunch { id, axes, points, concurrency }))),
+        ]
+    }
+
+    /// Cancels every point still running or waiting; those never sent stay so in the history.
+    fn cancel_sweep(&mut self, id: &str, effects: &mut Vec<Effect>) -> Vec<PaneEvent> {
+        let Some(sweep) = self.jobs.sweep(id) else { return Vec::new() };
+        let members: Vec<JobId> = sweep.points.iter().map(|(_, job)| *job).collect();
+        let unsent = self.jobs.unsent_points().into_iter().find(|(s, _)| s == id).map_or(0, |(_, n)| n);
+        let mut cancelled = 0;
+        for job in members {
+            if self.jobs.request_cancel(job) {
+                effects.push(Effect::Cancel(job));
+                cancelled += 1;
+            }
+        }
+        if cancelled == 0 {
+            return vec![Notice::info(format!("sweep {id} has already finished")).into()];
+        }
+        let mut text = format!("sweep {id}: cancelling {cancelled} request(s)");
+        if unsent > 0 {
+            text.push_str(&format!("; {unsent} never sent — `kontext sweep --continue {id}` sends them later"));
+        }
+        vec![Notice::info(one_line(&text)).into()]
+    }
+
+    fn on_sweep_ended(&mut self, id: &str, sheets: Result<Vec<std::path::PathBuf>, String>) -> Vec<PaneEvent> {
+        let mut events = vec![PaneEvent::Run(self.history.reload()), PaneEvent::Run(Effect::LoadSpend)];
+        let Some(sweep) = self.jobs.sweep(id) else { return events };
+        let tally = sweep.tally(&self.jobs);
+        let mut text = format!("sweep {id} ended: {}/{} done", tally.done, tally.total());
+        if tally.failed > 0 {
+            text.push_str(&format!(", {} failed", tally.failed));
+        }
+        if tally.cancelled > 0 {
+            text.push_str(&format!(
+                ", {} cancelled (`kontext sweep --continue {id}` sends those never sent)",
+                tally.cancelled
+            ));
+        }
+        let notice = match sheets {
+            Ok(paths) => {
+                if let Some(first) = paths.first() {
+                    text.push_str(&format!(" · contact sheet {}", first.display()));
+                    if paths.len() > 1 {
+                        text.push_str(&format!(" (+{} more)", paths.len() - 1));
+                    }
+                }
+                if let Some(sweep) = self.jobs.sweep_mut(id) {
+                    sweep.sheets = paths;
+                }
+                Notice::info(one_line(&text))
+            }
+            Err(why) => Notice::error(one_line(&format!("{text} · {why}"))),
+        };
+        events.insert(0, notice.into());
+        events
+    }
+
     /// Quits, unless a submit is in flight: then waits for fal's answer (a second request quits).
     fn request_quit(&mut self) -> Vec<PaneEvent> {
+        // Sweep points still waiting are not sent any more: `kontext sweep --continue` sends them.
+        let unsent: usize = self.jobs.unsent_points().iter().map(|(_, n)| n).sum();
+        let hold = (unsent > 0).then_some(PaneEvent::Run(Effect::HoldSweeps));
         let in_flight = self.jobs.submits_in_flight();
         if in_flight == 0 || self.quit_pending {
             self.quit = true;
-            return vec![PaneEvent::Run(Effect::Quit)];
+            return hold.into_iter().chain([PaneEvent::Run(Effect::Quit)]).collect();
         }
         self.quit_pending = true;
-        let text = format!("waiting for {in_flight} submit(s) to reach fal before quitting — Ctrl-Q again quits now");
-        vec![Notice::info(text).into()]
+        let mut text =
+            format!("waiting for {in_flight} submit(s) to reach fal before quitting — Ctrl-Q again quits now");
+        if unsent > 0 {
+            text.push_str(&format!(
+                "; {unsent} sweep request(s) will not be sent (`kontext sweep --continue` sends them)"
+            ));
+        }
+        hold.into_iter().chain([Notice::info(text).into()]).collect()
     }
 
     fn on_job_finished(&mut self, id: JobId, outcome: JobFinish) -> Vec<PaneEvent> {
@@ -548,6 +702,13 @@ impl App {
     /// keys that work everywhere, each ranked by how long it stays when the bar is short.
     pub fn hints(&self) -> Vec<Hint> {
         let km = &self.ctx.keymap;
+        if self.sweep_dialog.is_some() {
+            return vec![
+                Hint::fixed("Enter", "enter", None, "send the sweep").ranked(0),
+                Hint::fixed("Esc", "esc", None, "cancel").ranked(1),
+                Hint::fixed("↑↓/Tab", "down", None, "field").ranked(2),
+            ];
+        }
         let editing = self.focused().is_editing_text();
         let mut hints: Vec<Hint> = self.focused().hints(self.shared());
         // Cancelling an input (ranked by its pane) stays as long as the pane's first key.
@@ -557,6 +718,7 @@ impl App {
         let global = [
             (Action::Help, "help", 0),
             (Action::Submit, "submit", 2),
+            (Action::Sweep, "sweep", 6),
             (Action::NextPane, "next pane", 5),
             (Action::ForceQuit, "quit", 3),
         ];
@@ -616,6 +778,9 @@ impl App {
         status::draw(buf, areas.status, line, &hints, &self.ctx, theme);
         if let Some(overlay) = &self.overlay {
             overlay.draw(buf, area, &self.ctx, self.prompt.recall(), theme);
+        }
+        if let Some(dialog) = &self.sweep_dialog {
+            dialog.draw(buf, area, theme);
         }
     }
 }

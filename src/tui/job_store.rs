@@ -15,6 +15,8 @@ use crate::sanitize::one_line;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobPhase {
+    /// A point of a sweep waiting for a slot: nothing of it is journaled or sent yet.
+    Waiting,
     Preparing,
     Uploading(usize),
     Submitted,
@@ -39,6 +41,7 @@ impl JobPhase {
 
     pub fn label(&self) -> String {
         match self {
+            JobPhase::Waiting => "waiting".into(),
             JobPhase::Preparing => "preparing".into(),
             JobPhase::Uploading(i) => format!("uploading {}", i + 1),
             JobPhase::Submitted => "submitted".into(),
@@ -134,7 +137,7 @@ impl JobView {
 }
 
 /// A sweep of this session: its plan's axes, how a grid lays it out, and the job of each point
-/// (every point is a job of the store from the start; those not sent yet are `Preparing`).
+/// (every point is a job of the store from the start; those not sent yet are `Waiting`).
 #[derive(Debug, Clone)]
 pub struct SweepView {
     /// The sweep's id in the history (`kontext sweep --continue ID`, `history list --sweep`).
@@ -196,7 +199,7 @@ impl SweepView {
                 JobPhase::Completed => t.done += 1,
                 JobPhase::Failed(_) => t.failed += 1,
                 JobPhase::Cancelled => t.cancelled += 1,
-                JobPhase::Preparing | JobPhase::Queued(_) | JobPhase::Submitted => t.queued += 1,
+                JobPhase::Waiting | JobPhase::Preparing | JobPhase::Queued(_) | JobPhase::Submitted => t.queued += 1,
                 _ => t.running += 1,
             }
             if !job.phase.is_active() {
@@ -257,6 +260,30 @@ impl JobStore {
         let job = JobView { estimate, ..JobView::new(id, input) };
         self.jobs.insert(0, job);
         id
+    }
+
+    /// Records a point of a sweep that waits for a slot (see [`JobPhase::Waiting`]).
+    pub fn add_waiting(&mut self, input: &ValidInput, estimate: Option<Estimate>) -> JobId {
+        let id = self.add_estimated(input, estimate);
+        if let Some(job) = self.get_mut(id) {
+            job.phase = JobPhase::Waiting;
+        }
+        id
+    }
+
+    /// A waiting point got its slot: it is being prepared and sent now.
+    pub fn set_started(&mut self, id: JobId) {
+        if let Some(job) = self.get_mut(id).filter(|j| j.phase == JobPhase::Waiting) {
+            job.phase = JobPhase::Preparing;
+        }
+    }
+
+    /// Per sweep of this session, its points still waiting (never sent): (sweep id, count).
+    pub fn unsent_points(&self) -> Vec<(String, usize)> {
+        let waiting = |s: &SweepView| {
+            s.points.iter().filter(|(_, id)| self.get(*id).is_some_and(|j| j.phase == JobPhase::Waiting)).count()
+        };
+        self.sweeps.iter().map(|s| (s.id.clone(), waiting(s))).filter(|(_, n)| *n > 0).collect()
     }
 
     /// Records a sweep whose points are already jobs of the store (each gets its sweep id).
@@ -335,7 +362,8 @@ impl JobStore {
 
     /// Jobs that had not finished: (accepted by fal, not confirmed by fal).
     pub fn unfinished(&self) -> (usize, usize) {
-        let active = self.jobs.iter().filter(|j| j.phase.is_active());
+        // A point still waiting for its slot was never sent: `unsent_points` counts it.
+        let active = self.jobs.iter().filter(|j| j.phase.is_active() && j.phase != JobPhase::Waiting);
         let (accepted, unconfirmed): (Vec<_>, Vec<_>) = active.partition(|j| j.request_id.is_some());
         (accepted.len(), unconfirmed.len())
     }

@@ -26,6 +26,14 @@ pub enum Message {
         id: JobId,
         outcome: Box<JobFinish>,
     },
+    /// A sweep's point got its slot and is being sent now.
+    JobStarted(JobId),
+    /// Every point of a sweep has ended (or the sweep could not be journaled): its contact
+    /// sheets, or why there are none.
+    SweepEnded {
+        id: String,
+        sheets: Result<Vec<PathBuf>, String>,
+    },
     /// The job was journaled under this history id (before anything was sent).
     JobRecorded {
         id: JobId,
@@ -153,6 +161,10 @@ pub enum Effect {
         input: Box<ValidInput>,
         estimate: Box<Estimate>,
     },
+    /// Journal the sweep's whole plan, then send its points, a few at a time.
+    SubmitSweep(Box<SweepLaunch>),
+    /// Send no more waiting sweep points (the studio is quitting): they stay never sent.
+    HoldSweeps,
     /// Read today's spend (the ledger) for the status bar and the daily budget.
     LoadSpend,
     Cancel(JobId),
@@ -172,6 +184,15 @@ pub enum Effect {
     Copy(String),
     OpenPath(PathBuf),
     Quit,
+}
+
+/// A sweep to run: each point already a job of the store (waiting).
+#[derive(Debug)]
+pub struct SweepLaunch {
+    pub id: String,
+    pub axes: Vec<crate::model::sweep::Axis>,
+    pub points: Vec<(JobId, crate::model::sweep::Planned)>,
+    pub concurrency: u16,
 }
 
 /// What an image of the list is ("url", "local 3 KB · inline") and a problem with it.

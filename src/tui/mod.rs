@@ -236,7 +236,7 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> Result<u8, Startup
             let first = typed.take().unwrap_or_default().into_iter().map(Ok);
             futures::stream::iter(first).chain(EventStream::new())
         };
-        runtime.run(input).await.map(|()| runtime.unfinished_jobs())
+        runtime.run(input).await.map(|()| (runtime.unfinished_jobs(), runtime.unsent_points()))
     }
     .await;
     let _ = leave_terminal();
@@ -244,7 +244,12 @@ pub async fn main(opts: TuiOptions, locations: &Locations) -> Result<u8, Startup
     let built_in = connection.emulator().is_some();
     connection.shutdown().await;
     match result {
-        Ok((accepted, unconfirmed)) => {
+        Ok(((accepted, unconfirmed), unsent)) => {
+            for (sweep, count) in unsent {
+                eprintln!(
+                    "kontext: sweep {sweep}: {count} request(s) were never sent; `kontext sweep --continue {sweep}` sends them (after `kontext resume` finishes those sent)."
+                );
+            }
             if accepted > 0 && built_in {
                 eprintln!(
                     "kontext: {accepted} job(s) were still running on the built-in emulator and stopped with it."

@@ -257,6 +257,16 @@ pub fn help_lines(ctx: &AppContext, theme: &Theme) -> Vec<Line<'static>> {
         Line::raw("  Beside the submit key: the estimate and its price source; over a [budget] cap"),
         Line::raw("  a request is refused before anything is sent. The status bar shows today's spend"),
         Line::raw(""),
+        Line::styled("Sweeps", theme.title()),
+        Line::raw(format!(
+            "  {} plans the current draft many ways: seeds 1..8 / 1,5,9 / random:N, guidance,",
+            ctx.keymap.keys_for(super::action::Action::Sweep)
+        )),
+        Line::raw("  aspect ratios, endpoints, any field (name=v1,v2; …); count and estimate show as you type"),
+        Line::raw("  Enter sends (the plan is journaled first; over a [budget] cap it is refused), Esc cancels"),
+        Line::raw("  In Jobs a sweep is one row: → shows its jobs, ← folds them, c cancels the sweep"),
+        Line::raw("  Never-sent points (cancelled, or quit) go later with `kontext sweep --continue ID`"),
+        Line::raw(""),
         Line::styled("Esc or any other key closes this help; ↑↓ PgUp PgDn scroll", theme.dim()),
     ]);
     lines
@@ -313,6 +323,7 @@ mod tests {
             "Esc's focus move is documented"
         );
         assert!(help.contains("first row picks the endpoint") && help.contains("[budget] cap"), "{help}");
+        assert!(help.contains("F6 plans the current draft many ways") && help.contains("--continue"), "{help}");
     }
 
     #[test]

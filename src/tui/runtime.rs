@@ -13,16 +13,18 @@ use crossterm::event::Event;
 use futures::{Stream, StreamExt};
 use ratatui::Terminal;
 use ratatui::backend::Backend;
+use tokio::sync::Semaphore;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio_util::sync::CancellationToken;
 
 use super::app::App;
 use super::graphics::ThumbnailReady;
-use super::message::{Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message};
+use super::message::{Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message, SweepLaunch};
 use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
-use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, resume_all};
+use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, SweepRecord, resume_all};
 use crate::model::cost::Estimate;
+use crate::model::sweep::Planned;
 use crate::model::{Endpoint, ValidInput};
 use crate::runner::{JobError, JobRequest, OutputNaming, run_job};
 
@@ -64,6 +66,8 @@ pub struct Runtime<B: Backend, H: Host> {
     tx: UnboundedSender<Message>,
     rx: UnboundedReceiver<Message>,
     cancels: HashMap<JobId, CancellationToken>,
+    /// Cancelled when the studio quits: sweep points waiting for a slot are not sent then.
+    hold_sweeps: CancellationToken,
     /// Finished thumbnails, from the image workers.
     thumbs: Option<UnboundedReceiver<ThumbnailReady>>,
     /// Incremented on each draw (benchmarks and tests read it).
@@ -96,6 +100,7 @@ where
             tx,
             rx,
             cancels: HashMap::new(),
+            hold_sweeps: CancellationToken::new(),
             thumbs: None,
             frames: 0,
         }
@@ -203,6 +208,11 @@ where
         self.app.jobs().unfinished()
     }
 
+    /// Sweeps of this session with points never sent when the loop ended: (sweep id, count).
+    pub fn unsent_points(&self) -> Vec<(String, usize)> {
+        self.app.jobs().unsent_points()
+    }
+
     /// Makes the next frame repaint every cell (after the editor or a resize left the screen in an
     /// unknown state). Unlike `Terminal::clear` it does not ask the terminal for the cursor
     /// position, a query whose answer could be lost or mixed into the input.
@@ -244,6 +254,8 @@ where
         for effect in effects {
             match effect {
                 Effect::Submit { id, input, estimate } => self.spawn_job(id, *input, *estimate),
+                Effect::SubmitSweep(launch) => self.spawn_sweep(*launch),
+                Effect::HoldSweeps => self.hold_sweeps.cancel(),
                 Effect::LoadSpend => self.spawn_store(|h| Ok(Message::SpentToday(h.spent_today()?))),
                 Effect::Cancel(id) => {
                     if let Some(t) = self.cancels.get(&id) {
@@ -368,99 +380,227 @@ where
     }
 
     fn spawn_job(&mut self, id: JobId, input: ValidInput, estimate: Estimate) {
-        // The draft's endpoint, not only the connection's: the studio's endpoint row picks it.
-        let endpoint = match Endpoint::parse(input.endpoint_id()) {
-            Ok(e) => e,
-            Err(m) => {
-                let outcome =
-                    JobFinish::Failed { message: m, field_errors: Vec::new(), request_id: None, ambiguous: false };
-                let _ = self.tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
-                return;
-            }
-        };
         let token = CancellationToken::new();
         self.cancels.insert(id, token.clone());
-        let services = self.services.clone();
-        let tx = self.tx.clone();
-        let watcher_tx = self.tx.clone();
-        let job = tokio::spawn(async move {
-            let journal = services.history.journal();
-            journal.set_estimate(estimate);
-            let _ = tx.send(Message::JobRecorded { id, history_id: journal.short_id() });
-            let request = JobRequest {
-                naming: services.naming,
-                endpoint,
-                input,
-                out_dir: services.out_dir.clone(),
-                data_uri_threshold: services.data_uri_threshold,
-                follow: FollowMode::Stream,
-                journal: Some(journal.clone()),
-            };
-            let (etx, mut erx) = mpsc::unbounded_channel();
-            let forward = {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    while let Some(event) = erx.recv().await {
-                        let _ = tx.send(Message::Job { id, event });
-                    }
-                })
-            };
-            let result = run_job(&services.client, request, etx, token).await;
-            let _ = forward.await;
-            let outcome = match result {
-                Ok(o) => JobFinish::Done {
-                    request_id: o.handle.request_id.clone(),
-                    seed: o.output.seed,
-                    urls: o.output.images.iter().map(|i| i.url.clone()).collect(),
-                    files: o.files,
-                    inference: o.output.inference_seconds(),
-                    prompt_used: o.output.prompt,
-                    unrecorded: o.unrecorded,
-                    billable_units: o.billable_units,
-                },
-                Err(JobError::Cancelled { handle, .. }) => {
-                    JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) }
-                }
-                Err(e) => {
-                    // As `kontext run` does: a 5xx or a request fal never took costs nothing,
-                    // a 422 may have been billed — so the ledger and today's spend are right.
-                    let (billed, note) = e.bill();
-                    if let Err(err) = journal.record_bill(billed, note) {
-                        tracing::warn!("history: could not record the cost: {err}");
-                    }
-                    let field_errors = e.fal_error().map(|f| f.field_errors()).unwrap_or_default();
-                    let request_id = match &e {
-                        JobError::Fal { handle, .. }
-                        | JobError::Output { handle, .. }
-                        | JobError::Download { handle, .. } => Some(handle.request_id.clone()),
-                        _ => None,
-                    };
-                    let ambiguous = matches!(e, JobError::Submit(crate::fal::SubmitError::Ambiguous(_)));
-                    let message = match note {
-                        Some(n) => format!("{e} (cost: {n})"),
-                        None => e.to_string(),
-                    };
-                    JobFinish::Failed { message, field_errors, request_id, ambiguous }
-                }
-            };
-            let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
-        });
-        // If the job task panics, say so instead of leaving the job spinning forever.
+        let (services, tx) = (self.services.clone(), self.tx.clone());
+        let client = services.client.clone();
+        spawn_watched(id, self.tx.clone(), run_one(services, client, tx, id, input, estimate, token, None));
+    }
+
+    /// A sweep: its whole plan journaled first (nothing is sent if that fails), then its points
+    /// run as single jobs do, at most `concurrency` in flight, behind one shared back-off.
+    fn spawn_sweep(&mut self, launch: SweepLaunch) {
+        let SweepLaunch { id: sweep_id, axes, points, concurrency } = launch;
+        let (jobs, plan): (Vec<JobId>, Vec<Planned>) = points.into_iter().unzip();
+        let tokens: Vec<CancellationToken> = jobs
+            .iter()
+            .map(|id| {
+                let token = CancellationToken::new();
+                self.cancels.insert(*id, token.clone());
+                token
+            })
+            .collect();
+        let (services, tx, hold) = (self.services.clone(), self.tx.clone(), self.hold_sweeps.clone());
         tokio::spawn(async move {
-            if let Err(e) = job.await
-                && e.is_panic()
-            {
-                let outcome = JobFinish::Failed {
-                    message: "internal error in kontext (details in the log file); the request is in the history"
-                        .into(),
-                    field_errors: Vec::new(),
-                    request_id: None,
-                    ambiguous: false,
-                };
-                let _ = watcher_tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+            let record = SweepRecord::of_plan(
+                &sweep_id,
+                &axes,
+                &plan,
+                serde_json::json!({"out_dir": services.out_dir, "concurrency": concurrency, "from": "studio"}),
+            );
+            let history = services.history.clone();
+            let kept = tokio::task::spawn_blocking(move || history.record_sweep(&record)).await;
+            let not_kept = match kept {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = not_kept {
+                let message = format!("the sweep could not be journaled ({e}): nothing was sent");
+                for id in jobs {
+                    let outcome = JobFinish::Failed {
+                        message: message.clone(),
+                        field_errors: Vec::new(),
+                        request_id: None,
+                        ambiguous: false,
+                    };
+                    let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+                }
+                let _ = tx.send(Message::SweepEnded { id: sweep_id, sheets: Err(message) });
+                return;
             }
+            // One back-off for the whole sweep: a 429 to any point holds them all.
+            let client = services.client.with_rate_gate(Arc::new(crate::fal::RateGate::new()));
+            let slots = Arc::new(Semaphore::new(concurrency.max(1) as usize));
+            let mut running = Vec::new();
+            for ((id, planned), token) in jobs.into_iter().zip(plan).zip(tokens) {
+                let (services, client, tx, slots, hold) =
+                    (services.clone(), client.clone(), tx.clone(), slots.clone(), hold.clone());
+                let sweep = Some((sweep_id.clone(), planned.index));
+                let point = planned.point.clone();
+                running.push((
+                    point,
+                    tokio::spawn(async move {
+                        let permit = tokio::select! {
+                            biased;
+                            _ = hold.cancelled() => return None,
+                            _ = token.cancelled() => None,
+                            p = slots.acquire_owned() => p.ok(),
+                        };
+                        let Some(_permit) = permit.filter(|_| !token.is_cancelled()) else {
+                            // Cancelled before it had a slot: never sent, so `--continue` sends it.
+                            let outcome = JobFinish::Cancelled { request_id: None };
+                            let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+                            return None;
+                        };
+                        if hold.is_cancelled() {
+                            return None;
+                        }
+                        let _ = tx.send(Message::JobStarted(id));
+                        let run =
+                            run_one(services, client, tx.clone(), id, planned.input, planned.estimate, token, sweep);
+                        spawn_watched(id, tx, run).await.ok().flatten()
+                    }),
+                ));
+            }
+            let mut outputs = Vec::new();
+            for (point, task) in running {
+                outputs.push((point, task.await.ok().flatten()));
+            }
+            if hold.is_cancelled() {
+                // Quitting: the points never sent stay so in the history.
+                return;
+            }
+            let sheets = if outputs.iter().all(|(_, file)| file.is_none()) {
+                Err(format!("sweep {sweep_id}: no request of it gave an image, so no contact sheet"))
+            } else {
+                let path = services.out_dir.join(format!("{}_sweep_{sweep_id}.png", crate::timefmt::today_utc()));
+                tokio::task::spawn_blocking(move || crate::runner::sweep_grid::write_grids(&path, &axes, &outputs))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|written| written)
+            };
+            let _ = tx.send(Message::SweepEnded { id: sweep_id, sheets });
         });
     }
+}
+
+/// Runs `job` as a task; if it panics, says so instead of leaving the job spinning forever.
+fn spawn_watched(
+    id: JobId,
+    tx: UnboundedSender<Message>,
+    job: impl Future<Output = Option<PathBuf>> + Send + 'static,
+) -> tokio::task::JoinHandle<Option<PathBuf>> {
+    let job = tokio::spawn(job);
+    tokio::spawn(async move {
+        match job.await {
+            Ok(first_file) => first_file,
+            Err(e) => {
+                if e.is_panic() {
+                    let outcome = JobFinish::Failed {
+                        message: "internal error in kontext (details in the log file); the request is in the history"
+                            .into(),
+                        field_errors: Vec::new(),
+                        request_id: None,
+                        ambiguous: false,
+                    };
+                    let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+                }
+                None
+            }
+        }
+    })
+}
+
+/// One request, journaled (as a point of a sweep when `sweep` says so), its events forwarded
+/// as messages and its end reported; returns its first output file.
+#[allow(clippy::too_many_arguments)]
+async fn run_one(
+    services: Arc<Services>,
+    client: FalClient,
+    tx: UnboundedSender<Message>,
+    id: JobId,
+    input: ValidInput,
+    estimate: Estimate,
+    token: CancellationToken,
+    sweep: Option<(String, usize)>,
+) -> Option<PathBuf> {
+    // The draft's endpoint, not only the connection's: the studio's endpoint row picks it.
+    let endpoint = match Endpoint::parse(input.endpoint_id()) {
+        Ok(e) => e,
+        Err(m) => {
+            let outcome =
+                JobFinish::Failed { message: m, field_errors: Vec::new(), request_id: None, ambiguous: false };
+            let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+            return None;
+        }
+    };
+    let journal = services.history.journal();
+    if let Some((sweep_id, index)) = &sweep {
+        journal.set_sweep(sweep_id, *index);
+    }
+    journal.set_estimate(estimate);
+    let _ = tx.send(Message::JobRecorded { id, history_id: journal.short_id() });
+    let request = JobRequest {
+        naming: services.naming,
+        endpoint,
+        input,
+        out_dir: services.out_dir.clone(),
+        data_uri_threshold: services.data_uri_threshold,
+        follow: FollowMode::Stream,
+        journal: Some(journal.clone()),
+    };
+    let (etx, mut erx) = mpsc::unbounded_channel();
+    let forward = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = erx.recv().await {
+                let _ = tx.send(Message::Job { id, event });
+            }
+        })
+    };
+    let result = run_job(&client, request, etx, token).await;
+    let _ = forward.await;
+    let mut first_file = None;
+    let outcome = match result {
+        Ok(o) => {
+            first_file = o.files.first().map(|f| f.path.clone());
+            JobFinish::Done {
+                request_id: o.handle.request_id.clone(),
+                seed: o.output.seed,
+                urls: o.output.images.iter().map(|i| i.url.clone()).collect(),
+                files: o.files,
+                inference: o.output.inference_seconds(),
+                prompt_used: o.output.prompt,
+                unrecorded: o.unrecorded,
+                billable_units: o.billable_units,
+            }
+        }
+        Err(JobError::Cancelled { handle, .. }) => JobFinish::Cancelled { request_id: handle.map(|h| h.request_id) },
+        Err(e) => {
+            // As `kontext run` does: a 5xx or a request fal never took costs nothing,
+            // a 422 may have been billed — so the ledger and today's spend are right.
+            let (billed, note) = e.bill();
+            if let Err(err) = journal.record_bill(billed, note) {
+                tracing::warn!("history: could not record the cost: {err}");
+            }
+            let field_errors = e.fal_error().map(|f| f.field_errors()).unwrap_or_default();
+            let request_id = match &e {
+                JobError::Fal { handle, .. } | JobError::Output { handle, .. } | JobError::Download { handle, .. } => {
+                    Some(handle.request_id.clone())
+                }
+                _ => None,
+            };
+            let ambiguous = matches!(e, JobError::Submit(crate::fal::SubmitError::Ambiguous(_)));
+            let message = match note {
+                Some(n) => format!("{e} (cost: {n})"),
+                None => e.to_string(),
+            };
+            JobFinish::Failed { message, field_errors, request_id, ambiguous }
+        }
+    };
+    let _ = tx.send(Message::JobFinished { id, outcome: Box::new(outcome) });
+    first_file
 }
 
 /// Ctrl-L repaints the whole screen, whatever has the focus (as in most full-screen programs).

@@ -275,9 +275,7 @@ impl SweepDialog {
     }
 
     pub fn draw(&self, buf: &mut Buffer, area: Rect, theme: &Theme) {
-        let rect = centered(area, 92, 22.min(area.height));
-        Clear.render(rect, buf);
-        let width = rect.width.saturating_sub(4) as usize;
+        let width = area.width.min(92).saturating_sub(4) as usize;
         let mut lines = vec![Line::styled(
             "The current draft, many ways: each field a list, as kontext sweep takes it",
             theme.dim(),
@@ -331,6 +329,9 @@ impl SweepDialog {
             format!("at most {MAX_PLAN} requests · ↑↓/Tab field · Backspace · Ctrl-U clears"),
             theme.dim(),
         ));
+        // Room for a long refusal to wrap onto a second line.
+        let rect = centered(area, 92, (lines.len() as u16 + 3).min(area.height));
+        Clear.render(rect, buf);
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
             .block(Block::bordered().title(" Sweep — Enter sends · Esc cancels ").border_style(theme.border_focused()))

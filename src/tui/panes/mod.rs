@@ -49,6 +49,8 @@ pub enum PaneEvent {
     SetPrompt(String),
     /// Ask fal to cancel this job.
     CancelJob(JobId),
+    /// Cancel every point of this sweep still running or waiting.
+    CancelSweep(String),
     /// Ask before deleting a history entry.
     ConfirmDelete {
         id: String,
