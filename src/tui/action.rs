@@ -47,6 +47,14 @@ pub enum Action {
     CopyPath,
     CopyRequestId,
     OpenFile,
+    Star,
+    MarkA,
+    MarkB,
+    Compare,
+    SwapAB,
+    ToggleSplit,
+    PrevPage,
+    NextPage,
 }
 
 impl Action {
@@ -90,6 +98,14 @@ impl Action {
             CopyPath => "copy",
             CopyRequestId => "copy_request_id",
             OpenFile => "open",
+            Star => "star",
+            MarkA => "mark_a",
+            MarkB => "mark_b",
+            Compare => "compare",
+            SwapAB => "swap_ab",
+            ToggleSplit => "split",
+            PrevPage => "prev_page",
+            NextPage => "next_page",
         }
     }
 
@@ -132,6 +148,14 @@ impl Action {
             CopyPath => "copy image path or URL (OSC 52)",
             CopyRequestId => "copy the request id (OSC 52)",
             OpenFile => "open the image in the desktop viewer",
+            Star => "star / unstar: mark a keeper (kept in the history)",
+            MarkA => "mark the selected output as A (to compare)",
+            MarkB => "mark the selected output as B (to compare)",
+            Compare => "compare A and B (flip or split)",
+            SwapAB => "compare: show the other of A and B",
+            ToggleSplit => "compare: flip one at a time / split side by side",
+            PrevPage => "sweep grid: previous page",
+            NextPage => "sweep grid: next page",
         }
     }
 }
@@ -343,10 +367,21 @@ impl Default for Keymap {
             (HISTORY, k(Char('f'), NONE), A::CycleFilter),
             (HISTORY, k(Char('r'), NONE), A::Rerun),
             (HISTORY, k(Char('d'), NONE), A::Delete),
+            (HISTORY, k(Char('s'), NONE), A::Star),
             (RESULTS, k(Char('v'), NONE), A::ToggleSideBySide),
             (RESULTS, k(Char('y'), NONE), A::CopyPath),
             (RESULTS, k(Char('Y'), NONE), A::CopyRequestId),
             (RESULTS, k(Char('o'), NONE), A::OpenFile),
+            (RESULTS, k(Char('s'), NONE), A::Star),
+            (RESULTS, k(Char('a'), NONE), A::MarkA),
+            (RESULTS, k(Char('b'), NONE), A::MarkB),
+            (RESULTS, k(Char('c'), NONE), A::Compare),
+            (RESULTS, k(Char('x'), NONE), A::SwapAB),
+            (RESULTS, k(Char('t'), NONE), A::ToggleSplit),
+            (RESULTS, k(PageUp, NONE), A::PrevPage),
+            (RESULTS, k(Char('['), NONE), A::PrevPage),
+            (RESULTS, k(PageDown, NONE), A::NextPage),
+            (RESULTS, k(Char(']'), NONE), A::NextPage),
         ];
         // Results and Jobs navigate left/right between images too.
         b.push((RESULTS, k(Char('h'), NONE), A::Left));
