@@ -56,6 +56,7 @@ fn busy_app() -> App {
             estimated_usd: Some(0.04),
             billed_usd: Some(0.04),
             cursor: i as i64,
+            starred: false,
         })
         .collect();
     app.update(Message::History { filter: Default::default(), rows });

@@ -106,6 +106,7 @@ fn with_history(keymap: &Keymap) -> App {
             estimated_usd: None,
             billed_usd: None,
             cursor: 100 - i,
+            starred: false,
         })
         .collect();
     a.update(Message::History { filter: a.history().filter().clone(), rows });
@@ -229,6 +230,7 @@ fn did_what_it_says(state: &str, label: &str, b: &App, a: &App, effects: &[Effec
         ("history", "re-run") => {
             effect(&|e| matches!(e, Effect::LoadHistoryDetail { purpose: DetailPurpose::Rerun, .. }))
         }
+        ("history", "star") => effect(&|e| matches!(e, Effect::Star { job: None, starred: true, .. })),
         ("history", "delete") => matches!(a.overlay(), Some(Overlay::ConfirmDelete { .. })),
         ("history searching", "keep search") => !a.history().is_searching() && a.history().filter().search == "pro",
         ("history searching", "clear search") => !a.history().is_searching() && a.history().filter().search.is_empty(),

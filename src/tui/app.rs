@@ -225,6 +225,10 @@ impl App {
             ],
             Message::HistoryDetail(detail) => self.on_history_detail(*detail),
             Message::Starred { job, history_id, starred } => {
+                // Starred from the History pane: the session's job of that entry, if any.
+                let job = job.or_else(|| {
+                    self.jobs.iter().find(|j| j.history_id.as_deref() == Some(history_id.as_str())).map(|j| j.id)
+                });
                 if let Some(job) = job {
                     self.jobs.set_starred(job, starred);
                 }

@@ -116,6 +116,8 @@ pub struct HistoryRow {
     pub billed_usd: Option<f64>,
     /// Position for loading the next (older) page.
     pub cursor: i64,
+    /// Marked a keeper (`s`, `kontext history star`).
+    pub starred: bool,
 }
 
 /// A past request, loaded for the editor and the results pane.

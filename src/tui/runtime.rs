@@ -496,5 +496,6 @@ fn history_row(e: HistoryEntry) -> HistoryRow {
         estimated_usd: e.estimated_usd,
         billed_usd: e.billed_usd,
         cursor: e.cursor.0,
+        starred: e.starred,
     }
 }
