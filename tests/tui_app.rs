@@ -351,6 +351,7 @@ fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
         estimated_usd: None,
         billed_usd: None,
         cursor: 1000 - i,
+        starred: false,
     };
     let mut a = app();
     a.update(Message::History { filter: Default::default(), rows: (0..30).map(row).collect() });
@@ -450,6 +451,7 @@ fn a_slow_answer_to_an_older_history_search_is_ignored() {
         estimated_usd: None,
         billed_usd: None,
         cursor: 1,
+        starred: false,
     };
     let mut a = app();
     focus(&mut a, '5');

@@ -3,7 +3,7 @@
 //! Also: F1 opens the help from every state, and Esc means one thing everywhere.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crossterm::event::{Event, KeyCode, KeyEvent, KeyModifiers};
 use kontext::history::JobState;
@@ -17,6 +17,7 @@ use kontext::tui::panes::{Hint, PaneBehaviour};
 
 mod support;
 use support::studio::{context, paste, typ};
+use support::sweep_fixture;
 
 /// Presses the first key the keymap binds to `action` (so setups work with overrides too).
 fn ask(a: &mut App, action: Action) -> Vec<Effect> {
@@ -86,6 +87,7 @@ fn finished(keymap: &Keymap) -> App {
         billable_units: None,
     };
     a.update(Message::JobFinished { id: 1, outcome: Box::new(outcome) });
+    a.update(Message::JobRecorded { id: 1, history_id: "hist-1".into() });
     a
 }
 
@@ -104,6 +106,7 @@ fn with_history(keymap: &Keymap) -> App {
             estimated_usd: None,
             billed_usd: None,
             cursor: 100 - i,
+            starred: false,
         })
         .collect();
     a.update(Message::History { filter: a.history().filter().clone(), rows });
@@ -152,7 +155,28 @@ fn states(km: &Keymap) -> Vec<(&'static str, App)> {
     go(&mut full, Pane::Results);
     ask(&mut full, Action::Confirm);
     s.push(("results full screen", full));
+    let mut sweep = ready(km);
+    sweep_fixture::finished_sweep(&mut sweep, 2, 3, 2, Path::new("/out"), None);
+    // Off the first cell, which is still running.
+    ask(&mut sweep, Action::Right);
+    s.push(("results sweep", sweep));
+    s.push(("results comparing", comparing(km)));
+    let mut flipped = comparing(km);
+    ask(&mut flipped, Action::ToggleSplit);
+    s.push(("results flipped", flipped));
     s
+}
+
+/// Job #1's two outputs marked A and B, compared side by side.
+fn comparing(km: &Keymap) -> App {
+    let mut a = finished(km);
+    go(&mut a, Pane::Results);
+    ask(&mut a, Action::MarkA);
+    ask(&mut a, Action::Right);
+    ask(&mut a, Action::MarkB);
+    ask(&mut a, Action::Compare);
+    assert_eq!(a.results().is_comparing(), Some(true));
+    a
 }
 
 fn all_hints(a: &App) -> Vec<Hint> {
@@ -207,6 +231,7 @@ fn did_what_it_says(state: &str, label: &str, b: &App, a: &App, effects: &[Effec
         ("history", "re-run") => {
             effect(&|e| matches!(e, Effect::LoadHistoryDetail { purpose: DetailPurpose::Rerun, .. }))
         }
+        ("history", "star") => effect(&|e| matches!(e, Effect::Star { job: None, starred: true, .. })),
         ("history", "delete") => matches!(a.overlay(), Some(Overlay::ConfirmDelete { .. })),
         ("history searching", "keep search") => !a.history().is_searching() && a.history().filter().search == "pro",
         ("history searching", "clear search") => !a.history().is_searching() && a.history().filter().search.is_empty(),
@@ -215,6 +240,24 @@ fn did_what_it_says(state: &str, label: &str, b: &App, a: &App, effects: &[Effec
         ("results", "side by side") => a.results().is_side_by_side() != b.results().is_side_by_side(),
         ("results full screen", "back") => !a.results().is_fullscreen(),
         ("results full screen", "next image") => a.results().selected() == b.results().selected() + 1,
+        ("results" | "results sweep", "star") => effect(&|e| matches!(e, Effect::Star { starred: true, .. })),
+        ("results" | "results sweep", "mark A") => a.results().marked(0).is_some() && b.results().marked(0).is_none(),
+        ("results" | "results sweep", "mark B") => a.results().marked(1).is_some() && b.results().marked(1).is_none(),
+        // Nothing marked yet: it says what to mark.
+        ("results" | "results sweep", "compare") => a.notice().is_some_and(|n| n.text.contains("a marks A")),
+        ("results sweep", "move") => a.results().cursor().col == b.results().cursor().col + 1,
+        ("results sweep", "next page") => a.results().cursor().page == b.results().cursor().page + 1,
+        // On the first page already: it stays there.
+        ("results sweep", "previous page") => a.results().cursor().page == 0,
+        ("results sweep", "full") => a.results().is_fullscreen(),
+        ("results sweep", "copy") => effect(&|e| matches!(e, Effect::Copy(t) if t.ends_with(".png"))),
+        ("results sweep", "copy id") => effect(&|e| matches!(e, Effect::Copy(t) if t.ends_with("-dddddddddddd"))),
+        ("results comparing", "flip") | ("results flipped", "show the other") => {
+            a.results().is_comparing() == Some(false) && a.results().is_fullscreen()
+        }
+        ("results comparing", "one at a time") => a.results().is_comparing() == Some(false),
+        ("results flipped", "split") => a.results().is_comparing() == Some(true),
+        ("results comparing" | "results flipped", "back") => a.results().is_comparing().is_none(),
         _ => panic!("{state}: no check for the hint {label:?}; add one to did_what_it_says"),
     }
 }
@@ -251,7 +294,10 @@ fn every_key_a_hint_bar_names_does_what_it_says() {
 #[test]
 fn hints_follow_the_keys_of_the_config() {
     let mut o = HashMap::new();
-    for (action, key) in [("help", "f2"), ("submit", "ctrl-g"), ("copy", "c"), ("add", "i"), ("cancel_job", "x")] {
+    // Copy takes compare's default key, so compare moves too.
+    let keys =
+        [("help", "f2"), ("submit", "ctrl-g"), ("copy", "c"), ("compare", "m"), ("add", "i"), ("cancel_job", "x")];
+    for (action, key) in keys {
         o.insert(action.to_string(), vec![key.to_string()]);
     }
     let km = Keymap::default().with_overrides(&o).unwrap();

@@ -9,7 +9,7 @@ use kontext::history::JobState;
 use kontext::model::LogEntry;
 use kontext::runner::{JobEvent, SavedImage};
 use kontext::tui::app::{App, Pane};
-use kontext::tui::message::{HistoryRow, JobFinish, Message};
+use kontext::tui::message::{Effect, HistoryRow, JobFinish, Message};
 
 mod support;
 use support::studio::{app, ctrl, focus, key, paste, render, typ};
@@ -169,6 +169,39 @@ fn job_failed_maps_fal_errors_onto_fields() {
 }
 
 #[test]
+fn an_eight_by_eight_sweep_grid_at_200x50() {
+    let mut a = app();
+    support::sweep_fixture::finished_sweep(&mut a, 8, 8, 1, std::path::Path::new("out"), None);
+    for _ in 0..3 {
+        key(&mut a, KeyCode::Right);
+        key(&mut a, KeyCode::Down);
+    }
+    let effects = key(&mut a, KeyCode::Char('s'));
+    let Some(Effect::Star { job, history_id, starred: true }) = effects.into_iter().next() else {
+        panic!("s asks to star the cell")
+    };
+    a.update(Message::Starred { job, history_id, starred: true });
+    key(&mut a, KeyCode::Left);
+    typ(&mut a, "a");
+    let screen = render(&mut a, 200, 50);
+    assert!(screen.contains("guidance_scale →") && screen.contains("seed ↓"), "{screen}");
+    assert!(screen.contains('★') && screen.contains("running") && screen.contains("failed"), "{screen}");
+    snap!("sweep_grid_8x8", screen);
+}
+
+#[test]
+fn two_outputs_compared_side_by_side() {
+    let mut a = app();
+    support::sweep_fixture::finished_sweep(&mut a, 2, 3, 1, std::path::Path::new("out"), None);
+    key(&mut a, KeyCode::Right);
+    typ(&mut a, "a");
+    key(&mut a, KeyCode::Down);
+    typ(&mut a, "bc");
+    assert_eq!(a.results().is_comparing(), Some(true));
+    snap!("compare_split", render(&mut a, 120, 36));
+}
+
+#[test]
 fn history_with_entries() {
     let mut a = app();
     let rows = (0..5)
@@ -184,6 +217,7 @@ fn history_with_entries() {
             estimated_usd: None,
             billed_usd: None,
             cursor: i,
+            starred: false,
         })
         .collect();
     a.update(Message::History { filter: Default::default(), rows });

@@ -48,6 +48,14 @@ pub enum Action {
     CopyPath,
     CopyRequestId,
     OpenFile,
+    Star,
+    MarkA,
+    MarkB,
+    Compare,
+    SwapAB,
+    ToggleSplit,
+    PrevPage,
+    NextPage,
 }
 
 impl Action {
@@ -92,6 +100,14 @@ impl Action {
             CopyPath => "copy",
             CopyRequestId => "copy_request_id",
             OpenFile => "open",
+            Star => "star",
+            MarkA => "mark_a",
+            MarkB => "mark_b",
+            Compare => "compare",
+            SwapAB => "swap_ab",
+            ToggleSplit => "split",
+            PrevPage => "prev_page",
+            NextPage => "next_page",
         }
     }
 
@@ -135,6 +151,14 @@ impl Action {
             CopyPath => "copy image path or URL (OSC 52)",
             CopyRequestId => "copy the request id (OSC 52)",
             OpenFile => "open the image in the desktop viewer",
+            Star => "star / unstar: a keeper",
+            MarkA => "mark the output as A",
+            MarkB => "mark the output as B",
+            Compare => "compare A and B",
+            SwapAB => "compare: show the other",
+            ToggleSplit => "compare: split or flip",
+            PrevPage => "sweep grid: previous page",
+            NextPage => "sweep grid: next page",
         }
     }
 }
@@ -347,10 +371,21 @@ impl Default for Keymap {
             (HISTORY, k(Char('f'), NONE), A::CycleFilter),
             (HISTORY, k(Char('r'), NONE), A::Rerun),
             (HISTORY, k(Char('d'), NONE), A::Delete),
+            (HISTORY, k(Char('s'), NONE), A::Star),
             (RESULTS, k(Char('v'), NONE), A::ToggleSideBySide),
             (RESULTS, k(Char('y'), NONE), A::CopyPath),
             (RESULTS, k(Char('Y'), NONE), A::CopyRequestId),
             (RESULTS, k(Char('o'), NONE), A::OpenFile),
+            (RESULTS, k(Char('s'), NONE), A::Star),
+            (RESULTS, k(Char('a'), NONE), A::MarkA),
+            (RESULTS, k(Char('b'), NONE), A::MarkB),
+            (RESULTS, k(Char('c'), NONE), A::Compare),
+            (RESULTS, k(Char('x'), NONE), A::SwapAB),
+            (RESULTS, k(Char('t'), NONE), A::ToggleSplit),
+            (RESULTS, k(PageUp, NONE), A::PrevPage),
+            (RESULTS, k(Char('['), NONE), A::PrevPage),
+            (RESULTS, k(PageDown, NONE), A::NextPage),
+            (RESULTS, k(Char(']'), NONE), A::NextPage),
         ];
         // Results and Jobs navigate left/right between images too.
         b.push((RESULTS, k(Char('h'), NONE), A::Left));

@@ -109,6 +109,17 @@ impl App {
     pub fn jobs(&self) -> &JobStore {
         &self.jobs
     }
+
+    /// The session's jobs, for whatever builds them outside `update` (a sweep's plan; tests and
+    /// benches that set up a session).
+    pub fn jobs_mut(&mut self) -> &mut JobStore {
+        &mut self.jobs
+    }
+
+    /// Shows this in the Results pane and focuses it.
+    pub fn show_results(&mut self, source: ResultsSource) -> Vec<Effect> {
+        self.apply(vec![PaneEvent::Show(source), PaneEvent::Focus(Pane::Results)])
+    }
     pub fn prompt(&self) -> &PromptPane {
         &self.prompt
     }
@@ -228,6 +239,19 @@ impl App {
                 PaneEvent::Run(self.history.reload()),
             ],
             Message::HistoryDetail(detail) => self.on_history_detail(*detail),
+            Message::Starred { job, history_id, starred } => {
+                // Starred from the History pane: the session's job of that entry, if any.
+                let job = job.or_else(|| {
+                    self.jobs.iter().find(|j| j.history_id.as_deref() == Some(history_id.as_str())).map(|j| j.id)
+                });
+                if let Some(job) = job {
+                    self.jobs.set_starred(job, starred);
+                }
+                let short = one_line(history_id.get(..8).unwrap_or(&history_id));
+                let what = if starred { "starred" } else { "unstarred" };
+                // The History pane lists the star too: list it again.
+                vec![Notice::info(format!("{what} {short}")).into(), PaneEvent::Run(self.history.reload())]
+            }
             Message::SpentToday(usd) => {
                 self.cost.set_spent_today(usd);
                 self.refresh_sweep_dialog();

@@ -296,6 +296,22 @@ impl JobStore {
         self.sweeps.insert(0, sweep);
     }
 
+    /// Records a sweep of `axes`: one job per point of its plan (each from `input_of(point)`),
+    /// all waiting to be sent, and returns it.
+    pub fn plan_sweep(
+        &mut self,
+        id: String,
+        axes: Vec<Axis>,
+        mut input_of: impl FnMut(&Point) -> ValidInput,
+        estimated_usd: Option<f64>,
+    ) -> &SweepView {
+        let points =
+            crate::model::sweep::points(&axes).into_iter().map(|p| (self.add(&input_of(&p)), p)).map(|(j, p)| (p, j));
+        let sweep = SweepView::new(id, axes, points.collect(), estimated_usd);
+        self.add_sweep(sweep);
+        &self.sweeps[0]
+    }
+
     pub fn sweep(&self, id: &str) -> Option<&SweepView> {
         self.sweeps.iter().find(|s| s.id == id)
     }

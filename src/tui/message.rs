@@ -54,6 +54,12 @@ pub enum Message {
         rows: Vec<HistoryRow>,
     },
     HistoryDetail(Box<HistoryDetailView>),
+    /// A star was kept in the history (for this session's job, if it is one).
+    Starred {
+        job: Option<JobId>,
+        history_id: String,
+        starred: bool,
+    },
     /// What today's requests cost so far (UTC day, billed or estimated).
     SpentToday(f64),
     /// Earlier prompts, newest first, for recall.
@@ -118,6 +124,8 @@ pub struct HistoryRow {
     pub billed_usd: Option<f64>,
     /// Position for loading the next (older) page.
     pub cursor: i64,
+    /// Marked a keeper (`s`, `kontext history star`).
+    pub starred: bool,
 }
 
 /// A past request, loaded for the editor and the results pane.
@@ -174,6 +182,12 @@ pub enum Effect {
         purpose: DetailPurpose,
     },
     DeleteHistory(String),
+    /// Mark (or unmark) a history entry as a keeper; `job` is this session's job of it, if any.
+    Star {
+        job: Option<JobId>,
+        history_id: String,
+        starred: bool,
+    },
     LoadPrompts,
     OpenEditor(String),
     /// Look at local image files (size, readable, an image) off the UI task.

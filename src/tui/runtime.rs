@@ -300,6 +300,10 @@ where
                     h.delete(&id)?;
                     Ok(Message::HistoryDeleted(id))
                 }),
+                Effect::Star { job, history_id, starred } => self.spawn_store(move |h| {
+                    let history_id = h.set_starred(&history_id, starred)?;
+                    Ok(Message::Starred { job, history_id, starred })
+                }),
                 Effect::LoadPrompts => self.spawn_store(|h| Ok(Message::Prompts(h.recent_prompts(500)?))),
                 Effect::OpenEditor(_) => {}
                 Effect::CheckImages { seq, items } => {
@@ -632,5 +636,6 @@ fn history_row(e: HistoryEntry) -> HistoryRow {
         estimated_usd: e.estimated_usd,
         billed_usd: e.billed_usd,
         cursor: e.cursor.0,
+        starred: e.starred,
     }
 }

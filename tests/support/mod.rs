@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod studio;
+pub mod sweep_fixture;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -159,8 +159,9 @@ pub struct ThumbStats {
     pub bytes: usize,
 }
 
-/// Default bounds: at most this many encoded thumbnails…
-pub const MAX_ENTRIES: usize = 64;
+/// Default bounds: at most this many encoded thumbnails (an 8×8 sweep grid, the Images pane's
+/// and a full-screen view at once, so none of them pushes the others out every frame)…
+pub const MAX_ENTRIES: usize = 160;
 /// …and decoded images…
 pub const MAX_DECODED: usize = 16;
 /// …and about this much memory for both together.

@@ -164,6 +164,12 @@ impl PaneBehaviour for HistoryPane {
             }
             Action::Confirm => self.detail(DetailPurpose::Load),
             Action::Rerun => self.detail(DetailPurpose::Rerun),
+            Action::Star => match self.rows.get(self.selected) {
+                Some(row) => {
+                    vec![PaneEvent::Run(Effect::Star { job: None, history_id: row.id.clone(), starred: !row.starred })]
+                }
+                None => Vec::new(),
+            },
             Action::Delete => match self.rows.get(self.selected) {
                 Some(row) => vec![PaneEvent::ConfirmDelete { id: row.id.clone(), prompt: one_line(&row.prompt) }],
                 None => Vec::new(),
@@ -191,7 +197,12 @@ impl PaneBehaviour for HistoryPane {
         let km = shared.keymap();
         let mut wanted = vec![(Action::Search, "search"), (Action::CycleFilter, "filter")];
         if !self.rows.is_empty() {
-            wanted.extend([(Action::Confirm, "load"), (Action::Rerun, "re-run"), (Action::Delete, "delete")]);
+            wanted.extend([
+                (Action::Confirm, "load"),
+                (Action::Rerun, "re-run"),
+                (Action::Delete, "delete"),
+                (Action::Star, "star"),
+            ]);
         }
         wanted.into_iter().filter_map(|(a, label)| Hint::bound(km, Pane::History, a, label, false)).collect()
     }
@@ -234,8 +245,9 @@ impl PaneBehaviour for HistoryPane {
         for (i, row) in self.rows.iter().enumerate().skip(first).take(height) {
             let cost = crate::tui::context::cost_text(row.estimated_usd, row.billed_usd);
             let cost = if cost.is_empty() { cost } else { format!("{cost} ") };
+            let star = if row.starred { "★ " } else { "" };
             let head = format!(
-                "{} {:<10} {:<9} {:<11} {cost}",
+                "{} {:<10} {:<9} {:<11} {cost}{star}",
                 crate::timefmt::format_utc(row.created_at),
                 row.state.as_str(),
                 row.id.get(..8).unwrap_or(&row.id),
@@ -272,6 +284,7 @@ mod tests {
             estimated_usd: None,
             billed_usd: None,
             cursor: 1000 - i,
+            starred: false,
         }
     }
 
@@ -363,5 +376,23 @@ mod tests {
         let screen = h.render(&mut p, 110, 6);
         assert!(screen.contains("[dev]       $0.075 billed prompt 0"), "the bill wins over the estimate: {screen}");
         assert!(screen.contains("someone/else ~$0.040 prompt 2"), "an unknown endpoint by its id: {screen}");
+    }
+
+    #[test]
+    fn s_stars_or_unstars_the_selected_row_and_starred_rows_show_a_star() {
+        let h = Harness::new();
+        let mut p = HistoryPane::default();
+        p.on_listing(HistoryFilter::default(), vec![row(0), HistoryRow { starred: true, ..row(2) }]);
+        let events = h.press(&mut p, "s").unwrap();
+        assert!(
+            matches!(&events[..], [PaneEvent::Run(Effect::Star { job: None, history_id, starred: true })] if history_id == "id000000"),
+            "{events:?}"
+        );
+        h.press(&mut p, "down");
+        let events = h.press(&mut p, "s").unwrap();
+        assert!(matches!(events.last(), Some(PaneEvent::Run(Effect::Star { starred: false, .. }))), "{events:?}");
+        let screen = h.render(&mut p, 110, 6);
+        let line = |text: &str| screen.lines().find(|l| l.contains(text)).unwrap_or_default().to_string();
+        assert!(line("prompt 2").contains("★ prompt 2") && !line("prompt 0").contains('★'), "{screen}");
     }
 }

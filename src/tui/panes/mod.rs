@@ -68,8 +68,9 @@ pub enum PaneEvent {
 }
 
 /// What the Results pane shows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub enum ResultsSource {
+    #[default]
     Nothing,
     Job(JobId),
     /// A sweep of this session (its id): its points' outputs.
