@@ -231,9 +231,12 @@ fn help_overlay_lists_every_binding() {
     let mut a = app();
     focus(&mut a, '4');
     key(&mut a, KeyCode::Char('?'));
-    let screen = render(&mut a, 160, 50);
+    // Tall enough for every binding without scrolling.
+    let screen = render(&mut a, 160, 64);
     for needle in [
         "F5",
+        "F6",
+        "compare A and B",
         "Ctrl-S",
         "Alt-Enter",
         "Ctrl-Q",
@@ -428,7 +431,8 @@ fn a_sweep_running_is_one_group_in_jobs() {
     a.update(Message::JobFinished { id: jobs[1], outcome: Box::new(two_images("req1", (64, 64), Some(1.0))) });
     focus(&mut a, '4');
     key(&mut a, KeyCode::Right);
-    let screen = render(&mut a, 120, 40).replace(&id, "SWEEPID0001");
+    // The id is random: its short form (the Results title) first, then the whole.
+    let screen = render(&mut a, 120, 40).replace(&id, "SWEEPID0001").replace(&id[..8], "SWEEPID0");
     assert!(screen.contains("▾ sweep SWEEPID0001 3×2 · 1/6 done · 1 running · 4 queued"), "{screen}");
     snap!("sweep_running", screen);
 }

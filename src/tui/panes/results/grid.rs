@@ -70,6 +70,8 @@ pub(super) fn page_label(grid: &GridAxes, page: usize) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum CellPhase {
     Done,
+    /// A sweep's point waiting for a slot: not sent yet.
+    Waiting,
     Queued,
     Running,
     Failed,
@@ -85,14 +87,19 @@ impl CellPhase {
             Some(JobPhase::Completed) => CellPhase::Done,
             Some(JobPhase::Failed(_)) => CellPhase::Failed,
             Some(JobPhase::Cancelled) => CellPhase::Cancelled,
+            Some(JobPhase::Waiting) => CellPhase::Waiting,
             Some(JobPhase::Preparing | JobPhase::Queued(_) | JobPhase::Submitted) => CellPhase::Queued,
-            Some(_) => CellPhase::Running,
+            // Named one by one, so a new phase has to be placed here.
+            Some(JobPhase::Uploading(_) | JobPhase::Running | JobPhase::CancelRequested | JobPhase::Fetching) => {
+                CellPhase::Running
+            }
         }
     }
 
     fn label(self) -> &'static str {
         match self {
             CellPhase::Done => "no output",
+            CellPhase::Waiting => "waiting",
             CellPhase::Queued => "queued",
             CellPhase::Running => "running",
             CellPhase::Failed => "failed",
@@ -105,6 +112,7 @@ impl CellPhase {
     fn glyph(self) -> &'static str {
         match self {
             CellPhase::Done => "∅",
+            CellPhase::Waiting => "…",
             CellPhase::Queued => "·",
             CellPhase::Running => "◔",
             CellPhase::Failed => "✗",
