@@ -563,3 +563,103 @@ fn dev_with_a_local_image_is_estimated_exactly_per_megapixel() {
     s.wait_exit();
     rt.block_on(emu.shutdown());
 }
+
+/// Types a prompt and an input image, opens the sweep dialog (F6) and enters seeds 1..3 and
+/// guidance 2,5.
+fn plan_a_3x2_sweep(s: &mut Screen) {
+    s.send("a lighthouse at dusk");
+    s.send("\t");
+    s.send("a");
+    s.send("https://v3.fal.media/files/a.png");
+    s.send("\r");
+    s.send("\x1b[17~"); // F6
+    s.wait_for("Sweep — Enter sends", Duration::from_secs(5));
+    s.send("1..3");
+    s.send("\x1b[B"); // Down: guidance
+    s.send("2,5");
+}
+
+/// The issue's "done when", from the studio: a 3-seed × 2-guidance sweep on the built-in
+/// emulator gives 6 outputs, one sweep id in the history and a labelled 3×2 contact sheet.
+#[test]
+fn a_sweep_from_the_studio_runs_six_requests_under_one_id_and_writes_its_contact_sheet() {
+    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
+    plan_a_3x2_sweep(&mut s);
+    // [pro] multi costs $0.04 a request in the bundled prices.
+    s.wait_for("6 requests · ~$0.240 in all", Duration::from_secs(5));
+    s.send("\r");
+    let screen = s.wait_for("ended: 6/6 done", Duration::from_secs(60));
+    assert!(screen.contains("contact sheet"), "{screen}");
+
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 50, ..Default::default() }).unwrap();
+    assert_eq!(rows.len(), 6, "six requests, nothing else");
+    let id = rows[0].sweep_id.clone().expect("a sweep's request carries its id");
+    assert!(rows.iter().all(|r| r.sweep_id.as_deref() == Some(&id)), "one sweep id");
+    let by_sweep = history
+        .list(&kontext::history::HistoryQuery { limit: 50, sweep: Some(id.clone()), ..Default::default() })
+        .unwrap();
+    assert_eq!(by_sweep.len(), 6);
+    let progress = history.sweep_progress(&id, 6).unwrap();
+    assert!(progress.iter().all(|p| *p == kontext::history::PointProgress::Finished), "{progress:?}");
+    let submits = emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).count();
+    assert_eq!(submits, 6);
+    let mut seen: Vec<(u64, String)> = emu
+        .accepted()
+        .into_iter()
+        .map(|(_, b)| (b["seed"].as_u64().unwrap(), b["guidance_scale"].to_string()))
+        .collect();
+    seen.sort();
+    let want: Vec<(u64, String)> =
+        [(1, "2.0"), (1, "5.0"), (2, "2.0"), (2, "5.0"), (3, "2.0"), (3, "5.0")].map(|(s, g)| (s, g.into())).to_vec();
+    assert_eq!(seen, want, "every point sent once with its values");
+
+    let out = dir.path().join("out");
+    let files: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let sheet_name = format!("{}_sweep_{id}.png", kontext::timefmt::today_utc());
+    assert_eq!(files.iter().filter(|f| **f != sheet_name).count(), 6, "six outputs: {files:?}");
+    let sheet = image::open(out.join(&sheet_name)).expect("the contact sheet decodes").to_rgb8();
+    // LEFT 150 + 2 columns × (256 + 6), two text lines (48) + 3 rows × (256 + 6).
+    assert_eq!(sheet.dimensions(), (150 + 2 * 262, 48 + 3 * 262));
+    for row in 0..3 {
+        for column in 0..2 {
+            let centre = sheet.get_pixel(150 + column * 262 + 128, 48 + row * 262 + 128);
+            assert_ne!(centre.0, [60, 60, 66], "cell {row},{column} holds an image, not the empty grey");
+        }
+    }
+    s.send("\x1b4"); // Jobs: the sweep's row names its sheet
+    let screen = s.wait_for(&format!("sweep {id} 3×2 · 6/6 done"), Duration::from_secs(5));
+    assert!(screen.contains(&format!("contact sheet {}", out.join(&sheet_name).display())), "{screen}");
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}
+
+/// Over the `[budget]` daily cap the dialog refuses the plan: Enter sends nothing.
+#[test]
+fn an_over_budget_sweep_is_refused_in_the_studio_and_nothing_is_sent() {
+    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
+    let config = dir.path().join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[budget]\ndaily_usd = 0.10\n");
+    std::fs::write(&config, text).unwrap();
+    s.send("\x11"); // Ctrl-Q, then again with the cap read
+    s.wait_exit();
+    let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
+    let mut s = Screen::spawn_with(dir.path(), 40, 140, &env);
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("refused: the whole sweep", Duration::from_secs(5));
+    s.send("\r");
+    s.send("\x1b"); // Esc
+    s.wait_for("sweep not sent", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(300));
+    let submits = emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).count();
+    assert_eq!(submits, 0);
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    assert!(history.list(&kontext::history::HistoryQuery { limit: 5, ..Default::default() }).unwrap().is_empty());
+    s.send("\x11");
+    s.wait_exit();
+    rt.block_on(emu.shutdown());
+}
