@@ -387,11 +387,20 @@ fn studio_on_a_fast_emulator() -> (tokio::runtime::Runtime, kontext::emulator::E
 fn studio_on(
     config: kontext::emulator::EmulatorConfig,
 ) -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
+    studio_configured(config, "")
+}
+
+/// As [`studio_on`], with more lines for the config file (e.g. a `[budget]`).
+fn studio_configured(
+    config: kontext::emulator::EmulatorConfig,
+    more_config: &str,
+) -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let emu = rt.block_on(kontext::emulator::Emulator::start(config, 0)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
+    let config = format!("output_dir = {:?}\n{more_config}", out.display().to_string());
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
     let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
     let s = Screen::spawn_with(dir.path(), 40, 140, &env);
     s.wait_for("1 Prompt", Duration::from_secs(20));
@@ -631,34 +640,28 @@ fn a_sweep_from_the_studio_runs_six_requests_under_one_id_and_writes_its_contact
     s.send("\x1b4"); // Jobs: the sweep's row names its sheet
     let screen = s.wait_for(&format!("sweep {id} 3×2 · 6/6 done"), Duration::from_secs(5));
     assert!(screen.contains(&format!("contact sheet {}", out.join(&sheet_name).display())), "{screen}");
-    s.send("\x11"); // Ctrl-Q
-    s.wait_exit();
-    rt.block_on(emu.shutdown());
+    quit_and_stop(s, rt, emu);
 }
 
 /// Over the `[budget]` daily cap the dialog refuses the plan: Enter sends nothing.
 #[test]
 fn an_over_budget_sweep_is_refused_in_the_studio_and_nothing_is_sent() {
-    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
-    let config = dir.path().join("config.toml");
-    let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("[budget]\ndaily_usd = 0.10\n");
-    std::fs::write(&config, text).unwrap();
-    s.send("\x11"); // Ctrl-Q, then again with the cap read
-    s.wait_exit();
-    let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
-    let mut s = Screen::spawn_with(dir.path(), 40, 140, &env);
-    s.wait_for("1 Prompt", Duration::from_secs(20));
+    let (rt, emu, dir, mut s) =
+        studio_configured(kontext::emulator::EmulatorConfig::fast(), "[budget]\ndaily_usd = 0.10\n");
     plan_a_3x2_sweep(&mut s);
     s.wait_for("refused: the whole sweep", Duration::from_secs(5));
     s.send("\r");
     s.send("\x1b"); // Esc
     s.wait_for("sweep not sent", Duration::from_secs(5));
-    std::thread::sleep(Duration::from_millis(300));
     let submits = emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).count();
     assert_eq!(submits, 0);
     let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
     assert!(history.list(&kontext::history::HistoryQuery { limit: 5, ..Default::default() }).unwrap().is_empty());
+    quit_and_stop(s, rt, emu);
+}
+
+/// Ctrl-Q, the studio exits, the emulator stops.
+fn quit_and_stop(mut s: Screen, rt: tokio::runtime::Runtime, emu: kontext::emulator::Emulator) {
     s.send("\x11");
     s.wait_exit();
     rt.block_on(emu.shutdown());
