@@ -666,3 +666,47 @@ fn quit_and_stop(mut s: Screen, rt: tokio::runtime::Runtime, emu: kontext::emula
     s.wait_exit();
     rt.block_on(emu.shutdown());
 }
+
+/// Killed half-way through a sweep (two points at fal, four never sent), the studio's sweep
+/// is finished by `kontext resume` plus `kontext sweep --continue ID`: nothing sent twice.
+#[test]
+fn a_studio_sweep_killed_half_way_is_finished_by_resume_and_continue() {
+    let mut slow = kontext::emulator::EmulatorConfig::fast();
+    slow.processing_time = Duration::from_secs(2);
+    let (rt, emu, dir, mut s) = studio_configured(slow, "[network]\npoll_interval_ms = 50\n");
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("6 requests", Duration::from_secs(5));
+    s.send("\r");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.submit_count() < 2 {
+        assert!(Instant::now() < deadline, "the sweep never submitted; screen:\n{}", s.text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    s.child.kill().unwrap(); // SIGKILL
+    s.wait_exit();
+    assert_eq!(emu.submit_count(), 2, "two in flight (the default concurrency), four waiting");
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 50, ..Default::default() }).unwrap();
+    assert_eq!(rows.len(), 2, "a point waiting for its slot has no row yet");
+    let id = rows[0].sweep_id.clone().expect("journaled as a point of the sweep");
+    assert_eq!(history.sweep(&id).unwrap().points.len(), 6, "the whole plan was journaled first");
+    drop(history);
+
+    let cli = |args: &[&str]| {
+        let out =
+            support::kontext_with_key(dir.path()).args(args).args(["--queue-url", emu.base_url()]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "kontext {args:?}: {stderr}");
+        stderr
+    };
+    cli(&["resume"]);
+    assert_eq!(emu.submit_count(), 2, "resume never submits");
+    let stderr = cli(&["sweep", "--continue", &id]);
+    assert!(stderr.contains("6 planned, 2 sent and finished, 0 sent and unfinished, 4 never sent"), "{stderr}");
+    assert_eq!(emu.submit_count(), 6, "each point submitted exactly once");
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let progress = history.sweep_progress(&id, 6).unwrap();
+    assert!(progress.iter().all(|p| *p == kontext::history::PointProgress::Finished), "{progress:?}");
+    rt.block_on(emu.shutdown());
+}
