@@ -99,6 +99,9 @@ pub struct SweepDialog {
     texts: [String; ROWS.len()],
     focused: usize,
     preview: Preview,
+    /// `random:N` as typed and the seeds it drew: kept while that text stays, so the seeds
+    /// shown do not change with every key typed in another field.
+    drawn_seeds: Option<(String, Vec<String>)>,
 }
 
 impl Default for SweepDialog {
@@ -106,7 +109,7 @@ impl Default for SweepDialog {
         let mut texts: [String; ROWS.len()] = Default::default();
         // The CLI's default: fal's starting per-account limit.
         texts[ROWS.len() - 1] = "2".into();
-        SweepDialog { texts, focused: 0, preview: Preview::Problems(Vec::new()) }
+        SweepDialog { texts, focused: 0, preview: Preview::Problems(Vec::new()), drawn_seeds: None }
     }
 }
 
@@ -196,18 +199,31 @@ impl SweepDialog {
 
     /// Plans again from the text as it is now (after every key, and when the dialog opens).
     pub fn refresh(&mut self, base: &PlanBase) {
-        self.preview = match self.plan(base) {
+        let seeds = self.text(Row::Seeds).trim().to_string();
+        let drawn = match &self.drawn_seeds {
+            Some((text, drawn)) if *text == seeds => Some(drawn.join(",")),
+            _ => None,
+        };
+        self.preview = match self.plan(base, drawn.as_deref()) {
             Ok(p) => p,
             Err(problems) => Preview::Problems(problems),
         };
+        if seeds.starts_with("random:")
+            && drawn.is_none()
+            && let Preview::Plan { axes, .. } = &self.preview
+        {
+            let values = axes.iter().find(|a| a.kind == sweep::AxisKind::Seed).map(|a| a.values.clone());
+            self.drawn_seeds = values.map(|v| (seeds, v));
+        }
     }
 
-    fn plan(&self, base: &PlanBase) -> Result<Preview, Vec<String>> {
+    /// `drawn_seeds`: the seeds `random:N` drew before, used instead of drawing again.
+    fn plan(&self, base: &PlanBase, drawn_seeds: Option<&str>) -> Result<Preview, Vec<String>> {
         let given = |row: Row| Some(self.text(row).trim()).filter(|t| !t.is_empty());
         let sets: Vec<String> =
             self.text(Row::Fields).split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
         let flags = AxisFlags {
-            seeds: given(Row::Seeds),
+            seeds: drawn_seeds.or(given(Row::Seeds)),
             guidance: given(Row::Guidance),
             aspect_ratio: given(Row::AspectRatio),
             prompts: &[],
@@ -399,6 +415,27 @@ mod tests {
         assert_eq!(order.plan[5].input.get("guidance_scale"), Some(serde_json::json!(5.0)));
         assert_eq!(order.plan[5].input.seed(), Some(3));
         assert!((order.total.unwrap() - 0.24).abs() < 1e-9);
+    }
+
+    #[test]
+    fn random_seeds_are_drawn_once_while_their_text_stays() {
+        let ctx = AppContext::new(Keymap::default());
+        let mut d = SweepDialog::default();
+        type_into(&mut d, "random:3");
+        d.refresh(&base(&ctx, ready_draft()));
+        let seeds = |d: &SweepDialog| match &d.preview {
+            Preview::Plan { axes, .. } => axes[0].values.clone(),
+            Preview::Problems(p) => panic!("{p:?}"),
+        };
+        let first = seeds(&d);
+        assert_eq!(first.len(), 3);
+        d.on_key(&KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+        type_into(&mut d, "2");
+        d.refresh(&base(&ctx, ready_draft()));
+        assert_eq!(seeds(&d), first, "typing elsewhere keeps them");
+        d.set_field("seeds", "random:4");
+        d.refresh(&base(&ctx, ready_draft()));
+        assert_eq!(seeds(&d).len(), 4, "new text, new seeds");
     }
 
     #[test]
