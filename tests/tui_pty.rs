@@ -710,3 +710,31 @@ fn a_studio_sweep_killed_half_way_is_finished_by_resume_and_continue() {
     assert!(progress.iter().all(|p| *p == kontext::history::PointProgress::Finished), "{progress:?}");
     rt.block_on(emu.shutdown());
 }
+
+/// Quitting mid-sweep sends no more of it, and the exit message says how many were never sent
+/// and how to send them.
+#[test]
+fn quitting_mid_sweep_names_the_requests_never_sent() {
+    let mut slow = kontext::emulator::EmulatorConfig::fast();
+    slow.processing_time = Duration::from_secs(2);
+    let (rt, emu, _dir, mut s) = studio_configured(slow, "[network]\npoll_interval_ms = 50\n");
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("6 requests", Duration::from_secs(5));
+    s.send("\r");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.submit_count() < 2 {
+        assert!(Instant::now() < deadline, "the sweep never submitted; screen:\n{}", s.text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.wait_for("2 running", Duration::from_secs(5));
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    let said = String::from_utf8_lossy(&s.raw.lock().unwrap()).into_owned();
+    assert!(
+        said.contains("4 request(s) were never sent; `kontext sweep --continue "),
+        "the exit message counts the never-sent points: {said}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(emu.submit_count(), 2, "nothing more was sent");
+    rt.block_on(emu.shutdown());
+}

@@ -219,7 +219,8 @@ impl PaneBehaviour for JobsPane {
     fn draw(&mut self, c: Canvas) {
         let jobs = c.shared.jobs;
         let theme = c.theme;
-        let active = jobs.iter().filter(|j| j.phase.is_active()).count();
+        // Sweep points waiting for a slot are not running yet (the sweep's row counts them queued).
+        let active = jobs.iter().filter(|j| j.phase.is_active() && j.phase != JobPhase::Waiting).count();
         let block = pane_block(Pane::Jobs, c.focused, format!("{active} running"), theme);
         let inner = block.inner(c.area);
         block.render(c.area, c.buf);
