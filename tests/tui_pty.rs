@@ -671,17 +671,7 @@ fn quit_and_stop(mut s: Screen, rt: tokio::runtime::Runtime, emu: kontext::emula
 /// is finished by `kontext resume` plus `kontext sweep --continue ID`: nothing sent twice.
 #[test]
 fn a_studio_sweep_killed_half_way_is_finished_by_resume_and_continue() {
-    let mut slow = kontext::emulator::EmulatorConfig::fast();
-    slow.processing_time = Duration::from_secs(2);
-    let (rt, emu, dir, mut s) = studio_configured(slow, "[network]\npoll_interval_ms = 50\n");
-    plan_a_3x2_sweep(&mut s);
-    s.wait_for("6 requests", Duration::from_secs(5));
-    s.send("\r");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while emu.submit_count() < 2 {
-        assert!(Instant::now() < deadline, "the sweep never submitted; screen:\n{}", s.text());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (rt, emu, dir, mut s) = a_slow_sweep_with_two_points_at_fal();
     std::thread::sleep(Duration::from_millis(300));
     s.child.kill().unwrap(); // SIGKILL
     s.wait_exit();
@@ -715,17 +705,7 @@ fn a_studio_sweep_killed_half_way_is_finished_by_resume_and_continue() {
 /// and how to send them.
 #[test]
 fn quitting_mid_sweep_names_the_requests_never_sent() {
-    let mut slow = kontext::emulator::EmulatorConfig::fast();
-    slow.processing_time = Duration::from_secs(2);
-    let (rt, emu, _dir, mut s) = studio_configured(slow, "[network]\npoll_interval_ms = 50\n");
-    plan_a_3x2_sweep(&mut s);
-    s.wait_for("6 requests", Duration::from_secs(5));
-    s.send("\r");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while emu.submit_count() < 2 {
-        assert!(Instant::now() < deadline, "the sweep never submitted; screen:\n{}", s.text());
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let (rt, emu, _dir, mut s) = a_slow_sweep_with_two_points_at_fal();
     s.wait_for("2 running", Duration::from_secs(5));
     s.send("\x11"); // Ctrl-Q
     s.wait_exit();
@@ -737,4 +717,22 @@ fn quitting_mid_sweep_names_the_requests_never_sent() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(emu.submit_count(), 2, "nothing more was sent");
     rt.block_on(emu.shutdown());
+}
+
+/// A 3×2 sweep sent from the studio to an emulator that takes 2 s a request: returns once its
+/// first two points (the default concurrency) are at fal and four wait.
+fn a_slow_sweep_with_two_points_at_fal()
+-> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
+    let mut slow = kontext::emulator::EmulatorConfig::fast();
+    slow.processing_time = Duration::from_secs(2);
+    let (rt, emu, dir, mut s) = studio_configured(slow, "[network]\npoll_interval_ms = 50\n");
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("6 requests", Duration::from_secs(5));
+    s.send("\r");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.submit_count() < 2 {
+        assert!(Instant::now() < deadline, "the sweep never submitted; screen:\n{}", s.text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (rt, emu, dir, s)
 }
