@@ -26,12 +26,14 @@ enum Row {
     Seeds,
     Guidance,
     AspectRatio,
+    Prompts,
     Endpoints,
     Fields,
     Concurrency,
 }
 
-const ROWS: [Row; 6] = [Row::Seeds, Row::Guidance, Row::AspectRatio, Row::Endpoints, Row::Fields, Row::Concurrency];
+const ROWS: [Row; 7] =
+    [Row::Seeds, Row::Guidance, Row::AspectRatio, Row::Prompts, Row::Endpoints, Row::Fields, Row::Concurrency];
 
 impl Row {
     fn label(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Row {
             Row::Seeds => "seeds",
             Row::Guidance => "guidance",
             Row::AspectRatio => "aspect ratio",
+            Row::Prompts => "prompts",
             Row::Endpoints => "endpoints",
             Row::Fields => "fields (--set)",
             Row::Concurrency => "concurrency",
@@ -50,6 +53,7 @@ impl Row {
             Row::Seeds => "1..8 · 1,5,9 · random:4",
             Row::Guidance => "2,3.5,5",
             Row::AspectRatio => "1:1,16:9",
+            Row::Prompts => "one prompt | another",
             Row::Endpoints => "ids, comma-separated",
             Row::Fields => "name=v1,v2; other=a,b",
             Row::Concurrency => "1 to 64 in flight",
@@ -222,11 +226,14 @@ impl SweepDialog {
         let given = |row: Row| Some(self.text(row).trim()).filter(|t| !t.is_empty());
         let sets: Vec<String> =
             self.text(Row::Fields).split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        // A prompt may hold commas (as each --prompt is one value): prompts are split at '|'.
+        let prompts: Vec<String> =
+            self.text(Row::Prompts).split('|').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect();
         let flags = AxisFlags {
             seeds: drawn_seeds.or(given(Row::Seeds)),
             guidance: given(Row::Guidance),
             aspect_ratio: given(Row::AspectRatio),
-            prompts: &[],
+            prompts: &prompts,
             endpoints: given(Row::Endpoints),
             sets: &sets,
         };
@@ -497,6 +504,17 @@ mod tests {
         d.set_field("fields (--set)", "output_format=png,jpeg");
         d.refresh(&base(&ctx, ready_draft()));
         assert_eq!(d.count(), 4, "{:?}", d.blocked());
+        d.set_field("prompts", "make it red, please | make it blue");
+        d.refresh(&base(&ctx, ready_draft()));
+        assert_eq!(d.count(), 8, "{:?}", d.blocked());
+        let Preview::Plan { plan, .. } = &d.preview else { panic!() };
+        assert_eq!(plan[0].input.prompt, "make it red, please", "a comma stays in its prompt");
+        assert_eq!(
+            plan[4].input.prompt, "make it blue",
+            "the prompt axis varies slower than the endpoint and the field"
+        );
+        d.set_field("prompts", "");
+        d.refresh(&base(&ctx, ready_draft()));
         let s = screen(&d);
         // $0.04 + $0.08, twice.
         assert!(s.contains("4 requests · ~$0.240"), "{s}");
