@@ -324,11 +324,20 @@ impl JobStore {
     }
 
     pub fn get(&self, id: JobId) -> Option<&JobView> {
-        self.jobs.iter().find(|j| j.id == id)
+        self.index_of(id).map(|i| &self.jobs[i])
     }
 
     fn get_mut(&mut self, id: JobId) -> Option<&mut JobView> {
-        self.jobs.iter_mut().find(|j| j.id == id)
+        self.index_of(id).map(|i| &mut self.jobs[i])
+    }
+
+    /// Where job `id` is in the list. Ids count up from 1 and the newest is first, so it is
+    /// found at once (a sweep's tally looks up every point on every frame); the scan is a
+    /// fallback should that ever not hold.
+    fn index_of(&self, id: JobId) -> Option<usize> {
+        let at = usize::try_from((self.next_id - 1).checked_sub(id)?).ok();
+        at.filter(|&i| self.jobs.get(i).is_some_and(|j| j.id == id))
+            .or_else(|| self.jobs.iter().position(|j| j.id == id))
     }
 
     /// The job at a position of the list (0 = newest).
