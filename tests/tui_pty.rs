@@ -661,9 +661,8 @@ fn an_over_budget_sweep_is_refused_in_the_studio_and_nothing_is_sent() {
 }
 
 /// Ctrl-Q, the studio exits, the emulator stops.
-fn quit_and_stop(mut s: Screen, rt: tokio::runtime::Runtime, emu: kontext::emulator::Emulator) {
-    s.send("\x11");
-    s.wait_exit();
+fn quit_and_stop(s: Screen, rt: tokio::runtime::Runtime, emu: kontext::emulator::Emulator) {
+    quit_and_stop_studio(s);
     rt.block_on(emu.shutdown());
 }
 
@@ -735,4 +734,35 @@ fn a_slow_sweep_with_two_points_at_fal()
         std::thread::sleep(Duration::from_millis(10));
     }
     (rt, emu, dir, s)
+}
+
+/// If the plan cannot be journaled, nothing of the sweep is sent and the studio says so.
+#[test]
+fn a_sweep_whose_plan_cannot_be_journaled_sends_nothing() {
+    let (rt, emu, dir, s) = studio_on_a_fast_emulator();
+    quit_and_stop_studio(s);
+    // The store refuses a new sweep, as a full disk would.
+    let db = rusqlite::Connection::open(dir.path().join("data").join(kontext::history::DB_FILE)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_sweeps BEFORE INSERT ON sweeps BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    drop(db);
+    let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
+    let mut s = Screen::spawn_with(dir.path(), 40, 140, &env);
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("6 requests", Duration::from_secs(5));
+    s.send("\r");
+    s.wait_for("nothing was sent, its plan could not be journaled", Duration::from_secs(10));
+    s.send("\x1b4"); // Jobs: the sweep's points failed, none sent
+    s.wait_for("0/6 done · 6 failed", Duration::from_secs(5));
+    assert_eq!(emu.submit_count(), 0);
+    quit_and_stop(s, rt, emu);
+}
+
+/// Ctrl-Q, and the studio exits (its emulator keeps running).
+fn quit_and_stop_studio(mut s: Screen) {
+    s.send("\x11");
+    s.wait_exit();
 }

@@ -161,7 +161,7 @@ pub struct SweepTally {
     pub queued: usize,
     pub failed: usize,
     pub cancelled: usize,
-    /// Billed so far (the estimate of a finished job whose bill fal did not give).
+    /// Billed so far (the estimate of a done job whose bill fal did not give).
     pub spent_usd: f64,
 }
 
@@ -202,9 +202,13 @@ impl SweepView {
                 JobPhase::Waiting | JobPhase::Preparing | JobPhase::Queued(_) | JobPhase::Submitted => t.queued += 1,
                 _ => t.running += 1,
             }
-            if !job.phase.is_active() {
-                t.spent_usd += job.billed_usd.or(job.estimate.as_ref().and_then(|e| e.usd)).unwrap_or(0.0);
-            }
+            // A done job costs its bill (else its estimate); one that failed or was cancelled
+            // only what fal billed, if anything: a point never sent costs nothing.
+            let estimate = job.estimate.as_ref().and_then(|e| e.usd);
+            t.spent_usd += match job.phase {
+                JobPhase::Completed => job.billed_usd.or(estimate).unwrap_or(0.0),
+                _ => job.billed_usd.unwrap_or(0.0),
+            };
         }
         t
     }
