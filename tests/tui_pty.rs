@@ -387,11 +387,20 @@ fn studio_on_a_fast_emulator() -> (tokio::runtime::Runtime, kontext::emulator::E
 fn studio_on(
     config: kontext::emulator::EmulatorConfig,
 ) -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
+    studio_configured(config, "")
+}
+
+/// As [`studio_on`], with more lines for the config file (e.g. a `[budget]`).
+fn studio_configured(
+    config: kontext::emulator::EmulatorConfig,
+    more_config: &str,
+) -> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let emu = rt.block_on(kontext::emulator::Emulator::start(config, 0)).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    std::fs::write(dir.path().join("config.toml"), format!("output_dir = {:?}\n", out.display().to_string())).unwrap();
+    let config = format!("output_dir = {:?}\n{more_config}", out.display().to_string());
+    std::fs::write(dir.path().join("config.toml"), config).unwrap();
     let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
     let s = Screen::spawn_with(dir.path(), 40, 140, &env);
     s.wait_for("1 Prompt", Duration::from_secs(20));
@@ -562,4 +571,198 @@ fn dev_with_a_local_image_is_estimated_exactly_per_megapixel() {
     s.send("\x11");
     s.wait_exit();
     rt.block_on(emu.shutdown());
+}
+
+/// Types a prompt and an input image, opens the sweep dialog (F6) and enters seeds 1..3 and
+/// guidance 2,5.
+fn plan_a_3x2_sweep(s: &mut Screen) {
+    s.send("a lighthouse at dusk");
+    s.send("\t");
+    s.send("a");
+    s.send("https://v3.fal.media/files/a.png");
+    s.send("\r");
+    s.send("\x1b[17~"); // F6
+    s.wait_for("Sweep — Enter sends", Duration::from_secs(5));
+    s.send("1..3");
+    s.send("\x1b[B"); // Down: guidance
+    s.send("2,5");
+}
+
+/// The issue's "done when", from the studio: a 3-seed × 2-guidance sweep on the built-in
+/// emulator gives 6 outputs, one sweep id in the history and a labelled 3×2 contact sheet.
+#[test]
+fn a_sweep_from_the_studio_runs_six_requests_under_one_id_and_writes_its_contact_sheet() {
+    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
+    plan_a_3x2_sweep(&mut s);
+    // [pro] multi costs $0.04 a request in the bundled prices.
+    s.wait_for("6 requests · ~$0.240 in all", Duration::from_secs(5));
+    s.send("\r");
+    let screen = s.wait_for("ended: 6/6 done", Duration::from_secs(60));
+    assert!(screen.contains("contact sheet"), "{screen}");
+
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 50, ..Default::default() }).unwrap();
+    assert_eq!(rows.len(), 6, "six requests, nothing else");
+    let id = rows[0].sweep_id.clone().expect("a sweep's request carries its id");
+    assert!(rows.iter().all(|r| r.sweep_id.as_deref() == Some(&id)), "one sweep id");
+    let by_sweep = history
+        .list(&kontext::history::HistoryQuery { limit: 50, sweep: Some(id.clone()), ..Default::default() })
+        .unwrap();
+    assert_eq!(by_sweep.len(), 6);
+    let progress = history.sweep_progress(&id, 6).unwrap();
+    assert!(progress.iter().all(|p| *p == kontext::history::PointProgress::Finished), "{progress:?}");
+    let submits = emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).count();
+    assert_eq!(submits, 6);
+    let mut seen: Vec<(u64, String)> = emu
+        .accepted()
+        .into_iter()
+        .map(|(_, b)| (b["seed"].as_u64().unwrap(), b["guidance_scale"].to_string()))
+        .collect();
+    seen.sort();
+    let want: Vec<(u64, String)> =
+        [(1, "2.0"), (1, "5.0"), (2, "2.0"), (2, "5.0"), (3, "2.0"), (3, "5.0")].map(|(s, g)| (s, g.into())).to_vec();
+    assert_eq!(seen, want, "every point sent once with its values");
+
+    let out = dir.path().join("out");
+    let files: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let sheet_name = format!("{}_sweep_{id}.png", kontext::timefmt::today_utc());
+    assert_eq!(files.iter().filter(|f| **f != sheet_name).count(), 6, "six outputs: {files:?}");
+    let sheet = image::open(out.join(&sheet_name)).expect("the contact sheet decodes").to_rgb8();
+    // LEFT 150 + 2 columns × (256 + 6), two text lines (48) + 3 rows × (256 + 6).
+    assert_eq!(sheet.dimensions(), (150 + 2 * 262, 48 + 3 * 262));
+    for row in 0..3 {
+        for column in 0..2 {
+            let centre = sheet.get_pixel(150 + column * 262 + 128, 48 + row * 262 + 128);
+            assert_ne!(centre.0, [60, 60, 66], "cell {row},{column} holds an image, not the empty grey");
+        }
+    }
+    s.send("\x1b4"); // Jobs: the sweep's row names its sheet
+    let screen = s.wait_for(&format!("sweep {id} 3×2 · 6/6 done"), Duration::from_secs(5));
+    assert!(screen.contains(&format!("contact sheet {}", out.join(&sheet_name).display())), "{screen}");
+    quit_and_stop(s, rt, emu);
+}
+
+/// Over the `[budget]` daily cap the dialog refuses the plan: Enter sends nothing.
+#[test]
+fn an_over_budget_sweep_is_refused_in_the_studio_and_nothing_is_sent() {
+    let (rt, emu, dir, mut s) =
+        studio_configured(kontext::emulator::EmulatorConfig::fast(), "[budget]\ndaily_usd = 0.10\n");
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("refused: the whole sweep", Duration::from_secs(5));
+    s.send("\r");
+    s.send("\x1b"); // Esc
+    s.wait_for("sweep not sent", Duration::from_secs(5));
+    let submits = emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).count();
+    assert_eq!(submits, 0);
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    assert!(history.list(&kontext::history::HistoryQuery { limit: 5, ..Default::default() }).unwrap().is_empty());
+    quit_and_stop(s, rt, emu);
+}
+
+/// Ctrl-Q, the studio exits, the emulator stops.
+fn quit_and_stop(s: Screen, rt: tokio::runtime::Runtime, emu: kontext::emulator::Emulator) {
+    quit_and_stop_studio(s);
+    rt.block_on(emu.shutdown());
+}
+
+/// Killed half-way through a sweep (two points at fal, four never sent), the studio's sweep
+/// is finished by `kontext resume` plus `kontext sweep --continue ID`: nothing sent twice.
+#[test]
+fn a_studio_sweep_killed_half_way_is_finished_by_resume_and_continue() {
+    let (rt, emu, dir, mut s) = a_slow_sweep_with_two_points_at_fal();
+    std::thread::sleep(Duration::from_millis(300));
+    s.child.kill().unwrap(); // SIGKILL
+    s.wait_exit();
+    assert_eq!(emu.submit_count(), 2, "two in flight (the default concurrency), four waiting");
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 50, ..Default::default() }).unwrap();
+    assert_eq!(rows.len(), 2, "a point waiting for its slot has no row yet");
+    let id = rows[0].sweep_id.clone().expect("journaled as a point of the sweep");
+    assert_eq!(history.sweep(&id).unwrap().points.len(), 6, "the whole plan was journaled first");
+    drop(history);
+
+    let cli = |args: &[&str]| {
+        let out =
+            support::kontext_with_key(dir.path()).args(args).args(["--queue-url", emu.base_url()]).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "kontext {args:?}: {stderr}");
+        stderr
+    };
+    cli(&["resume"]);
+    assert_eq!(emu.submit_count(), 2, "resume never submits");
+    let stderr = cli(&["sweep", "--continue", &id]);
+    assert!(stderr.contains("6 planned, 2 sent and finished, 0 sent and unfinished, 4 never sent"), "{stderr}");
+    assert_eq!(emu.submit_count(), 6, "each point submitted exactly once");
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let progress = history.sweep_progress(&id, 6).unwrap();
+    assert!(progress.iter().all(|p| *p == kontext::history::PointProgress::Finished), "{progress:?}");
+    rt.block_on(emu.shutdown());
+}
+
+/// Quitting mid-sweep sends no more of it, and the exit message says how many were never sent
+/// and how to send them.
+#[test]
+fn quitting_mid_sweep_names_the_requests_never_sent() {
+    let (rt, emu, _dir, mut s) = a_slow_sweep_with_two_points_at_fal();
+    s.wait_for("2 running", Duration::from_secs(5));
+    s.send("\x11"); // Ctrl-Q
+    s.wait_exit();
+    let said = String::from_utf8_lossy(&s.raw.lock().unwrap()).into_owned();
+    assert!(
+        said.contains("4 request(s) were never sent; `kontext sweep --continue "),
+        "the exit message counts the never-sent points: {said}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(emu.submit_count(), 2, "nothing more was sent");
+    rt.block_on(emu.shutdown());
+}
+
+/// A 3×2 sweep sent from the studio to an emulator that takes 2 s a request: returns once its
+/// first two points (the default concurrency) are at fal and four wait.
+fn a_slow_sweep_with_two_points_at_fal()
+-> (tokio::runtime::Runtime, kontext::emulator::Emulator, tempfile::TempDir, Screen) {
+    let mut slow = kontext::emulator::EmulatorConfig::fast();
+    slow.processing_time = Duration::from_secs(2);
+    let (rt, emu, dir, mut s) = studio_configured(slow, "[network]\npoll_interval_ms = 50\n");
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("6 requests", Duration::from_secs(5));
+    s.send("\r");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while emu.submit_count() < 2 {
+        assert!(Instant::now() < deadline, "the sweep never submitted; screen:\n{}", s.text());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (rt, emu, dir, s)
+}
+
+/// If the plan cannot be journaled, nothing of the sweep is sent and the studio says so.
+#[test]
+fn a_sweep_whose_plan_cannot_be_journaled_sends_nothing() {
+    let (rt, emu, dir, s) = studio_on_a_fast_emulator();
+    quit_and_stop_studio(s);
+    // The store refuses a new sweep, as a full disk would.
+    let db = rusqlite::Connection::open(dir.path().join("data").join(kontext::history::DB_FILE)).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER refuse_sweeps BEFORE INSERT ON sweeps BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+    )
+    .unwrap();
+    drop(db);
+    let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
+    let mut s = Screen::spawn_with(dir.path(), 40, 140, &env);
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("6 requests", Duration::from_secs(5));
+    s.send("\r");
+    s.wait_for("nothing was sent, its plan could not be journaled", Duration::from_secs(10));
+    s.send("\x1b4"); // Jobs: the sweep's points failed, none sent
+    s.wait_for("0/6 done · 6 failed", Duration::from_secs(5));
+    assert_eq!(emu.submit_count(), 0);
+    quit_and_stop(s, rt, emu);
+}
+
+/// Ctrl-Q, and the studio exits (its emulator keeps running).
+fn quit_and_stop_studio(mut s: Screen) {
+    s.send("\x11");
+    s.wait_exit();
 }

@@ -509,6 +509,19 @@ mod tests {
     }
 
     #[test]
+    fn the_sweep_key_is_global_and_a_command_key_inside_text_fields() {
+        let km = Keymap::default();
+        let f6 = km.first_key(Scope::Pane(Pane::Prompt), Action::Sweep, true).unwrap();
+        assert_eq!(f6.to_string(), "F6");
+        let mut o = HashMap::new();
+        o.insert("sweep".to_string(), vec!["ctrl-w".to_string()]);
+        let km = Keymap::default().with_overrides(&o).unwrap();
+        let ctrl_w = KeyEvent::new(KeyCode::Char('w'), CTRL);
+        assert_eq!(km.lookup(Scope::Pane(Pane::Params), &ctrl_w), Some(Action::Sweep));
+        assert!(is_command_key(&ctrl_w));
+    }
+
+    #[test]
     fn an_override_keeps_every_scope_of_the_action() {
         let mut o = HashMap::new();
         o.insert("delete".to_string(), vec!["x".to_string()]);

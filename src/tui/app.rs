@@ -643,7 +643,8 @@ impl App {
                 }
                 Notice::info(one_line(&text))
             }
-            Err(why) => Notice::error(one_line(&format!("{text} · {why}"))),
+            // Why there is no sheet (the plan could not be journaled, no image came) comes first.
+            Err(why) => Notice::error(one_line(&format!("{why} · {text}"))),
         };
         events.insert(0, notice.into());
         events

@@ -161,7 +161,7 @@ pub struct SweepTally {
     pub queued: usize,
     pub failed: usize,
     pub cancelled: usize,
-    /// Billed so far (the estimate of a finished job whose bill fal did not give).
+    /// Billed so far (the estimate of a done job whose bill fal did not give).
     pub spent_usd: f64,
 }
 
@@ -202,9 +202,13 @@ impl SweepView {
                 JobPhase::Waiting | JobPhase::Preparing | JobPhase::Queued(_) | JobPhase::Submitted => t.queued += 1,
                 _ => t.running += 1,
             }
-            if !job.phase.is_active() {
-                t.spent_usd += job.billed_usd.or(job.estimate.as_ref().and_then(|e| e.usd)).unwrap_or(0.0);
-            }
+            // A done job costs its bill (else its estimate); one that failed or was cancelled
+            // only what fal billed, if anything: a point never sent costs nothing.
+            let estimate = job.estimate.as_ref().and_then(|e| e.usd);
+            t.spent_usd += match job.phase {
+                JobPhase::Completed => job.billed_usd.or(estimate).unwrap_or(0.0),
+                _ => job.billed_usd.unwrap_or(0.0),
+            };
         }
         t
     }
@@ -340,11 +344,20 @@ impl JobStore {
     }
 
     pub fn get(&self, id: JobId) -> Option<&JobView> {
-        self.jobs.iter().find(|j| j.id == id)
+        self.index_of(id).map(|i| &self.jobs[i])
     }
 
     fn get_mut(&mut self, id: JobId) -> Option<&mut JobView> {
-        self.jobs.iter_mut().find(|j| j.id == id)
+        self.index_of(id).map(|i| &mut self.jobs[i])
+    }
+
+    /// Where job `id` is in the list. Ids count up from 1 and the newest is first, so it is
+    /// found at once (a sweep's tally looks up every point on every frame); the scan is a
+    /// fallback should that ever not hold.
+    fn index_of(&self, id: JobId) -> Option<usize> {
+        let at = usize::try_from((self.next_id - 1).checked_sub(id)?).ok();
+        at.filter(|&i| self.jobs.get(i).is_some_and(|j| j.id == id))
+            .or_else(|| self.jobs.iter().position(|j| j.id == id))
     }
 
     /// The job at a position of the list (0 = newest).

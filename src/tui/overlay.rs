@@ -262,7 +262,7 @@ pub fn help_lines(ctx: &AppContext, theme: &Theme) -> Vec<Line<'static>> {
             "  {} plans the current draft many ways: seeds 1..8 / 1,5,9 / random:N, guidance,",
             ctx.keymap.keys_for(super::action::Action::Sweep)
         )),
-        Line::raw("  aspect ratios, endpoints, any field (name=v1,v2; …); count and estimate show as you type"),
+        Line::raw("  aspect ratios, prompts (a | b), endpoints, fields (name=v1,v2; …): count and cost live"),
         Line::raw("  Enter sends (the plan is journaled first; over a [budget] cap it is refused), Esc cancels"),
         Line::raw("  In Jobs a sweep is one row: → shows its jobs, ← folds them, c cancels the sweep"),
         Line::raw("  Never-sent points (cancelled, or quit) go later with `kontext sweep --continue ID`"),

@@ -420,7 +420,7 @@ where
                 Err(e) => Some(e.to_string()),
             };
             if let Some(e) = not_kept {
-                let message = format!("the sweep could not be journaled ({e}): nothing was sent");
+                let message = format!("sweep {sweep_id}: nothing was sent, its plan could not be journaled ({e})");
                 for id in jobs {
                     let outcome = JobFinish::Failed {
                         message: message.clone(),

@@ -26,12 +26,14 @@ enum Row {
     Seeds,
     Guidance,
     AspectRatio,
+    Prompts,
     Endpoints,
     Fields,
     Concurrency,
 }
 
-const ROWS: [Row; 6] = [Row::Seeds, Row::Guidance, Row::AspectRatio, Row::Endpoints, Row::Fields, Row::Concurrency];
+const ROWS: [Row; 7] =
+    [Row::Seeds, Row::Guidance, Row::AspectRatio, Row::Prompts, Row::Endpoints, Row::Fields, Row::Concurrency];
 
 impl Row {
     fn label(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Row {
             Row::Seeds => "seeds",
             Row::Guidance => "guidance",
             Row::AspectRatio => "aspect ratio",
+            Row::Prompts => "prompts",
             Row::Endpoints => "endpoints",
             Row::Fields => "fields (--set)",
             Row::Concurrency => "concurrency",
@@ -50,6 +53,7 @@ impl Row {
             Row::Seeds => "1..8 · 1,5,9 · random:4",
             Row::Guidance => "2,3.5,5",
             Row::AspectRatio => "1:1,16:9",
+            Row::Prompts => "one prompt | another",
             Row::Endpoints => "ids, comma-separated",
             Row::Fields => "name=v1,v2; other=a,b",
             Row::Concurrency => "1 to 64 in flight",
@@ -99,6 +103,9 @@ pub struct SweepDialog {
     texts: [String; ROWS.len()],
     focused: usize,
     preview: Preview,
+    /// `random:N` as typed and the seeds it drew: kept while that text stays, so the seeds
+    /// shown do not change with every key typed in another field.
+    drawn_seeds: Option<(String, Vec<String>)>,
 }
 
 impl Default for SweepDialog {
@@ -106,7 +113,7 @@ impl Default for SweepDialog {
         let mut texts: [String; ROWS.len()] = Default::default();
         // The CLI's default: fal's starting per-account limit.
         texts[ROWS.len() - 1] = "2".into();
-        SweepDialog { texts, focused: 0, preview: Preview::Problems(Vec::new()) }
+        SweepDialog { texts, focused: 0, preview: Preview::Problems(Vec::new()), drawn_seeds: None }
     }
 }
 
@@ -196,21 +203,37 @@ impl SweepDialog {
 
     /// Plans again from the text as it is now (after every key, and when the dialog opens).
     pub fn refresh(&mut self, base: &PlanBase) {
-        self.preview = match self.plan(base) {
+        let seeds = self.text(Row::Seeds).trim().to_string();
+        let drawn = match &self.drawn_seeds {
+            Some((text, drawn)) if *text == seeds => Some(drawn.join(",")),
+            _ => None,
+        };
+        self.preview = match self.plan(base, drawn.as_deref()) {
             Ok(p) => p,
             Err(problems) => Preview::Problems(problems),
         };
+        if seeds.starts_with("random:")
+            && drawn.is_none()
+            && let Preview::Plan { axes, .. } = &self.preview
+        {
+            let values = axes.iter().find(|a| a.kind == sweep::AxisKind::Seed).map(|a| a.values.clone());
+            self.drawn_seeds = values.map(|v| (seeds, v));
+        }
     }
 
-    fn plan(&self, base: &PlanBase) -> Result<Preview, Vec<String>> {
+    /// `drawn_seeds`: the seeds `random:N` drew before, used instead of drawing again.
+    fn plan(&self, base: &PlanBase, drawn_seeds: Option<&str>) -> Result<Preview, Vec<String>> {
         let given = |row: Row| Some(self.text(row).trim()).filter(|t| !t.is_empty());
         let sets: Vec<String> =
             self.text(Row::Fields).split(';').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        // A prompt may hold commas (as each --prompt is one value): prompts are split at '|'.
+        let prompts: Vec<String> =
+            self.text(Row::Prompts).split('|').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect();
         let flags = AxisFlags {
-            seeds: given(Row::Seeds),
+            seeds: drawn_seeds.or(given(Row::Seeds)),
             guidance: given(Row::Guidance),
             aspect_ratio: given(Row::AspectRatio),
-            prompts: &[],
+            prompts: &prompts,
             endpoints: given(Row::Endpoints),
             sets: &sets,
         };
@@ -402,6 +425,27 @@ mod tests {
     }
 
     #[test]
+    fn random_seeds_are_drawn_once_while_their_text_stays() {
+        let ctx = AppContext::new(Keymap::default());
+        let mut d = SweepDialog::default();
+        type_into(&mut d, "random:3");
+        d.refresh(&base(&ctx, ready_draft()));
+        let seeds = |d: &SweepDialog| match &d.preview {
+            Preview::Plan { axes, .. } => axes[0].values.clone(),
+            Preview::Problems(p) => panic!("{p:?}"),
+        };
+        let first = seeds(&d);
+        assert_eq!(first.len(), 3);
+        d.on_key(&KeyEvent::new(KeyCode::Down, KeyModifiers::NONE));
+        type_into(&mut d, "2");
+        d.refresh(&base(&ctx, ready_draft()));
+        assert_eq!(seeds(&d), first, "typing elsewhere keeps them");
+        d.set_field("seeds", "random:4");
+        d.refresh(&base(&ctx, ready_draft()));
+        assert_eq!(seeds(&d).len(), 4, "new text, new seeds");
+    }
+
+    #[test]
     fn the_clis_errors_and_each_points_schema_problems_block_the_send() {
         let ctx = AppContext::new(Keymap::default());
         let mut d = SweepDialog::default();
@@ -460,6 +504,17 @@ mod tests {
         d.set_field("fields (--set)", "output_format=png,jpeg");
         d.refresh(&base(&ctx, ready_draft()));
         assert_eq!(d.count(), 4, "{:?}", d.blocked());
+        d.set_field("prompts", "make it red, please | make it blue");
+        d.refresh(&base(&ctx, ready_draft()));
+        assert_eq!(d.count(), 8, "{:?}", d.blocked());
+        let Preview::Plan { plan, .. } = &d.preview else { panic!() };
+        assert_eq!(plan[0].input.prompt, "make it red, please", "a comma stays in its prompt");
+        assert_eq!(
+            plan[4].input.prompt, "make it blue",
+            "the prompt axis varies slower than the endpoint and the field"
+        );
+        d.set_field("prompts", "");
+        d.refresh(&base(&ctx, ready_draft()));
         let s = screen(&d);
         // $0.04 + $0.08, twice.
         assert!(s.contains("4 requests · ~$0.240"), "{s}");

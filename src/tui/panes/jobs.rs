@@ -219,7 +219,8 @@ impl PaneBehaviour for JobsPane {
     fn draw(&mut self, c: Canvas) {
         let jobs = c.shared.jobs;
         let theme = c.theme;
-        let active = jobs.iter().filter(|j| j.phase.is_active()).count();
+        // Sweep points waiting for a slot are not running yet (the sweep's row counts them queued).
+        let active = jobs.iter().filter(|j| j.phase.is_active() && j.phase != JobPhase::Waiting).count();
         let block = pane_block(Pane::Jobs, c.focused, format!("{active} running"), theme);
         let inner = block.inner(c.area);
         block.render(c.area, c.buf);
@@ -456,9 +457,15 @@ mod tests {
             billable_units: Some(1.0),
         };
         h.jobs.finish(ids[1], done);
+        let failed =
+            JobFinish::Failed { message: "no".into(), field_errors: vec![], request_id: None, ambiguous: false };
+        h.jobs.finish(ids[2], failed);
         let mut p = JobsPane::default();
         let screen = h.render(&mut p, 110, 12);
-        assert!(screen.contains("▸ sweep sw1 3×2 · 1/6 done · 1 running · 4 queued · $0.040 of ~$0.240"), "{screen}");
+        assert!(
+            screen.contains("▸ sweep sw1 3×2 · 1/6 done · 1 running · 3 queued · 1 failed · $0.040 of ~$0.240"),
+            "a failed point fal did not bill costs nothing: {screen}"
+        );
         assert!(!screen.contains("swept"), "its jobs are folded into the row: {screen}");
         assert!(screen.contains("#1 "), "the lone job is its own row: {screen}");
         // The group shows the sweep in Results; → opens it, its jobs show their axis values.
