@@ -123,7 +123,7 @@ pub(super) struct GridState<'p> {
     pub marked_b: Option<&'p Path>,
 }
 
-/// A cell is drawn with a frame once it has this many rows and columns; smaller cells get a
+/// A cell is drawn with a frame once it has this many (columns, rows); smaller cells get a
 /// two-column gutter (selection, star or mark) and the thumbnail beside it.
 const FRAMED: (u16, u16) = (8, 4);
 /// The widest row header (longer values are clipped).
