@@ -301,7 +301,8 @@ impl JobStore {
     }
 
     /// Records a sweep of `axes`: one job per point of its plan (each from `input_of(point)`),
-    /// all waiting to be sent, and returns it.
+    /// all waiting to be sent, and returns it. Tests and benches build their sweeps with it (the
+    /// app's `start_sweep` has the validated plan already).
     pub fn plan_sweep(
         &mut self,
         id: String,
@@ -309,9 +310,14 @@ impl JobStore {
         mut input_of: impl FnMut(&Point) -> ValidInput,
         estimated_usd: Option<f64>,
     ) -> &SweepView {
-        let points =
-            crate::model::sweep::points(&axes).into_iter().map(|p| (self.add(&input_of(&p)), p)).map(|(j, p)| (p, j));
-        let sweep = SweepView::new(id, axes, points.collect(), estimated_usd);
+        let points = crate::model::sweep::points(&axes)
+            .into_iter()
+            .map(|point| {
+                let job = self.add_waiting(&input_of(&point), None);
+                (point, job)
+            })
+            .collect();
+        let sweep = SweepView::new(id, axes, points, estimated_usd);
         self.add_sweep(sweep);
         &self.sweeps[0]
     }
@@ -616,5 +622,34 @@ mod tests {
         assert!(done.notice.is_error());
         assert_eq!(done.field_errors[0].message, "no");
         assert!(!done.notice.text.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn a_planned_sweep_has_a_job_per_point_each_in_its_cell() {
+        use crate::model::sweep::AxisKind;
+        let mut s = JobStore::default();
+        let axes = vec![
+            Axis { kind: AxisKind::Seed, values: vec!["1".into(), "2".into()] },
+            Axis { kind: AxisKind::Guidance, values: vec!["2".into(), "3".into(), "4".into()] },
+        ];
+        let mut prompts = Vec::new();
+        let sweep = s.plan_sweep(
+            "sw".into(),
+            axes,
+            |p| {
+                prompts.push(p.to_string());
+                input(&p.to_string())
+            },
+            None,
+        );
+        assert_eq!(sweep.points.len(), 6);
+        let (row, col) = (1, 2);
+        let id = sweep.job_at(0, row, col).unwrap();
+        assert_eq!(s.len(), 6);
+        let job = s.get(id).unwrap();
+        assert_eq!(job.prompt, "seed=2, guidance_scale=4", "the cell's job was made from its point");
+        assert_eq!(job.sweep.as_deref(), Some("sw"));
+        assert!(s.iter().all(|j| j.phase == JobPhase::Waiting && j.sweep.is_some()));
+        assert_eq!(prompts.len(), 6);
     }
 }

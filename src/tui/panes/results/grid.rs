@@ -10,6 +10,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Widget};
 
 use crate::model::sweep::GridAxes;
+use crate::sanitize::one_line;
 use crate::tui::job_store::{JobPhase, JobStore, JobView, OutputItem, SweepView};
 use crate::tui::view::theme::Theme;
 use crate::tui::widgets::{ImageView, clip};
@@ -131,7 +132,7 @@ pub(super) struct GridState<'p> {
     pub marked_b: Option<&'p Path>,
 }
 
-/// A cell is drawn with a frame once it has this many rows and columns; smaller cells get a
+/// A cell is drawn with a frame once it has this many (columns, rows); smaller cells get a
 /// two-column gutter (selection, star or mark) and the thumbnail beside it.
 const FRAMED: (u16, u16) = (8, 4);
 /// The widest row header (longer values are clipped).
@@ -219,9 +220,10 @@ fn span(length: u16, count: usize, min: u16, selected: usize) -> (u16, usize, us
     (size, first, fits)
 }
 
+/// A header: one clean line (a prompt axis' values are the user's text, newlines included).
 fn put(buf: &mut Buffer, x: u16, y: u16, text: &str, width: u16, style: ratatui::style::Style) {
     if width > 0 {
-        buf.set_stringn(x, y, clip(text, width as usize), width as usize, style);
+        buf.set_stringn(x, y, clip(&one_line(text), width as usize), width as usize, style);
     }
 }
 
@@ -359,5 +361,28 @@ mod tests {
         assert_eq!(span(10, 8, 3, 7), (3, 5, 3), "the last ones, with the selection");
         assert_eq!(span(10, 8, 3, 4), (3, 2, 3));
         assert_eq!(span(0, 8, 1, 3), (1, 3, 1), "no room still names one cell");
+    }
+
+    #[test]
+    fn headers_are_one_clean_line_even_for_prompts_with_newlines_and_escapes() {
+        use crate::model::Draft;
+        use crate::model::sweep::{Axis, AxisKind};
+        let mut jobs = JobStore::default();
+        let axes = vec![
+            Axis { kind: AxisKind::Prompt, values: vec!["a\nb".into(), "red \u{1b}[31mcat".into()] },
+            Axis { kind: AxisKind::Seed, values: vec!["1".into(), "2".into()] },
+        ];
+        let input = Draft { prompt: "p".into(), images: vec!["https://a/b.png".into()], ..Draft::default() };
+        let input = input.validate(4).unwrap();
+        let sweep = jobs.plan_sweep("sw".into(), axes, |_| input.clone(), None).clone();
+        let page = GridPage::of(&sweep, &jobs, 0);
+        let area = Rect::new(0, 0, 40, 8);
+        let mut buf = Buffer::empty(area);
+        let state = GridState { row: 0, col: 0, focused: true, marked_a: None, marked_b: None };
+        draw_grid(&mut buf, area, &sweep.grid, &page, &state, &mut crate::tui::widgets::NoImages, &Theme::MONO);
+        let text: String = buf.content().iter().map(|c| c.symbol()).collect();
+        assert!(text.contains("a b") && text.contains("red cat"), "{text}");
+        assert!(!text.contains('\u{1b}'));
+        assert!(text.contains("waiting"), "points not sent yet: {text}");
     }
 }
