@@ -48,9 +48,10 @@ struct EmulatorProcess {
 }
 
 impl EmulatorProcess {
-    fn start() -> EmulatorProcess {
+    fn start(max_image_side: u32) -> EmulatorProcess {
         let mut child = Command::new(BIN)
             .args(["emulator", "--profile", "fast", "--port", "0", "--rng-seed", "1"])
+            .args(["--max-image-side", &max_image_side.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -81,12 +82,12 @@ impl EmulatorProcess {
 /// One sweep of REQUESTS seeds at `concurrency`, against a fresh emulator and history.
 // The child is reaped by wait4 (which also yields its rusage), not Child::wait.
 #[allow(clippy::zombie_processes)]
-fn sweep(home: &Path, concurrency: usize, run: usize) -> Usage {
-    let dir = home.join(format!("c{concurrency}-{run}"));
+fn sweep(home: &Path, outputs: Outputs, concurrency: usize, run: usize) -> Usage {
+    let dir = home.join(format!("{}-c{concurrency}-{run}", outputs.max_image_side));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("config.toml");
     std::fs::write(&config, "").unwrap();
-    let emulator = EmulatorProcess::start();
+    let emulator = EmulatorProcess::start(outputs.max_image_side);
     let started = Instant::now();
     let child = Command::new(BIN)
         .env("FAL_KEY", "k")
@@ -123,24 +124,29 @@ fn sweep(home: &Path, concurrency: usize, run: usize) -> Usage {
     }
 }
 
-fn main() {
-    if std::env::args().any(|a| a == "--list") {
-        println!("sweep_scale: bench");
-        return;
-    }
-    let home = tempfile::tempdir().unwrap();
-    sweep(home.path(), 8, 0);
+/// The images the emulator draws: the fast profile's small ones, or fal's ~1 MP.
+#[derive(Clone, Copy)]
+struct Outputs {
+    name: &'static str,
+    /// `kontext emulator --max-image-side` (0: none).
+    max_image_side: u32,
+    levels: &'static [usize],
+}
 
-    println!(
-        "kontext sweep, {REQUESTS} requests, emulator fast profile in another process, median of {RUNS} by CPU/request"
-    );
+const SMALL: Outputs = Outputs { name: "256 px outputs (fast profile)", max_image_side: 256, levels: &LEVELS };
+/// Real outputs (1024x1024 JPEG): what the client downloads, verifies and writes at 64 in flight.
+const MEGAPIXEL: Outputs = Outputs { name: "1 MP outputs (1024x1024 JPEG)", max_image_side: 0, levels: &[8, 64] };
+
+/// Runs every level; returns (CPU per request at the first level, at the last, peak RSS at the last).
+fn measure(home: &Path, outputs: Outputs) -> (Duration, Duration, f64) {
+    println!("{}:", outputs.name);
     println!(
         "{:>11} {:>9} {:>10} {:>12} {:>14} {:>16} {:>8}",
         "concurrency", "wall", "CPU", "CPU/request", "peak RSS", "max in progress", "submits"
     );
     let mut medians = Vec::new();
-    for &level in &LEVELS {
-        let mut runs: Vec<Usage> = (0..RUNS).map(|r| sweep(home.path(), level, r + 1)).collect();
+    for &level in outputs.levels {
+        let mut runs: Vec<Usage> = (0..RUNS).map(|r| sweep(home, outputs, level, r + 1)).collect();
         runs.sort_by_key(|u| u.cpu);
         let rss = runs.iter().map(|u| u.max_rss_mb).fold(0.0, f64::max);
         let seen = runs.iter().map(|u| u.max_in_progress).min().unwrap();
@@ -155,21 +161,45 @@ fn main() {
             m.submits
         );
         assert_eq!(m.submits, REQUESTS, "each request submitted once");
-        assert_eq!(seen, level, "the emulator had {level} requests in progress at once");
-        medians.push((level, m.cpu_per_request(), rss));
+        // The client's in-flight requests include those downloading their output, which the
+        // emulator counts as done: with 1 MP outputs one or two may be there at the peak.
+        assert!(seen * 10 >= level * 9, "the emulator had only {seen} of {level} requests in progress at once");
+        medians.push((m.cpu_per_request(), rss));
     }
-    let (_, at_8, _) = medians[0];
-    let (_, at_64, rss_64) = *medians.last().unwrap();
+    let (first, _) = medians[0];
+    let (last, rss) = *medians.last().unwrap();
+    (first, last, rss)
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("sweep_scale: bench");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    sweep(home.path(), SMALL, 8, 0);
+    println!(
+        "kontext sweep, {REQUESTS} requests, emulator fast profile in another process, median of {RUNS} by CPU/request"
+    );
+    let (at_8, at_64, rss_64) = measure(home.path(), SMALL);
+    let (big_at_8, big_at_64, big_rss_64) = measure(home.path(), MEGAPIXEL);
+    let big_ratio = big_at_64.as_secs_f64() / big_at_8.as_secs_f64();
+    let big_ok = big_ratio <= FLAT_RATIO && big_rss_64 < RSS_BUDGET_MB;
+    println!(
+        "1 MP: CPU/request at 64 / at 8 = {big_ratio:.2}; peak RSS at 64 = {big_rss_64:.1} MB = {:.2} of {RSS_BUDGET_MB} MB {}",
+        big_rss_64 / RSS_BUDGET_MB,
+        if big_ok { "ok" } else { "OVER BUDGET" }
+    );
     let ratio = at_64.as_secs_f64() / at_8.as_secs_f64();
     let flat = ratio <= FLAT_RATIO;
     let small = rss_64 < RSS_BUDGET_MB;
     println!(
-        "CPU/request at 64 / at 8 = {ratio:.2} (budget {FLAT_RATIO}) {}; peak RSS at 64 = {rss_64:.1} MB = {:.2} of {RSS_BUDGET_MB} MB {}",
+        "256 px: CPU/request at 64 / at 8 = {ratio:.2} (budget {FLAT_RATIO}) {}; peak RSS at 64 = {rss_64:.1} MB = {:.2} of {RSS_BUDGET_MB} MB {}",
         if flat { "ok" } else { "NOT FLAT" },
         rss_64 / RSS_BUDGET_MB,
         if small { "ok" } else { "OVER BUDGET" }
     );
-    if !(flat && small) {
+    if !(flat && small && big_ok) {
         std::process::exit(1);
     }
 }
