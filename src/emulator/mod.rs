@@ -104,7 +104,9 @@ impl EmulatorConfig {
         EmulatorConfig {
             profile: Profile::Fast,
             faults: FaultSpec::default(),
-            concurrency: 4,
+            // Enough for a sweep at kontext's --concurrency limit: the fast profile never
+            // serialises what a client sends at once.
+            concurrency: 64,
             queue_delay: Duration::from_millis(10),
             processing_time: Duration::from_millis(150),
             log_interval: Duration::from_millis(25),
@@ -284,6 +286,11 @@ impl Emulator {
     pub fn accepted(&self) -> Vec<(String, serde_json::Value)> {
         let queue = lock(&self.shared.queue);
         queue.jobs.values().map(|j| (j.id.clone(), j.body.clone().unwrap_or_default())).collect()
+    }
+
+    /// The most requests that were IN_PROGRESS at the same time since the start.
+    pub fn max_in_progress(&self) -> usize {
+        lock(&self.shared.queue).max_running
     }
 
     /// When a status stream sent request `id`'s COMPLETED event (for latency measurements).

@@ -139,6 +139,8 @@ pub(crate) struct QueueState {
     pub jobs: HashMap<String, Arc<Job>>,
     pub waiting: VecDeque<String>,
     pub running: usize,
+    /// The most requests IN_PROGRESS at once so far (benchmarks check a sweep's concurrency).
+    pub max_running: usize,
     pub(crate) order: VecDeque<String>,
 }
 
@@ -277,6 +279,7 @@ pub(crate) fn dispatch(shared: &Arc<Shared>) {
             }
             q.waiting.pop_front();
             q.running += 1;
+            q.max_running = q.max_running.max(q.running);
             started.push(job);
         }
         let waiting: Vec<Arc<Job>> = if started.is_empty() {
@@ -444,9 +447,10 @@ pub(crate) async fn run_model(
     // Synthesis runs on the blocking pool while the progress logs tick.
     let synth_job = {
         let (images, prompt, fmt) = (images, input.prompt.clone(), input.output_format.clone());
-        let count = input.num_images;
+        let (count, fields) = (input.num_images, input.fields.clone());
         tokio::task::spawn_blocking(move || {
-            (0..count).map(|k| synth::synthesize(&images, &prompt, seed, size, k, &fmt)).collect::<Result<Vec<_>, _>>()
+            let look = synth::Look { prompt: &prompt, seed, fields: &fields };
+            (0..count).map(|k| synth::synthesize(&images, &look, size, k, &fmt)).collect::<Result<Vec<_>, _>>()
         })
     };
 

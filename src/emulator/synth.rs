@@ -1,11 +1,14 @@
 //! Deterministic image synthesis: the emulator's stand-in for FLUX Kontext.
 //!
-//! An output is a pure function of (decoded input pixels, prompt, seed, size, output index,
-//! format): the inputs are laid out side by side on a seed/prompt-coloured gradient canvas,
-//! tinted, and labelled; then encoded as JPEG or PNG. Same inputs → identical bytes.
+//! An output is a pure function of (decoded input pixels, prompt, seed, the request's other
+//! fields, size, output index, format): the inputs are laid out side by side on a
+//! seed-coloured gradient canvas, tinted and striped by the prompt and fields, given contrast
+//! and saturation by guidance, and labelled; then encoded as JPEG or PNG. Same inputs →
+//! identical bytes.
 
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, ImageEncoder, Rgb, RgbImage};
+use serde_json::{Map, Value};
 
 use super::util::Fnv;
 
@@ -60,18 +63,69 @@ pub(crate) fn placeholder(index: usize, side: u32) -> RgbImage {
     img
 }
 
+/// What a request asks for that shows in its picture, so a sweep's grid has a different cell
+/// for every point (like the real model, where guidance and seed change the result).
+pub(crate) struct Look<'a> {
+    pub prompt: &'a str,
+    pub seed: u64,
+    /// The request's fields (defaults applied): `guidance_scale` sets contrast and colour
+    /// strength; the others that change an image (aspect ratio, steps, ...) shift the pattern.
+    pub fields: &'a Map<String, Value>,
+}
+
+/// Fields that do not change what the model draws (how it is delivered or encoded), or that
+/// have their own visible effect.
+const FIELDS_NOT_IN_PATTERN: [&str; 6] =
+    ["prompt", "seed", "guidance_scale", "sync_mode", "num_images", "output_format"];
+
+/// Kontext [pro]'s default guidance (a request without the field looks like one with it).
+const NEUTRAL_GUIDANCE: f32 = 3.5;
+
+impl Look<'_> {
+    fn guidance(&self) -> Option<f64> {
+        self.fields.get("guidance_scale").and_then(Value::as_f64)
+    }
+
+    /// 0 for guidance 1 (washed out) to 1 for guidance 20 (vivid, hard), log-spaced so the
+    /// usual 2 to 5 differ visibly.
+    fn strength(&self) -> f32 {
+        let g = self.guidance().map_or(NEUTRAL_GUIDANCE, |g| g as f32).clamp(1.0, 20.0);
+        g.ln() / 20f32.ln()
+    }
+
+    fn pattern_hash(&self) -> u64 {
+        let mut keys: Vec<&String> =
+            self.fields.keys().filter(|k| !FIELDS_NOT_IN_PATTERN.contains(&k.as_str())).collect();
+        keys.sort();
+        let mut h = Fnv::new().bytes(self.prompt.as_bytes());
+        for k in keys {
+            h = h.bytes(k.as_bytes()).bytes(self.fields[k].to_string().as_bytes());
+        }
+        h.finish()
+    }
+
+    fn label(&self, index: u32) -> String {
+        match self.guidance() {
+            Some(g) => format!("SEED {} G {g} #{}", self.seed, index + 1),
+            None => format!("SEED {} #{}", self.seed, index + 1),
+        }
+    }
+}
+
 /// Synthesizes one output image and encodes it; returns (bytes, content type).
+///
+/// The seed picks the palette and the gradient's direction; the prompt and the other fields
+/// the stripes' frequency, direction and phase; guidance their contrast and the saturation.
 pub(crate) fn synthesize(
     inputs: &[RgbImage],
-    prompt: &str,
-    seed: u64,
+    look: &Look<'_>,
     size: (u32, u32),
     index: u32,
     output_format: &str,
 ) -> Result<(Vec<u8>, &'static str), image::ImageError> {
     let (w, h) = (size.0.max(1), size.1.max(1));
-    let hash = Fnv::new().u64(seed).bytes(prompt.as_bytes()).u64(u64::from(index)).finish();
-    let (c1, c2, tint) = (colour(hash, 0), colour(hash, 24), colour(hash, 48));
+    let hash = Fnv::new().u64(look.seed).u64(u64::from(index)).finish();
+    let (c1, c2) = (colour(hash, 0), colour(hash, 24));
     let angle = (hash >> 56) as f32 / 255.0 * std::f32::consts::TAU;
     let (dx, dy) = (angle.cos(), angle.sin());
     let norm = (w as f32).hypot(h as f32).max(1.0);
@@ -104,15 +158,9 @@ pub(crate) fn synthesize(
         let y = h.saturating_sub(th) / 2;
         imageops::overlay(&mut canvas, &fitted, i64::from(x), i64::from(y));
     }
+    restyle(&mut canvas, look);
 
-    // A tint derived from (seed, prompt, index) so every variation differs visibly.
-    for p in canvas.pixels_mut() {
-        for c in 0..3 {
-            p[c] = lerp(p[c], tint[c], 0.22);
-        }
-    }
-
-    let label = format!("SEED {seed} #{}", index + 1);
+    let label = look.label(index);
     let scale = (w.min(h) / 160).max(1);
     let pad = 2 * scale;
     let ty = h.saturating_sub(7 * scale + 2 * pad);
@@ -120,6 +168,35 @@ pub(crate) fn synthesize(
     draw_text(&mut canvas, pad, ty + pad, scale, &label, Rgb([255, 255, 255]));
 
     encode(&canvas, output_format)
+}
+
+/// Tints the picture, lays stripes over it and sets its contrast and saturation by guidance.
+fn restyle(canvas: &mut RgbImage, look: &Look<'_>) {
+    let long_side = canvas.width().max(canvas.height()) as f32;
+    let pattern = look.pattern_hash();
+    let tint = colour(pattern, 48);
+    // 3 to 12 stripes across the picture, in a direction and phase of their own.
+    let stripes = 3.0 + (pattern & 0xff) as f32 / 255.0 * 9.0;
+    let direction = ((pattern >> 8) & 0xff) as f32 / 255.0 * std::f32::consts::PI;
+    let phase = ((pattern >> 16) & 0xff) as f32 / 255.0 * std::f32::consts::TAU;
+    let strength = look.strength();
+    let contrast = 0.45 + 1.1 * strength;
+    let saturation = 0.2 + 1.6 * strength;
+    let stripe_depth = 0.06 + 0.3 * strength;
+    let frequency = stripes * std::f32::consts::TAU / long_side;
+    let (sx, sy) = (direction.cos() * frequency, direction.sin() * frequency);
+    for (x, y, p) in canvas.enumerate_pixels_mut() {
+        let wave = 1.0 + stripe_depth * (x as f32 * sx + y as f32 * sy + phase).sin();
+        let rgb: [f32; 3] = std::array::from_fn(|c| {
+            let tinted = f32::from(p[c]) + (f32::from(tint[c]) - f32::from(p[c])) * 0.22;
+            tinted * wave
+        });
+        let grey = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
+        for c in 0..3 {
+            let saturated = grey + (rgb[c] - grey) * saturation;
+            p[c] = (128.0 + (saturated - 128.0) * contrast).round().clamp(0.0, 255.0) as u8;
+        }
+    }
 }
 
 /// Encodes as PNG or JPEG (quality 90); both encoders are deterministic.
@@ -241,13 +318,57 @@ mod tests {
         assert_eq!(fit((14142, 7071), None), (2048, 1024));
     }
 
+    fn fields(pairs: &[(&str, Value)]) -> Map<String, Value> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    }
+
+    fn draw(seed: u64, prompt: &str, f: &Map<String, Value>, format: &str) -> Vec<u8> {
+        let inp = vec![placeholder(0, 64)];
+        synthesize(&inp, &Look { prompt, seed, fields: f }, (64, 48), 0, format).unwrap().0
+    }
+
     #[test]
     fn deterministic() {
-        let inp = vec![placeholder(0, 64)];
-        let a = synthesize(&inp, "p", 1, (64, 48), 0, "png").unwrap();
-        let b = synthesize(&inp, "p", 1, (64, 48), 0, "png").unwrap();
-        let c = synthesize(&inp, "p", 2, (64, 48), 0, "png").unwrap();
-        assert_eq!(a, b);
-        assert_ne!(a, c);
+        let f = fields(&[("guidance_scale", 3.5.into())]);
+        assert_eq!(draw(1, "p", &f, "png"), draw(1, "p", &f, "png"), "same input, same bytes");
+        assert_eq!(draw(1, "p", &f, "jpeg"), draw(1, "p", &f, "jpeg"));
+        assert_ne!(draw(1, "p", &f, "png"), draw(2, "p", &f, "png"), "the seed shows");
+        assert_ne!(draw(1, "p", &f, "png"), draw(1, "q", &f, "png"), "the prompt shows");
+    }
+
+    fn pixels(bytes: &[u8]) -> RgbImage {
+        decode(bytes).unwrap()
+    }
+
+    /// Mean absolute difference per channel, 0..255.
+    fn difference(a: &RgbImage, b: &RgbImage) -> f64 {
+        let sum: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+        sum as f64 / a.as_raw().len() as f64
+    }
+
+    /// Spread of the pixel values (standard deviation over every channel) above the label.
+    fn contrast(img: &RgbImage) -> f64 {
+        let above_label = imageops::crop_imm(img, 0, 0, img.width(), img.height() * 3 / 4).to_image();
+        let v = above_label.as_raw();
+        let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
+        (v.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / v.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn guidance_changes_the_pixels_visibly_and_higher_guidance_is_harder() {
+        let low = pixels(&draw(7, "p", &fields(&[("guidance_scale", 2.0.into())]), "png"));
+        let high = pixels(&draw(7, "p", &fields(&[("guidance_scale", 5.0.into())]), "png"));
+        assert!(difference(&low, &high) > 8.0, "visibly different: {}", difference(&low, &high));
+        assert!(contrast(&high) > contrast(&low) * 1.2, "{} vs {}", contrast(&high), contrast(&low));
+    }
+
+    #[test]
+    fn other_fields_change_the_pattern_but_delivery_does_not() {
+        let base = fields(&[("guidance_scale", 3.5.into()), ("aspect_ratio", "1:1".into())]);
+        let wide = fields(&[("guidance_scale", 3.5.into()), ("aspect_ratio", "16:9".into())]);
+        assert_ne!(draw(1, "p", &base, "png"), draw(1, "p", &wide, "png"));
+        let mut synced = base.clone();
+        synced.insert("sync_mode".into(), true.into());
+        assert_eq!(draw(1, "p", &base, "png"), draw(1, "p", &synced, "png"), "sync_mode draws the same picture");
     }
 }
