@@ -117,7 +117,7 @@ impl Action {
             Quit => "quit (where no text is being edited)",
             ForceQuit => "quit from anywhere",
             Submit => "submit the request",
-            Sweep => "sweep: the draft over seeds, guidance, … (plan, cost, send)",
+            Sweep => "sweep: the draft, many ways",
             NextPane => "next pane",
             PrevPane => "previous pane",
             FocusPrompt => "go to Prompt",

@@ -252,20 +252,25 @@ pub fn help_lines(ctx: &AppContext, theme: &Theme) -> Vec<Line<'static>> {
         Line::raw("  Paste (bracketed) in Images adds one image per line"),
         Line::raw(""),
         Line::styled("Endpoint and cost", theme.title()),
-        Line::raw("  Parameters' first row picks the endpoint: ←/→ cycle, Enter (or a letter) opens"),
-        Line::raw("  the list, which filters as you type; the rows and the image limit follow it"),
-        Line::raw("  Beside the submit key: the estimate and its price source; over a [budget] cap"),
-        Line::raw("  a request is refused before anything is sent. The status bar shows today's spend"),
+        Line::raw("  Parameters' first row picks the endpoint: ←/→ cycle, Enter (or a"),
+        Line::raw("  letter) opens the list, which filters as you type; the rows and the"),
+        Line::raw("  image limit follow it"),
+        Line::raw("  Beside the submit key: the estimate and its price source; over a"),
+        Line::raw("  [budget] cap a request is refused before anything is sent"),
+        Line::raw("  The status bar shows today's spend"),
         Line::raw(""),
         Line::styled("Sweeps", theme.title()),
         Line::raw(format!(
-            "  {} plans the current draft many ways: seeds 1..8 / 1,5,9 / random:N, guidance,",
+            "  {} plans the current draft many ways: seeds 1..8 / 1,5,9 / random:N,",
             ctx.keymap.keys_for(super::action::Action::Sweep)
         )),
-        Line::raw("  aspect ratios, prompts (a | b), endpoints, fields (name=v1,v2; …): count and cost live"),
-        Line::raw("  Enter sends (the plan is journaled first; over a [budget] cap it is refused), Esc cancels"),
-        Line::raw("  In Jobs a sweep is one row: → shows its jobs, ← folds them, c cancels the sweep"),
-        Line::raw("  Never-sent points (cancelled, or quit) go later with `kontext sweep --continue ID`"),
+        Line::raw("  guidance, aspect ratios, prompts (a | b), endpoints, fields"),
+        Line::raw("  (name=v1,v2; …): the count and the cost follow as you type"),
+        Line::raw("  Enter sends (the plan is journaled first; over a [budget] cap it is"),
+        Line::raw("  refused), Esc cancels"),
+        Line::raw("  In Jobs a sweep is one row: → shows its jobs, ← folds them, c cancels"),
+        Line::raw("  Never-sent points (cancelled, or quit) go later with"),
+        Line::raw("  `kontext sweep --continue ID`"),
         Line::raw(""),
         Line::styled("Esc or any other key closes this help; ↑↓ PgUp PgDn scroll", theme.dim()),
     ]);
@@ -305,6 +310,14 @@ mod tests {
 
     fn ctx(keymap: Keymap) -> AppContext {
         AppContext { target: "t".into(), graphics: "g".into(), data_uri_threshold: 0, ..AppContext::new(keymap) }
+    }
+
+    /// Two columns of 150 leave 74 cells each: no line of the help may be cut there.
+    #[test]
+    fn every_help_line_fits_a_column() {
+        let lines = help_lines(&ctx(Keymap::default()), &Theme::MONO);
+        let long: Vec<String> = lines.iter().filter(|l| l.width() > 74).map(|l| l.to_string()).collect();
+        assert!(long.is_empty(), "cut in two-column help:\n{}", long.join("\n"));
     }
 
     fn text(lines: &[Line]) -> String {
