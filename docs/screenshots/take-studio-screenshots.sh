@@ -5,6 +5,7 @@
 # (sixel, light theme); kitty in tmux with a client that is not UTF-8 (halfblocks).
 # Run from the repository root: bash docs/screenshots/take-studio-screenshots.sh
 # (KITTY=... picks the kitty launcher; default ../shared/tools/kitty-trixie.)
+# ONLY=studio-sweep-grid (or studio-sweep-compare) takes just the sweep's shots.
 set -euo pipefail
 root=$PWD
 shot=${TERM_SHOT:-$root/../shared/tools/term-shot}
@@ -62,6 +63,15 @@ KITTY=$kitty "$shot" --terminal kitty --size 120x40 --wait 2 --keys "$studio_key
 tmux -L kontext-studio-n kill-server 2>/dev/null || true
 want studio-mlterm-light &&
 "$shot" --terminal mlterm --size 120x40 --wait 2 --keys "$studio_keys" "$out/studio-mlterm-light.png" -- \
+  "$work/studio.sh"
+# A sweep from the studio (issue 10): F6, seeds 1..3 × guidance 2,5, sent; the Results grid when it has
+# ended (a cell starred), then A and B marked and compared side by side. 180x50 (what fits a 1920 px display), xterm (sixel) and kitty.
+sweep_keys="sleep:3.5;type:Make it night;key:Tab;type:a;type:$woman;key:Return;sleep:1;key:F6;sleep:0.5;type:1..3;key:Down;type:2,5;sleep:0.5;shot:$out/studio-sweep-dialog.png;key:Return;sleep:9;key:Tab;key:Tab;key:Tab;key:Tab;key:Down;key:Right;type:s;sleep:1"
+compare_keys="$sweep_keys;type:a;key:Up;key:Left;type:b;type:c;sleep:2"
+want studio-sweep-grid &&
+"$shot" --size 180x50 --wait 2 --keys "$sweep_keys" "$out/studio-sweep-grid.png" -- "$work/studio.sh"
+want studio-sweep-compare &&
+KITTY=$kitty "$shot" --terminal kitty --size 180x50 --wait 2 --keys "$compare_keys" "$out/studio-sweep-compare-kitty.png" -- \
   "$work/studio.sh"
 # What each run logged about its choice of graphics mode and theme.
 grep -h "graphics mode chosen\|theme" "$work/data/kontext.log" 2>/dev/null | sed 's/^.*INFO //' || true
