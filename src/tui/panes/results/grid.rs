@@ -86,8 +86,11 @@ impl CellPhase {
             Some(JobPhase::Completed) => CellPhase::Done,
             Some(JobPhase::Failed(_)) => CellPhase::Failed,
             Some(JobPhase::Cancelled) => CellPhase::Cancelled,
-            Some(JobPhase::Preparing | JobPhase::Queued(_) | JobPhase::Submitted) => CellPhase::Queued,
-            Some(_) => CellPhase::Running,
+            Some(JobPhase::Running | JobPhase::Uploading(_) | JobPhase::Fetching | JobPhase::CancelRequested) => {
+                CellPhase::Running
+            }
+            // Not sent yet, waiting for a slot, or in fal's queue.
+            Some(_) => CellPhase::Queued,
         }
     }
 
