@@ -5,7 +5,7 @@
 # (sixel, light theme); kitty in tmux with a client that is not UTF-8 (halfblocks).
 # Run from the repository root: bash docs/screenshots/take-studio-screenshots.sh
 # (KITTY=... picks the kitty launcher; default ../shared/tools/kitty-trixie.)
-# ONLY=studio-sweep-grid (or studio-sweep-compare) takes just the sweep's shots.
+# ONLY=studio-sweep-3x2-xterm (or studio-sweep-compare) takes just the sweep's shots.
 set -euo pipefail
 root=$PWD
 shot=${TERM_SHOT:-$root/../shared/tools/term-shot}
@@ -68,8 +68,8 @@ want studio-mlterm-light &&
 # ended (a cell starred), then A and B marked and compared side by side. 180x50 (what fits a 1920 px display), xterm (sixel) and kitty.
 sweep_keys="sleep:3.5;type:Make it night;key:Tab;type:a;type:$woman;key:Return;sleep:1;key:F6;sleep:0.5;type:1..3;key:Down;type:2,5;sleep:0.5;shot:$out/studio-sweep-dialog.png;key:Return;sleep:9;key:Tab;key:Tab;key:Tab;key:Tab;key:Down;key:Right;type:s;sleep:1"
 compare_keys="$sweep_keys;type:a;key:Up;key:Left;type:b;type:c;sleep:2"
-want studio-sweep-grid &&
-"$shot" --size 180x50 --wait 2 --keys "$sweep_keys" "$out/studio-sweep-grid.png" -- "$work/studio.sh"
+want studio-sweep-3x2-xterm &&
+"$shot" --size 180x50 --wait 2 --keys "$sweep_keys" "$out/studio-sweep-3x2-xterm.png" -- "$work/studio.sh"
 want studio-sweep-compare &&
 KITTY=$kitty "$shot" --terminal kitty --size 180x50 --wait 2 --keys "$compare_keys" "$out/studio-sweep-compare-kitty.png" -- \
   "$work/studio.sh"
