@@ -675,6 +675,13 @@ fn a_studio_sweep_killed_half_way_is_finished_by_resume_and_continue() {
     s.child.kill().unwrap(); // SIGKILL
     s.wait_exit();
     assert_eq!(emu.submit_count(), 2, "two in flight (the default concurrency), four waiting");
+    let mut first: Vec<(u64, String)> = emu
+        .accepted()
+        .into_iter()
+        .map(|(_, b)| (b["seed"].as_u64().unwrap(), b["guidance_scale"].to_string()))
+        .collect();
+    first.sort();
+    assert_eq!(first, [(1, "2.0".to_string()), (1, "5.0".to_string())], "slots go in the plan's order");
     let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
     let rows = history.list(&kontext::history::HistoryQuery { limit: 50, ..Default::default() }).unwrap();
     assert_eq!(rows.len(), 2, "a point waiting for its slot has no row yet");

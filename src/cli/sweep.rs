@@ -430,9 +430,11 @@ async fn run_plan(
             follow: settings.follow,
             journal: Some(journal.clone()),
         };
-        let (client, slots, cancel, progress) = (client.clone(), slots.clone(), cancel.clone(), progress.clone());
+        let (client, cancel, progress) = (client.clone(), cancel.clone(), progress.clone());
+        // The slot is taken here, before the task starts, so requests go in the plan's order.
+        let permit = slots.clone().acquire_owned().await;
         tasks.spawn(async move {
-            let _permit = slots.acquire_owned().await;
+            let _permit = permit;
             progress.started();
             let (tx, mut rx) = mpsc::unbounded_channel();
             // Per-request events are not shown one by one: the sweep reports per request.

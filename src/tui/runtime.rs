@@ -437,9 +437,13 @@ where
             let client = services.client.with_rate_gate(Arc::new(crate::fal::RateGate::new()));
             let slots = Arc::new(Semaphore::new(concurrency.max(1) as usize));
             let mut running = Vec::new();
+            // Slots are handed out in the plan's order (the grid fills from its first cell), each
+            // through its point's own turn: a point cancelled while it waits never takes one.
+            let mut turns = Vec::new();
             for ((id, planned), token) in jobs.into_iter().zip(plan).zip(tokens) {
-                let (services, client, tx, slots, hold) =
-                    (services.clone(), client.clone(), tx.clone(), slots.clone(), hold.clone());
+                let (turn_tx, turn) = tokio::sync::oneshot::channel::<tokio::sync::OwnedSemaphorePermit>();
+                turns.push((token.clone(), turn_tx));
+                let (services, client, tx, hold) = (services.clone(), client.clone(), tx.clone(), hold.clone());
                 let sweep = Some((sweep_id.clone(), planned.index));
                 let point = planned.point.clone();
                 running.push((
@@ -449,7 +453,7 @@ where
                             biased;
                             _ = hold.cancelled() => return None,
                             _ = token.cancelled() => None,
-                            p = slots.acquire_owned() => p.ok(),
+                            p = turn => p.ok(),
                         };
                         let Some(_permit) = permit.filter(|_| !token.is_cancelled()) else {
                             // Cancelled before it had a slot: never sent, so `--continue` sends it.
@@ -467,6 +471,22 @@ where
                     }),
                 ));
             }
+            let dispatch_hold = hold.clone();
+            tokio::spawn(async move {
+                for (token, turn) in turns {
+                    let permit = tokio::select! {
+                        biased;
+                        _ = dispatch_hold.cancelled() => return,
+                        _ = token.cancelled() => continue,
+                        p = slots.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => return,
+                        },
+                    };
+                    // A point that ended meanwhile drops its permit unused: the slot is free again.
+                    let _ = turn.send(permit);
+                }
+            });
             let mut outputs = Vec::new();
             for (point, task) in running {
                 outputs.push((point, task.await.ok().flatten()));
