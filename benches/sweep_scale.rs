@@ -1,5 +1,7 @@
-//! A sweep at scale (issue 10): `kontext sweep` (the real binary) sending 128 requests at
-//! --concurrency 8, 16, 32 and 64 to a `kontext emulator --profile fast` in another process.
+//! A sweep at scale (issue 10): `kontext sweep` (the real binary) sending 128 requests (16
+//! seeds × 8 guidance values) at --concurrency 8, 16, 32 and 64 to a `kontext emulator
+//! --profile fast` in another process; then with fal-sized outputs (1 MP JPEG) at 8 and 64,
+//! writing the contact sheet (--grid) at the end.
 //!
 //! Budgets: at 64 in flight the whole sweep process stays under 80 MB (peak RSS), and the CPU
 //! it spends per request stays flat from 8 to 64 in flight (here: at 64 at most 1.25x the
@@ -94,9 +96,11 @@ fn sweep(home: &Path, outputs: Outputs, concurrency: usize, run: usize) -> Usage
         .env("KONTEXT_CONFIG", &config)
         .env("KONTEXT_DATA_DIR", dir.join("data"))
         .args(["sweep", "-p", "add a hat", "-i", "https://v3.fal.media/files/tiger/a.webp", "--yes"])
-        .args(["--seeds", &format!("1..{REQUESTS}"), "--concurrency", &concurrency.to_string()])
+        // 16 seeds × 8 guidance values = REQUESTS.
+        .args(["--seeds", "1..16", "--guidance", "2,2.5,3,3.5,4,5,6,8", "--concurrency", &concurrency.to_string()])
         .args(["--queue-url", &emulator.url, "--out"])
         .arg(dir.join("out"))
+        .args(if outputs.grid { vec!["--grid".into(), dir.join("grid.png")] } else { Vec::new() })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -111,8 +115,9 @@ fn sweep(home: &Path, outputs: Outputs, concurrency: usize, run: usize) -> Usage
     assert_eq!(r, pid, "wait4 failed");
     assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "kontext sweep failed: status {status}");
     let (submits, max_in_progress) = emulator.stop();
-    let outputs = std::fs::read_dir(dir.join("out")).unwrap().count();
-    assert_eq!(outputs, REQUESTS, "every request wrote its image");
+    let written = std::fs::read_dir(dir.join("out")).unwrap().count();
+    assert_eq!(written, REQUESTS, "every request wrote its image");
+    assert_eq!(outputs.grid, dir.join("grid.png").exists(), "the contact sheet was written");
     let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
     Usage {
         wall,
@@ -131,11 +136,15 @@ struct Outputs {
     /// `kontext emulator --max-image-side` (0: none).
     max_image_side: u32,
     levels: &'static [usize],
+    /// Also writes the contact sheet (`--grid`, 16 rows × 8 columns) after the sweep.
+    grid: bool,
 }
 
-const SMALL: Outputs = Outputs { name: "256 px outputs (fast profile)", max_image_side: 256, levels: &LEVELS };
+const SMALL: Outputs =
+    Outputs { name: "256 px outputs (fast profile)", max_image_side: 256, levels: &LEVELS, grid: false };
 /// Real outputs (1024x1024 JPEG): what the client downloads, verifies and writes at 64 in flight.
-const MEGAPIXEL: Outputs = Outputs { name: "1 MP outputs (1024x1024 JPEG)", max_image_side: 0, levels: &[8, 64] };
+const MEGAPIXEL: Outputs =
+    Outputs { name: "1 MP outputs (1024x1024 JPEG), then --grid", max_image_side: 0, levels: &[8, 64], grid: true };
 
 /// Runs every level; returns (CPU per request at the first level, at the last, peak RSS at the last).
 fn measure(home: &Path, outputs: Outputs) -> (Duration, Duration, f64) {

@@ -114,8 +114,9 @@ impl Look<'_> {
 
 /// Synthesizes one output image and encodes it; returns (bytes, content type).
 ///
-/// The seed picks the palette and the gradient's direction; the prompt and the other fields
-/// the stripes' frequency, direction and phase; guidance their contrast and the saturation.
+/// The seed picks the palette, the gradient's and the stripes' direction; the prompt and the
+/// other fields the stripes' frequency and phase; both the tint; guidance the contrast, the
+/// saturation and the stripes' depth.
 pub(crate) fn synthesize(
     inputs: &[RgbImage],
     look: &Look<'_>,
@@ -158,7 +159,7 @@ pub(crate) fn synthesize(
         let y = h.saturating_sub(th) / 2;
         imageops::overlay(&mut canvas, &fitted, i64::from(x), i64::from(y));
     }
-    restyle(&mut canvas, look);
+    restyle(&mut canvas, look, hash);
 
     let label = look.label(index);
     let scale = (w.min(h) / 160).max(1);
@@ -171,13 +172,15 @@ pub(crate) fn synthesize(
 }
 
 /// Tints the picture, lays stripes over it and sets its contrast and saturation by guidance.
-fn restyle(canvas: &mut RgbImage, look: &Look<'_>) {
+/// The seed (`seed_hash`) turns the stripes and shares the tint: an input that fills the
+/// picture still looks different at every seed.
+fn restyle(canvas: &mut RgbImage, look: &Look<'_>, seed_hash: u64) {
     let long_side = canvas.width().max(canvas.height()) as f32;
     let pattern = look.pattern_hash();
-    let tint = colour(pattern, 48);
+    let tint = colour(pattern ^ seed_hash, 48);
     // 3 to 12 stripes across the picture, in a direction and phase of their own.
     let stripes = 3.0 + (pattern & 0xff) as f32 / 255.0 * 9.0;
-    let direction = ((pattern >> 8) & 0xff) as f32 / 255.0 * std::f32::consts::PI;
+    let direction = ((seed_hash >> 40) & 0xff) as f32 / 255.0 * std::f32::consts::PI;
     let phase = ((pattern >> 16) & 0xff) as f32 / 255.0 * std::f32::consts::TAU;
     let strength = look.strength();
     let contrast = 0.45 + 1.1 * strength;

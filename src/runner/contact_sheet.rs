@@ -28,43 +28,115 @@ pub struct Sheet<'a> {
     pub cells: Vec<Vec<Option<&'a image::DynamicImage>>>,
 }
 
+/// A sheet's text, without its images (they come one row at a time, see [`write_png`]).
+pub struct Labels {
+    pub title: String,
+    pub columns: Vec<String>,
+    pub rows: Vec<String>,
+}
+
+impl Labels {
+    fn size(&self) -> (u32, u32) {
+        let cols = self.columns.len().max(1) as u32;
+        let rows = self.rows.len().max(1) as u32;
+        (LEFT + cols * (CELL + GAP), 2 * LINE + rows * (CELL + GAP))
+    }
+}
+
 /// The sheet as an image: `LEFT + columns × (CELL + GAP)` wide, two lines of text plus
 /// `rows × (CELL + GAP)` high.
 pub fn compose(sheet: &Sheet<'_>) -> RgbImage {
+    let labels = Labels { title: sheet.title.clone(), columns: sheet.columns.clone(), rows: sheet.rows.clone() };
+    let (w, h) = labels.size();
+    let mut img = RgbImage::new(w, h);
+    let mut y = 0;
+    for_each_band(
+        &labels,
+        |r| cells_of(sheet, r),
+        |band| {
+            image::imageops::replace(&mut img, band, 0, i64::from(y));
+            y += band.height();
+            Ok(())
+        },
+    )
+    .expect("drawing into memory does not fail");
+    img
+}
+
+fn cells_of(sheet: &Sheet<'_>, r: usize) -> Vec<Option<RgbImage>> {
+    (0..sheet.columns.len().max(1))
+        .map(|c| sheet.cells.get(r).and_then(|row| row.get(c)).copied().flatten().map(fit_cell))
+        .collect()
+}
+
+/// An image shrunk to fit a cell (`thumbnail` averages over each box: fast and clean at these
+/// ratios).
+pub fn fit_cell(source: &image::DynamicImage) -> RgbImage {
+    if source.width().max(source.height()) <= CELL { source.to_rgb8() } else { source.thumbnail(CELL, CELL).to_rgb8() }
+}
+
+/// Writes the sheet as PNG, one band at a time (the labels, then each row of cells): only one
+/// row's images, `row_cells(r)` fitted to their cells, are in memory at once, not the sheet
+/// (16 × 8 cells would be 29 MB of pixels, plus the encoder's copy).
+pub fn write_png(
+    labels: &Labels,
+    row_cells: impl FnMut(usize) -> Vec<Option<RgbImage>>,
+    out: impl std::io::Write,
+) -> Result<(), String> {
+    let (w, h) = labels.size();
+    let mut encoder = png::Encoder::new(out, w, h);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    let mut stream = writer.stream_writer().map_err(|e| e.to_string())?;
+    for_each_band(labels, row_cells, |band| {
+        std::io::Write::write_all(&mut stream, band.as_raw()).map_err(|e| e.to_string())
+    })?;
+    stream.finish().map_err(|e| e.to_string())
+}
+
+/// Draws the sheet band by band, top to bottom, handing each to `emit`.
+fn for_each_band(
+    labels: &Labels,
+    mut row_cells: impl FnMut(usize) -> Vec<Option<RgbImage>>,
+    mut emit: impl FnMut(&RgbImage) -> Result<(), String>,
+) -> Result<(), String> {
     let font = FontRef::try_from_slice(FONT).expect("the bundled font parses");
-    let cols = sheet.columns.len().max(1) as u32;
-    let rows = sheet.rows.len().max(1) as u32;
-    let (w, h) = (LEFT + cols * (CELL + GAP), 2 * LINE + rows * (CELL + GAP));
-    let mut img = RgbImage::from_pixel(w, h, BACKGROUND);
-    draw_text(&mut img, &font, &sheet.title, GAP, 4, w - GAP);
-    for (c, label) in sheet.columns.iter().enumerate() {
+    let (w, _) = labels.size();
+    let mut header = RgbImage::from_pixel(w, 2 * LINE, BACKGROUND);
+    draw_text(&mut header, &font, &labels.title, GAP, 4, w - GAP);
+    for (c, label) in labels.columns.iter().enumerate() {
         let x = LEFT + c as u32 * (CELL + GAP);
-        draw_text(&mut img, &font, label, x, LINE + 2, x + CELL);
+        draw_text(&mut header, &font, label, x, LINE + 2, x + CELL);
     }
-    for (r, label) in sheet.rows.iter().enumerate() {
-        let y = 2 * LINE + r as u32 * (CELL + GAP);
-        draw_text(&mut img, &font, label, GAP, y + CELL / 2 - LINE / 2, LEFT - GAP);
-        for c in 0..cols as usize {
+    emit(&header)?;
+    for r in 0..labels.rows.len().max(1) {
+        let mut band = RgbImage::from_pixel(w, CELL + GAP, BACKGROUND);
+        if let Some(label) = labels.rows.get(r) {
+            draw_text(&mut band, &font, label, GAP, CELL / 2 - LINE / 2, LEFT - GAP);
+        }
+        let cells = row_cells(r);
+        for c in 0..labels.columns.len().max(1) {
             let x = LEFT + c as u32 * (CELL + GAP);
-            match sheet.cells.get(r).and_then(|row| row.get(c)).copied().flatten() {
-                Some(source) => {
-                    // `thumbnail` averages over each box: fast and clean at these ratios.
-                    let thumb = source.thumbnail(CELL, CELL).to_rgb8();
-                    let (dx, dy) = ((CELL - thumb.width()) / 2, (CELL - thumb.height()) / 2);
-                    image::imageops::replace(&mut img, &thumb, (x + dx) as i64, (y + dy) as i64);
+            match cells.get(c).and_then(Option::as_ref) {
+                Some(thumb) => {
+                    let (dx, dy) = (CELL.saturating_sub(thumb.width()) / 2, CELL.saturating_sub(thumb.height()) / 2);
+                    image::imageops::replace(&mut band, thumb, i64::from(x + dx), i64::from(dy));
                 }
                 None => {
-                    for py in y..y + CELL {
+                    for py in 0..CELL {
                         for px in x..x + CELL {
-                            img.put_pixel(px, py, EMPTY);
+                            band.put_pixel(px, py, EMPTY);
                         }
                     }
-                    draw_text(&mut img, &font, "no image", x + 8, y + CELL / 2 - 8, x + CELL);
+                    draw_text(&mut band, &font, "no image", x + 8, CELL / 2 - 8, x + CELL);
                 }
             }
         }
+        emit(&band)?;
     }
-    img
+    Ok(())
 }
 
 /// Draws `text` from (x, y), clipped at `right` (a long value ends in "…").
@@ -141,5 +213,11 @@ mod tests {
         assert!(inked(0, 0, img.width(), LINE), "title");
         assert!(inked(LEFT, LINE, LEFT + CELL, 2 * LINE), "column label");
         assert!(inked(0, 2 * LINE, LEFT, 2 * LINE + CELL), "row label");
+
+        // Written band by band, the PNG holds the same pixels.
+        let labels = Labels { title: sheet.title.clone(), columns: sheet.columns.clone(), rows: sheet.rows.clone() };
+        let mut png = Vec::new();
+        write_png(&labels, |r| cells_of(&sheet, r), &mut png).unwrap();
+        assert_eq!(image::load_from_memory(&png).unwrap().to_rgb8(), img);
     }
 }

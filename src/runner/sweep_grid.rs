@@ -6,15 +6,39 @@
 use std::path::{Path, PathBuf};
 
 use crate::model::sweep::{Axis, AxisKind, GridAxes, Point, points};
-use crate::runner::contact_sheet::{Sheet, compose, sheet_path};
+use crate::runner::contact_sheet::{Labels, fit_cell, sheet_path, write_png};
+
+/// The outputs of one row of a sheet, decoded on every core and shrunk to their cells at once:
+/// only thumbnails are kept, one row's at a time (64 decoded 1 MP outputs would hold 200 MB).
+/// A file that cannot be read is an empty cell.
+fn cell_images(files: &[Option<&Path>]) -> Vec<Option<image::RgbImage>> {
+    let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).min(files.len().max(1));
+    let per_worker = files.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let shares: Vec<_> = files
+            .chunks(per_worker)
+            .map(|share| {
+                scope.spawn(move || {
+                    share
+                        .iter()
+                        .map(|file| file.and_then(|f| image::open(f).ok()).map(|img| fit_cell(&img)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // A worker that panicked (a decoder bug) leaves its cells empty rather than no sheet.
+        let mut images = Vec::with_capacity(files.len());
+        for (share, handle) in files.chunks(per_worker).zip(shares) {
+            images.extend(handle.join().unwrap_or_else(|_| vec![None; share.len()]));
+        }
+        images
+    })
+}
 
 /// Writes the sheets; returns each path written, or what went wrong.
 pub fn write_grids(first: &Path, axes: &[Axis], outputs: &[(Point, Option<PathBuf>)]) -> Result<Vec<PathBuf>, String> {
     let grid = GridAxes::of(axes);
     let (rows, columns, further) = (grid.rows.as_ref(), grid.columns.as_ref(), grid.further);
-    // Each output decoded once; a file that cannot be read is an empty cell.
-    let images: Vec<Option<image::DynamicImage>> =
-        outputs.iter().map(|(_, file)| file.as_ref().and_then(|f| image::open(f).ok())).collect();
     let value_of = |p: &Point, kind: &AxisKind| p.values.iter().find(|(k, _)| k == kind).map(|(_, v)| v.clone());
     let label = |axis: Option<&Axis>| -> Vec<(Option<String>, String)> {
         match axis {
@@ -33,23 +57,30 @@ pub fn write_grids(first: &Path, axes: &[Axis], outputs: &[(Point, Option<PathBu
         for (k, v) in &rest.values {
             title.push_str(&format!(" · {}={v}", k.name()));
         }
+        // The output file of each cell.
         let cell = |row: &Option<String>, column: &Option<String>| {
-            outputs.iter().zip(&images).find_map(|((p, _), img)| {
+            outputs.iter().find_map(|(p, file)| {
                 let matches =
                     |axis: Option<&Axis>, want: &Option<String>| axis.is_none_or(|a| value_of(p, &a.kind) == *want);
                 let rest_matches = rest.values.iter().all(|(k, v)| value_of(p, k).as_ref() == Some(v));
-                (matches(rows, row) && matches(columns, column) && rest_matches).then_some(img.as_ref()).flatten()
+                (matches(rows, row) && matches(columns, column) && rest_matches).then_some(file.as_deref()).flatten()
             })
         };
-        let cells = row_values.iter().map(|(r, _)| column_values.iter().map(|(c, _)| cell(r, c)).collect()).collect();
-        let sheet = Sheet {
+        let labels = Labels {
             title,
             columns: column_values.iter().map(|(_, l)| l.clone()).collect(),
             rows: row_values.iter().map(|(_, l)| l.clone()).collect(),
-            cells,
+        };
+        let row_cells = |r: usize| {
+            let files: Vec<Option<&Path>> = column_values.iter().map(|(c, _)| cell(&row_values[r].0, c)).collect();
+            cell_images(&files)
         };
         let path = sheet_path(first, n);
-        compose(&sheet).save(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let failed = |e: String| format!("{}: {e}", path.display());
+        let file = std::fs::File::create(&path).map_err(|e| failed(e.to_string()))?;
+        let mut out = std::io::BufWriter::new(file);
+        write_png(&labels, row_cells, &mut out).map_err(failed)?;
+        std::io::Write::flush(&mut out).map_err(|e| failed(e.to_string()))?;
         written.push(path);
     }
     Ok(written)
