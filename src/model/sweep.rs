@@ -154,6 +154,15 @@ pub fn within_budget(
     check_budget(&daily, &whole, spent_today()?).map_err(|m| format!("the whole sweep: {m}"))
 }
 
+impl Point {
+    /// The values alone of the axes that vary ("2 · 5 · 16:9"), where `label` does not fit.
+    pub fn short_label(&self, axes: &[Axis]) -> String {
+        let varies = |k: &AxisKind| axes.iter().any(|a| a.kind == *k && a.values.len() > 1);
+        let values: Vec<&str> = self.values.iter().filter(|(k, _)| varies(k)).map(|(_, v)| v.as_str()).collect();
+        if values.is_empty() { self.to_string() } else { values.join(" · ") }
+    }
+}
+
 impl fmt::Display for Point {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let parts: Vec<String> = self.values.iter().map(|(k, v)| format!("{}={v}", k.name())).collect();

@@ -256,7 +256,7 @@ impl PaneBehaviour for JobsPane {
                 Row::Job(id) | Row::Member(id) => {
                     let Some(job) = jobs.get(*id) else { continue };
                     let member = matches!(row, Row::Member(_));
-                    job_line(job, member.then(|| member_label(job, jobs)), width, now, theme)
+                    job_line(job, member.then(|| member_labels(job, jobs)), width, now, theme)
                 }
             };
             lines.push(if i == self.selected && c.focused { line.style(theme.selected()) } else { line });
@@ -276,7 +276,13 @@ impl PaneBehaviour for JobsPane {
 }
 
 /// A job's row; a sweep's job shows its axis values (indented) where others show the prompt.
-fn job_line(job: &JobView, point: Option<String>, width: usize, now: Instant, theme: &Theme) -> Line<'static> {
+fn job_line(
+    job: &JobView,
+    point: Option<(String, String, usize)>,
+    width: usize,
+    now: Instant,
+    theme: &Theme,
+) -> Line<'static> {
     let style = match job.phase {
         JobPhase::Completed => theme.ok(),
         JobPhase::Failed(_) => theme.error(),
@@ -286,10 +292,14 @@ fn job_line(job: &JobView, point: Option<String>, width: usize, now: Instant, th
     let cost = job.cost_text();
     let head = format!("{} #{:<3} {:<17} {:>7} ", icon(job, now), job.id, job.phase.label(), elapsed(job, now));
     // A sweep's job is told by its axis values (indented under the sweep), then its cost.
-    if let Some(point) = point {
+    if let Some((long, short, widest)) = point {
         let head = format!("  {head}");
-        let text = if cost.is_empty() { point } else { format!("{point} · {cost}") };
-        let rest = clip(&text, width.saturating_sub(head.chars().count()));
+        let room = width.saturating_sub(head.chars().count());
+        let with_cost = |point: &str| if cost.is_empty() { point.to_string() } else { format!("{point} · {cost}") };
+        // Names and values when the sweep's widest label and an estimate fit, else the values
+        // alone (the Results title names them): the same for every row of a sweep.
+        let text = if widest + " · ~$0.040".chars().count() <= room { with_cost(&long) } else { with_cost(&short) };
+        let rest = clip(&text, room);
         return Line::from(vec![Span::styled(head, style), Span::raw(rest)]);
     }
     let rid = job.request_id.as_deref().map(|r| r.get(..8).unwrap_or(r)).unwrap_or("--------");
@@ -299,11 +309,26 @@ fn job_line(job: &JobView, point: Option<String>, width: usize, now: Instant, th
     Line::from(vec![Span::styled(head, style), Span::raw(rest)])
 }
 
-/// The axis values of a sweep's job ("seed=2, guidance_scale=5").
-fn member_label(job: &JobView, jobs: &JobStore) -> String {
+/// The axis values of a sweep's job: with their names ("seed=2, guidance_scale=5"), alone
+/// ("2 · 5"), and how wide the sweep's longest named label can be.
+fn member_labels(job: &JobView, jobs: &JobStore) -> (String, String, usize) {
     let sweep = job.sweep.as_deref().and_then(|s| jobs.sweep(s));
-    let point = sweep.and_then(|s| s.points.iter().find(|(_, id)| *id == job.id).map(|(p, _)| p.label(&s.axes)));
-    crate::sanitize::one_line(&point.unwrap_or_default())
+    let labels = sweep.and_then(|s| {
+        let (point, _) = s.points.iter().find(|(_, id)| *id == job.id)?;
+        Some((point.label(&s.axes), point.short_label(&s.axes), widest_label(&s.axes)))
+    });
+    let (long, short, widest) = labels.unwrap_or_default();
+    (crate::sanitize::one_line(&long), crate::sanitize::one_line(&short), widest)
+}
+
+/// The width of `Point::label` with every varying axis at its longest value.
+fn widest_label(axes: &[crate::model::sweep::Axis]) -> usize {
+    let varying: Vec<_> = axes.iter().filter(|a| a.values.len() > 1).collect();
+    let each = varying.iter().map(|a| {
+        let longest = a.values.iter().map(|v| v.chars().count()).max().unwrap_or(0);
+        a.kind.name().chars().count() + 1 + longest
+    });
+    each.sum::<usize>() + ", ".len() * varying.len().saturating_sub(1)
 }
 
 fn job_log(job: &JobView, height: usize, theme: &Theme) -> Vec<Line<'static>> {
@@ -476,6 +501,9 @@ mod tests {
         let screen = h.render(&mut p, 110, 20);
         assert!(screen.contains("▾ sweep sw1"), "{screen}");
         assert!(screen.contains("waiting") && screen.contains("seed=3, guidance_scale=5"), "{screen}");
+        // Narrow, the values alone (the Results title names the axes).
+        let narrow = h.render(&mut p, 60, 20);
+        assert!(narrow.contains("3 · 5 · ~$0.040") && !narrow.contains("seed=3"), "{narrow}");
         let events = h.press(&mut p, "down").unwrap();
         assert!(matches!(events.as_slice(), [PaneEvent::Show(ResultsSource::Job(id))] if *id == ids[0]), "{events:?}");
         // ← from one of its jobs folds the sweep and selects its row.
