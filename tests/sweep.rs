@@ -179,13 +179,7 @@ fn a_sweep_killed_half_way_is_finished_by_resume_and_continue_with_nothing_sent_
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert_eq!(s.emu.submit_count(), 2);
-    let mut first: Vec<(u64, String)> = s
-        .emu
-        .accepted()
-        .into_iter()
-        .map(|(_, b)| (b["seed"].as_u64().unwrap(), b["guidance_scale"].to_string()))
-        .collect();
-    first.sort();
+    let first = support::sent_seeds_and_guidance(&s.emu);
     assert_eq!(first, [(1, "2.0".to_string()), (1, "5.0".to_string())], "requests go in the plan's order");
     let stderr = std::fs::read_to_string(&log).unwrap();
     let id = stderr

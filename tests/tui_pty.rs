@@ -613,12 +613,7 @@ fn a_sweep_from_the_studio_runs_six_requests_under_one_id_and_writes_its_contact
     assert!(progress.iter().all(|p| *p == kontext::history::PointProgress::Finished), "{progress:?}");
     let submits = emu.journal().into_iter().filter(|r| r.route == kontext::emulator::Route::Submit).count();
     assert_eq!(submits, 6);
-    let mut seen: Vec<(u64, String)> = emu
-        .accepted()
-        .into_iter()
-        .map(|(_, b)| (b["seed"].as_u64().unwrap(), b["guidance_scale"].to_string()))
-        .collect();
-    seen.sort();
+    let seen = support::sent_seeds_and_guidance(&emu);
     let want: Vec<(u64, String)> =
         [(1, "2.0"), (1, "5.0"), (2, "2.0"), (2, "5.0"), (3, "2.0"), (3, "5.0")].map(|(s, g)| (s, g.into())).to_vec();
     assert_eq!(seen, want, "every point sent once with its values");
@@ -675,12 +670,7 @@ fn a_studio_sweep_killed_half_way_is_finished_by_resume_and_continue() {
     s.child.kill().unwrap(); // SIGKILL
     s.wait_exit();
     assert_eq!(emu.submit_count(), 2, "two in flight (the default concurrency), four waiting");
-    let mut first: Vec<(u64, String)> = emu
-        .accepted()
-        .into_iter()
-        .map(|(_, b)| (b["seed"].as_u64().unwrap(), b["guidance_scale"].to_string()))
-        .collect();
-    first.sort();
+    let first = support::sent_seeds_and_guidance(&emu);
     assert_eq!(first, [(1, "2.0".to_string()), (1, "5.0".to_string())], "slots go in the plan's order");
     let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
     let rows = history.list(&kontext::history::HistoryQuery { limit: 50, ..Default::default() }).unwrap();

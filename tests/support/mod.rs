@@ -56,3 +56,15 @@ pub fn kontext_with_key(home: &Path) -> Command {
     cmd.env("FAL_KEY", "test-key");
     cmd
 }
+
+/// The (seed, guidance_scale) of each request the emulator accepted, sorted: which points of a
+/// seed × guidance sweep were sent.
+pub fn sent_seeds_and_guidance(emu: &kontext::emulator::Emulator) -> Vec<(u64, String)> {
+    let mut sent: Vec<(u64, String)> = emu
+        .accepted()
+        .into_iter()
+        .map(|(_, b)| (b["seed"].as_u64().expect("a seed"), b["guidance_scale"].to_string()))
+        .collect();
+    sent.sort();
+    sent
+}
