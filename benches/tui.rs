@@ -65,6 +65,7 @@ fn busy_app() -> App {
             billed_usd: Some(0.04),
             cursor: i as i64,
             starred: false,
+            sweep_id: None,
         })
         .collect();
     app.update(Message::History { filter: Default::default(), rows });

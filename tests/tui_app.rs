@@ -352,6 +352,7 @@ fn scrolling_past_the_loaded_history_fetches_the_next_page_once() {
         billed_usd: None,
         cursor: 1000 - i,
         starred: false,
+        sweep_id: None,
     };
     let mut a = app();
     a.update(Message::History { filter: Default::default(), rows: (0..30).map(row).collect() });
@@ -452,6 +453,7 @@ fn a_slow_answer_to_an_older_history_search_is_ignored() {
         billed_usd: None,
         cursor: 1,
         starred: false,
+        sweep_id: None,
     };
     let mut a = app();
     focus(&mut a, '5');

@@ -107,6 +107,7 @@ fn with_history(keymap: &Keymap) -> App {
             billed_usd: None,
             cursor: 100 - i,
             starred: false,
+            sweep_id: None,
         })
         .collect();
     a.update(Message::History { filter: a.history().filter().clone(), rows });

@@ -661,6 +661,39 @@ fn quit_and_stop(s: Screen, rt: tokio::runtime::Runtime, emu: kontext::emulator:
     rt.block_on(emu.shutdown());
 }
 
+/// A sweep of an earlier session comes back from the history as a grid: `g` on one of its
+/// requests in History reads the plan and what each point gave, and Results shows it.
+#[test]
+fn a_past_sweep_is_shown_as_a_grid_from_the_history() {
+    let (rt, emu, dir, mut s) = studio_on_a_fast_emulator();
+    plan_a_3x2_sweep(&mut s);
+    s.wait_for("6 requests", Duration::from_secs(5));
+    s.send("\r");
+    s.wait_for("ended: 6/6 done", Duration::from_secs(60));
+    quit_and_stop_studio(s);
+
+    let env = [("FAL_KEY", "test-key"), ("FAL_QUEUE_URL", emu.base_url()), ("RUST_BACKTRACE", "0")];
+    let mut s = Screen::spawn_with(dir.path(), 40, 140, &env);
+    s.wait_for("1 Prompt", Duration::from_secs(20));
+    s.send("\x1b5"); // Alt-5: History
+    s.wait_for("6 shown", Duration::from_secs(10));
+    s.send("g");
+    let screen = s.wait_for("from the history: 6 of 6 requests sent", Duration::from_secs(10));
+    let history = kontext::history::History::open(&dir.path().join("data")).unwrap();
+    let rows = history.list(&kontext::history::HistoryQuery { limit: 50, ..Default::default() }).unwrap();
+    let id = rows[0].sweep_id.clone().expect("a sweep's request");
+    assert!(screen.contains(&format!("sweep {} · 3×2", &id[..8])), "Results shows its grid: {screen}");
+    assert!(screen.contains("guidance_scale →") && screen.contains("seed ↓"), "{screen}");
+    let cells = screen.replace("Jobs 0 running", "");
+    for phase in ["waiting", "queued", "running", "no output"] {
+        assert!(!cells.contains(phase), "every cell has its output, none is {phase}: {screen}");
+    }
+    // The Jobs pane has it as one group, finished and billed as the history says.
+    s.send("\x1b4");
+    s.wait_for(&format!("sweep {id} 3×2 · 6/6 done · $0.240"), Duration::from_secs(5));
+    quit_and_stop(s, rt, emu);
+}
+
 /// Killed half-way through a sweep (two points at fal, four never sent), the studio's sweep
 /// is finished by `kontext resume` plus `kontext sweep --continue ID`: nothing sent twice.
 #[test]

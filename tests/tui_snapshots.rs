@@ -218,6 +218,7 @@ fn history_with_entries() {
             billed_usd: None,
             cursor: i,
             starred: false,
+            sweep_id: None,
         })
         .collect();
     a.update(Message::History { filter: Default::default(), rows });

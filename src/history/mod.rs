@@ -32,7 +32,7 @@ pub use journal::HistoryJournal;
 pub use ledger::{SpendBy, SpendReport, SpendRow};
 pub use media::sha256_hex;
 pub use resume::{ResumeOutcome, ResumeReport, resume_all};
-pub use sweeps::{PointProgress, SweepPoint, SweepRecord};
+pub use sweeps::{PointProgress, SweepPoint, SweepRecord, SweepRequest};
 
 /// The database file in the data directory.
 pub const DB_FILE: &str = "history.sqlite3";

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::Value;
 
-use super::{History, HistoryError, JobState, now_ms};
+use super::{History, HistoryEntry, HistoryError, JobState, StoredMedia, now_ms};
 use crate::model::Draft;
 use crate::model::sweep::{Axis, AxisKind, Planned, Point};
 
@@ -75,6 +75,14 @@ pub struct SweepPoint {
     pub axes: Value,
     pub endpoint: String,
     pub draft: Draft,
+}
+
+/// A request of a sweep as kept: the index of its point in the plan, its row, its outputs.
+#[derive(Debug, Clone)]
+pub struct SweepRequest {
+    pub index: usize,
+    pub entry: HistoryEntry,
+    pub outputs: Vec<StoredMedia>,
 }
 
 /// Where a point of a sweep's plan is.
@@ -191,6 +199,33 @@ impl History {
             };
         }
         Ok(progress)
+    }
+
+    /// The requests a sweep sent, each with its point's index, its row and its outputs (for
+    /// a grid of a past sweep). A point sent more than once (sent again after a submit that
+    /// never reached fal) gives its latest request.
+    pub fn sweep_requests(&self, id: &str) -> Result<Vec<SweepRequest>, HistoryError> {
+        let rows = {
+            let conn = self.conn();
+            let mut stmt = conn
+                .prepare_cached("SELECT id, sweep_idx FROM requests WHERE sweep_id = ?1 ORDER BY id")
+                .map_err(|e| self.sql_err(e))?;
+            stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))
+                .map_err(|e| self.sql_err(e))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.sql_err(e))?
+        };
+        let mut requests: Vec<SweepRequest> = Vec::new();
+        for (row, index) in rows {
+            let Some(index) = index.and_then(|i| usize::try_from(i).ok()) else { continue };
+            let detail = self.detail(row)?;
+            let request = SweepRequest { index, entry: detail.entry, outputs: detail.outputs };
+            match requests.iter_mut().find(|r| r.index == index) {
+                Some(earlier) => *earlier = request,
+                None => requests.push(request),
+            }
+        }
+        Ok(requests)
     }
 
     /// Stars (or unstars) a request, by its id or an unambiguous prefix.

@@ -56,6 +56,7 @@ pub enum Action {
     ToggleSplit,
     PrevPage,
     NextPage,
+    ShowSweep,
 }
 
 impl Action {
@@ -108,6 +109,7 @@ impl Action {
             ToggleSplit => "split",
             PrevPage => "prev_page",
             NextPage => "next_page",
+            ShowSweep => "show_sweep",
         }
     }
 
@@ -159,6 +161,7 @@ impl Action {
             ToggleSplit => "compare: split or flip",
             PrevPage => "sweep grid: previous page",
             NextPage => "sweep grid: next page",
+            ShowSweep => "its sweep as a grid in Results",
         }
     }
 }
@@ -372,6 +375,7 @@ impl Default for Keymap {
             (HISTORY, k(Char('r'), NONE), A::Rerun),
             (HISTORY, k(Char('d'), NONE), A::Delete),
             (HISTORY, k(Char('s'), NONE), A::Star),
+            (HISTORY, k(Char('g'), NONE), A::ShowSweep),
             (RESULTS, k(Char('v'), NONE), A::ToggleSideBySide),
             (RESULTS, k(Char('y'), NONE), A::CopyPath),
             (RESULTS, k(Char('Y'), NONE), A::CopyRequestId),

@@ -13,8 +13,10 @@ use super::action::{Action, is_command_key};
 pub use super::context::AppContext;
 use super::context::FieldErrors;
 use super::cost_line::CostLine;
-use super::job_store::{JobStore, SweepView};
-use super::message::{DetailPurpose, Effect, HistoryDetailView, JobFinish, JobId, Message, Notice, SweepLaunch};
+use super::job_store::{JobStore, JobView, SweepView};
+use super::message::{
+    DetailPurpose, Effect, HistoryDetailView, JobFinish, JobId, Message, Notice, PastSweep, SweepLaunch,
+};
 use super::overlay::{Overlay, OverlayOutcome};
 pub use super::pane::Pane;
 use super::panes::history::HistoryPane;
@@ -239,6 +241,7 @@ impl App {
                 PaneEvent::Run(self.history.reload()),
             ],
             Message::HistoryDetail(detail) => self.on_history_detail(*detail),
+            Message::SweepLoaded(past) => self.on_sweep_loaded(*past),
             Message::Starred { job, history_id, starred } => {
                 // Starred from the History pane: the session's job of that entry, if any.
                 let job = job.or_else(|| {
@@ -681,6 +684,26 @@ impl App {
             self.errors = FieldErrors::new(finished.field_errors);
         }
         vec![finished.notice.into(), PaneEvent::Run(self.history.reload()), PaneEvent::Run(Effect::LoadSpend)]
+    }
+
+    /// A past sweep read back from the history: its points become finished jobs of the store,
+    /// grouped as a sweep, and Results shows its grid (once: asked again, the same group).
+    fn on_sweep_loaded(&mut self, past: PastSweep) -> Vec<PaneEvent> {
+        let id = one_line(&past.id);
+        if self.jobs.sweep(&id).is_none() {
+            let mut members = Vec::new();
+            for p in &past.points {
+                let endpoint = self.ctx.endpoint_name(&p.endpoint);
+                let job = self.jobs.add_past(|job| JobView::past(job, p, &id, endpoint));
+                members.push((p.point.clone(), job));
+            }
+            let estimated = past.points.iter().map(|p| p.request.as_ref().and_then(|r| r.estimated_usd)).sum();
+            self.jobs.add_sweep(SweepView::new(id.clone(), past.axes, members, estimated));
+        }
+        self.results.show(ResultsSource::Sweep(id.clone()));
+        let sent = past.points.iter().filter(|p| p.request.is_some()).count();
+        let text = format!("sweep {id} from the history: {sent} of {} requests sent", past.points.len());
+        vec![Notice::info(text).into(), PaneEvent::Focus(Pane::Results)]
     }
 
     fn on_history_detail(&mut self, mut detail: HistoryDetailView) -> Vec<PaneEvent> {

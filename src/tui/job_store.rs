@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use super::context::cost_text;
 use super::form::endpoint_short;
-use super::message::{JobFinish, JobId, Notice};
+use super::message::{JobFinish, JobId, Notice, PastPoint};
+use crate::history::JobState;
 use crate::model::cost::Estimate;
 use crate::model::sweep::{Axis, GridAxes, Point};
 use crate::model::{Draft, FieldError, ImageSource, ValidInput};
@@ -219,6 +220,56 @@ impl SweepView {
     }
 }
 
+impl JobView {
+    /// A point of a past sweep as the history kept it: finished (or never sent), not running
+    /// in this session. `endpoint` is the name shown ("[max] multi").
+    pub fn past(id: JobId, past: &PastPoint, sweep_id: &str, endpoint: String) -> JobView {
+        let now = Instant::now();
+        let mut job = JobView {
+            id,
+            prompt: past.draft.prompt.clone(),
+            inputs: past.draft.images.iter().map(|i| ImageSource::classify(i).display()).collect(),
+            draft: past.draft.clone(),
+            phase: JobPhase::Cancelled,
+            request_id: None,
+            started: now,
+            ended: Some(now),
+            logs: Vec::new(),
+            files: Vec::new(),
+            urls: Vec::new(),
+            seed: None,
+            endpoint,
+            endpoint_id: past.endpoint.clone(),
+            estimate: None,
+            billed_usd: None,
+            history_id: None,
+            sweep: Some(sweep_id.to_string()),
+            starred: false,
+        };
+        let Some(r) = &past.request else {
+            job.logs.push(format!("[kontext] never sent: `kontext sweep --continue {sweep_id}` sends it"));
+            return job;
+        };
+        job.phase = match r.state {
+            JobState::Completed => JobPhase::Completed,
+            JobState::Cancelled => JobPhase::Cancelled,
+            JobState::Failed => JobPhase::Failed(one_line(r.error.as_deref().unwrap_or("failed"))),
+            _ => JobPhase::Failed("not finished: `kontext resume` finishes it".into()),
+        };
+        if let JobPhase::Failed(why) = &job.phase {
+            job.logs.push(why.clone());
+        }
+        job.logs.push(format!("[kontext] from the history ({})", r.state.as_str()));
+        job.request_id = r.request_id.as_deref().map(one_line);
+        job.seed = r.seed;
+        job.billed_usd = r.billed_usd.or(r.estimated_usd.filter(|_| r.state == JobState::Completed));
+        job.history_id = Some(r.history_id.clone());
+        job.starred = r.starred;
+        job.files = r.files.clone();
+        job
+    }
+}
+
 /// One output image, wherever it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputItem {
@@ -288,6 +339,14 @@ impl JobStore {
             s.points.iter().filter(|(_, id)| self.get(*id).is_some_and(|j| j.phase == JobPhase::Waiting)).count()
         };
         self.sweeps.iter().map(|s| (s.id.clone(), waiting(s))).filter(|(_, n)| *n > 0).collect()
+    }
+
+    /// Records a job made elsewhere (a past sweep's point, from the history), newest first.
+    pub fn add_past(&mut self, make: impl FnOnce(JobId) -> JobView) -> JobId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.jobs.insert(0, make(id));
+        id
     }
 
     /// Records a sweep whose points are already jobs of the store (each gets its sweep id).
@@ -579,6 +638,40 @@ mod tests {
         let t = s.sweep("sw1").unwrap().tally(&s);
         assert_eq!((t.running, t.queued, t.cancelled, t.total()), (1, 4, 1, 6));
         assert!(!t.is_finished());
+    }
+
+    #[test]
+    fn a_past_sweeps_points_are_finished_jobs_as_the_history_kept_them() {
+        use crate::tui::message::{PastPoint, PastRequest};
+        let point = |request| PastPoint {
+            point: Point { values: vec![] },
+            endpoint: "fal-ai/flux-pro/kontext/multi".into(),
+            draft: Draft { prompt: "p".into(), ..Draft::default() },
+            request,
+        };
+        let request = |state, error: Option<&str>| PastRequest {
+            history_id: "h1".into(),
+            request_id: Some("r\u{1b}[2J1".into()),
+            state,
+            error: error.map(String::from),
+            seed: Some(7),
+            estimated_usd: Some(0.04),
+            billed_usd: None,
+            starred: true,
+            files: vec![],
+        };
+        let never = JobView::past(1, &point(None), "sw", "[pro] multi".into());
+        assert_eq!(never.phase, JobPhase::Cancelled);
+        assert!(never.logs[0].contains("kontext sweep --continue sw"), "{:?}", never.logs);
+        let done = JobView::past(2, &point(Some(request(JobState::Completed, None))), "sw", "x".into());
+        assert_eq!((done.phase.clone(), done.seed, done.starred), (JobPhase::Completed, Some(7), true));
+        assert_eq!(done.request_id.as_deref(), Some("r1"), "server text is cleaned where it enters");
+        assert_eq!(done.billed_usd, Some(0.04), "no bill kept: the estimate of what completed");
+        let failed = JobView::past(3, &point(Some(request(JobState::Failed, Some("nope")))), "sw", "x".into());
+        assert_eq!((failed.phase, failed.billed_usd), (JobPhase::Failed("nope".into()), None));
+        let open = JobView::past(4, &point(Some(request(JobState::InProgress, None))), "sw", "x".into());
+        assert!(matches!(&open.phase, JobPhase::Failed(m) if m.contains("kontext resume")), "{:?}", open.phase);
+        assert!(!open.phase.is_active(), "nothing of this session runs it");
     }
 
     #[test]

@@ -54,6 +54,8 @@ pub enum Message {
         rows: Vec<HistoryRow>,
     },
     HistoryDetail(Box<HistoryDetailView>),
+    /// A past sweep, read back from the history for the Results grid.
+    SweepLoaded(Box<PastSweep>),
     /// A star was kept in the history (for this session's job, if it is one).
     Starred {
         job: Option<JobId>,
@@ -109,6 +111,38 @@ pub enum JobFinish {
     },
 }
 
+/// A sweep of an earlier session (or of `kontext sweep`), as the history keeps it.
+#[derive(Debug, Clone)]
+pub struct PastSweep {
+    pub id: String,
+    pub axes: Vec<crate::model::sweep::Axis>,
+    /// Every point of its plan, in order, with its request if one was sent.
+    pub points: Vec<PastPoint>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PastPoint {
+    pub point: crate::model::sweep::Point,
+    pub endpoint: String,
+    pub draft: Draft,
+    pub request: Option<PastRequest>,
+}
+
+/// A sent point: what became of it. Server text in it is raw (the app cleans it).
+#[derive(Debug, Clone)]
+pub struct PastRequest {
+    pub history_id: String,
+    pub request_id: Option<String>,
+    pub state: JobState,
+    pub error: Option<String>,
+    pub seed: Option<u64>,
+    pub estimated_usd: Option<f64>,
+    pub billed_usd: Option<f64>,
+    pub starred: bool,
+    /// The outputs to show: the user's copy where it still exists, else the history's.
+    pub files: Vec<SavedImage>,
+}
+
 /// One line of the history list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HistoryRow {
@@ -124,6 +158,8 @@ pub struct HistoryRow {
     pub billed_usd: Option<f64>,
     /// Position for loading the next (older) page.
     pub cursor: i64,
+    /// The sweep it is a point of, if any (`g` shows that sweep's grid).
+    pub sweep_id: Option<String>,
     /// Marked a keeper (`s`, `kontext history star`).
     pub starred: bool,
 }
@@ -182,6 +218,8 @@ pub enum Effect {
         purpose: DetailPurpose,
     },
     DeleteHistory(String),
+    /// Read a sweep (its plan and the requests it sent) back from the history.
+    LoadSweep(String),
     /// Mark (or unmark) a history entry as a keeper; `job` is this session's job of it, if any.
     Star {
         job: Option<JobId>,

@@ -19,13 +19,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::app::App;
 use super::graphics::ThumbnailReady;
-use super::message::{Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message, SweepLaunch};
+use super::message::{
+    Effect, HistoryDetailView, HistoryFilter, HistoryRow, JobFinish, JobId, Message, PastPoint, PastRequest, PastSweep,
+    SweepLaunch,
+};
 use super::view::{self, ImageView, theme::Theme};
 use crate::fal::{FalClient, FollowMode};
 use crate::history::{Cursor, History, HistoryEntry, HistoryError, HistoryQuery, SweepRecord, resume_all};
 use crate::model::cost::Estimate;
 use crate::model::sweep::Planned;
 use crate::model::{Endpoint, ValidInput};
+use crate::runner::SavedImage;
 use crate::runner::{JobError, JobRequest, OutputNaming, run_job};
 
 /// What the effects need: the job runner and the history store. No HTTP or SQL lives here.
@@ -300,6 +304,9 @@ where
                     h.delete(&id)?;
                     Ok(Message::HistoryDeleted(id))
                 }),
+                Effect::LoadSweep(id) => {
+                    self.spawn_store(move |h| Ok(Message::SweepLoaded(Box::new(past_sweep(h, &id)?))))
+                }
                 Effect::Star { job, history_id, starred } => self.spawn_store(move |h| {
                     let history_id = h.set_starred(&history_id, starred)?;
                     Ok(Message::Starred { job, history_id, starred })
@@ -643,6 +650,47 @@ async fn recv_thumb(rx: &mut Option<UnboundedReceiver<ThumbnailReady>>) -> Optio
     }
 }
 
+/// A sweep as the history keeps it: its plan, and what each point's request became. Runs on a
+/// blocking thread (it reads the store and looks for the user's copies of the outputs).
+fn past_sweep(history: &History, id: &str) -> Result<PastSweep, HistoryError> {
+    let record = history.sweep(id)?;
+    let mut sent = history.sweep_requests(&record.id)?;
+    let points = record
+        .points
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            let request = sent.iter().position(|r| r.index == index).map(|at| sent.swap_remove(at)).map(|r| {
+                let files = r
+                    .outputs
+                    .iter()
+                    .map(|m| SavedImage {
+                        index: m.index,
+                        path: m.saved_path.clone().filter(|p| p.is_file()).unwrap_or_else(|| m.path.clone()),
+                        width: m.width,
+                        height: m.height,
+                        content_type: m.content_type.clone(),
+                        nsfw: false,
+                    })
+                    .collect();
+                PastRequest {
+                    history_id: r.entry.id,
+                    request_id: r.entry.request_id,
+                    state: r.entry.state,
+                    error: r.entry.error,
+                    seed: r.entry.seed,
+                    estimated_usd: r.entry.estimated_usd,
+                    billed_usd: r.entry.billed_usd,
+                    starred: r.entry.starred,
+                    files,
+                }
+            });
+            PastPoint { point: p.point(), endpoint: p.endpoint.clone(), draft: p.draft.clone(), request }
+        })
+        .collect();
+    Ok(PastSweep { axes: record.axis_list(), id: record.id, points })
+}
+
 fn history_row(e: HistoryEntry) -> HistoryRow {
     HistoryRow {
         id: e.id,
@@ -657,5 +705,6 @@ fn history_row(e: HistoryEntry) -> HistoryRow {
         billed_usd: e.billed_usd,
         cursor: e.cursor.0,
         starred: e.starred,
+        sweep_id: e.sweep_id,
     }
 }

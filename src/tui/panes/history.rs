@@ -10,7 +10,7 @@ use super::{Canvas, Hint, PaneBehaviour, PaneEvent, Shared};
 use crate::history::JobState;
 use crate::sanitize::one_line;
 use crate::tui::action::Action;
-use crate::tui::message::{DetailPurpose, Effect, HistoryFilter, HistoryRow};
+use crate::tui::message::{DetailPurpose, Effect, HistoryFilter, HistoryRow, Notice};
 use crate::tui::pane::Pane;
 use crate::tui::widgets::{clip, pane_block};
 
@@ -170,6 +170,14 @@ impl PaneBehaviour for HistoryPane {
                 }
                 None => Vec::new(),
             },
+            Action::ShowSweep => match self.rows.get(self.selected) {
+                Some(HistoryRow { sweep_id: Some(sweep), .. }) => vec![
+                    Notice::info(format!("reading sweep {} from the history…", one_line(sweep))).into(),
+                    PaneEvent::Run(Effect::LoadSweep(sweep.clone())),
+                ],
+                Some(_) => vec![Notice::info("this request is not part of a sweep").into()],
+                None => Vec::new(),
+            },
             Action::Delete => match self.rows.get(self.selected) {
                 Some(row) => vec![PaneEvent::ConfirmDelete { id: row.id.clone(), prompt: one_line(&row.prompt) }],
                 None => Vec::new(),
@@ -203,6 +211,9 @@ impl PaneBehaviour for HistoryPane {
                 (Action::Delete, "delete"),
                 (Action::Star, "star"),
             ]);
+            if self.rows.get(self.selected).is_some_and(|r| r.sweep_id.is_some()) {
+                wanted.push((Action::ShowSweep, "its sweep"));
+            }
         }
         wanted.into_iter().filter_map(|(a, label)| Hint::bound(km, Pane::History, a, label, false)).collect()
     }
@@ -285,6 +296,7 @@ mod tests {
             billed_usd: None,
             cursor: 1000 - i,
             starred: false,
+            sweep_id: (i == 2).then(|| "sw1".to_string()),
         }
     }
 
@@ -394,5 +406,23 @@ mod tests {
         let screen = h.render(&mut p, 110, 6);
         let line = |text: &str| screen.lines().find(|l| l.contains(text)).unwrap_or_default().to_string();
         assert!(line("prompt 2").contains("★ prompt 2") && !line("prompt 0").contains('★'), "{screen}");
+    }
+
+    #[test]
+    fn g_shows_the_sweep_of_a_sweeps_request_and_says_when_there_is_none() {
+        let h = Harness::new();
+        let mut p = HistoryPane::default();
+        p.on_listing(HistoryFilter::default(), (1..=3).map(row).collect());
+        // Row 1 (the newest shown first) is not in a sweep; row 2 is.
+        let events = h.press(&mut p, "g").unwrap();
+        assert!(matches!(events.as_slice(), [PaneEvent::Notify(n)] if n.text.contains("not part of a sweep")));
+        assert!(!p.hints(h.shared()).iter().any(|x| x.label == "its sweep"));
+        h.press(&mut p, "down");
+        assert!(p.hints(h.shared()).iter().any(|x| x.label == "its sweep"));
+        let events = h.press(&mut p, "g").unwrap();
+        assert!(
+            matches!(events.as_slice(), [PaneEvent::Notify(_), PaneEvent::Run(Effect::LoadSweep(s))] if s == "sw1"),
+            "{events:?}"
+        );
     }
 }
