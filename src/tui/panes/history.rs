@@ -257,8 +257,10 @@ impl PaneBehaviour for HistoryPane {
             let cost = crate::tui::context::cost_text(row.estimated_usd, row.billed_usd);
             let cost = if cost.is_empty() { cost } else { format!("{cost} ") };
             let star = if row.starred { "★ " } else { "" };
+            // A point of a sweep: `g` shows the whole sweep as a grid.
+            let swept = if row.sweep_id.is_some() { "▦ " } else { "" };
             let head = format!(
-                "{} {:<10} {:<9} {:<11} {cost}{star}",
+                "{} {:<10} {:<9} {:<11} {cost}{star}{swept}",
                 crate::timefmt::format_utc(row.created_at),
                 row.state.as_str(),
                 row.id.get(..8).unwrap_or(&row.id),
@@ -296,7 +298,7 @@ mod tests {
             billed_usd: None,
             cursor: 1000 - i,
             starred: false,
-            sweep_id: (i == 2).then(|| "sw1".to_string()),
+            sweep_id: (i == 3).then(|| "sw1".to_string()),
         }
     }
 
@@ -394,7 +396,7 @@ mod tests {
     fn s_stars_or_unstars_the_selected_row_and_starred_rows_show_a_star() {
         let h = Harness::new();
         let mut p = HistoryPane::default();
-        p.on_listing(HistoryFilter::default(), vec![row(0), HistoryRow { starred: true, ..row(2) }]);
+        p.on_listing(HistoryFilter::default(), vec![row(0), HistoryRow { starred: true, sweep_id: None, ..row(2) }]);
         let events = h.press(&mut p, "s").unwrap();
         assert!(
             matches!(&events[..], [PaneEvent::Run(Effect::Star { job: None, history_id, starred: true })] if history_id == "id000000"),
@@ -413,12 +415,16 @@ mod tests {
         let h = Harness::new();
         let mut p = HistoryPane::default();
         p.on_listing(HistoryFilter::default(), (1..=3).map(row).collect());
-        // Row 1 (the newest shown first) is not in a sweep; row 2 is.
+        // Rows 1 and 2 are not in a sweep; row 3 is.
         let events = h.press(&mut p, "g").unwrap();
         assert!(matches!(events.as_slice(), [PaneEvent::Notify(n)] if n.text.contains("not part of a sweep")));
         assert!(!p.hints(h.shared()).iter().any(|x| x.label == "its sweep"));
         h.press(&mut p, "down");
+        h.press(&mut p, "down");
         assert!(p.hints(h.shared()).iter().any(|x| x.label == "its sweep"));
+        let screen = h.render(&mut p, 110, 6);
+        let line = |text: &str| screen.lines().find(|l| l.contains(text)).unwrap_or_default().to_string();
+        assert!(line("prompt 3").contains("▦ prompt 3") && !line("prompt 2").contains('▦'), "{screen}");
         let events = h.press(&mut p, "g").unwrap();
         assert!(
             matches!(events.as_slice(), [PaneEvent::Notify(_), PaneEvent::Run(Effect::LoadSweep(s))] if s == "sw1"),
