@@ -153,6 +153,14 @@ fn a_dry_run_prints_the_plan_and_sends_nothing() {
         json["requests"].as_array().unwrap().iter().map(|r| r["axes"]["seed"].as_str().unwrap()).collect();
     assert_eq!(seeds.len(), 4, "random:4 gives 4 seeds");
     assert_eq!(s.emu.submit_count(), 0);
+    // As people read it: the axes that vary, and what is the same for every request.
+    let (out, stdout, stderr) = s.sweep(&["--seeds", "1..2", "--guidance", "2,3.5", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    for line in ["sweep    4 requests", "axis     seed = 1 | 2", "axis     guidance_scale = 2 | 3.5"] {
+        assert!(stdout.lines().any(|l| l == line), "{line:?} in:\n{stdout}");
+    }
+    assert!(stdout.lines().any(|l| l == "fixed    prompt = make it night"), "{stdout}");
+    assert_eq!(s.emu.submit_count(), 0);
 }
 
 #[test]

@@ -344,7 +344,9 @@ fn usd_text(total: Option<f64>) -> String {
 fn print_plan(axes: &[Axis], plan: &[Planned], total: Option<f64>, to: &mut dyn Write) {
     let _ = writeln!(to, "sweep    {} request{}", plan.len(), if plan.len() == 1 { "" } else { "s" });
     for axis in axes {
-        let _ = writeln!(to, "axis     {} = {}", axis.kind.name(), one_line(&axis.values.join(" | ")));
+        // One value is not an axis: it is the same for every request.
+        let what = if axis.values.len() > 1 { "axis " } else { "fixed" };
+        let _ = writeln!(to, "{what}    {} = {}", axis.kind.name(), one_line(&axis.values.join(" | ")));
     }
     let first = &plan[0].estimate;
     let source = if plan.iter().all(|p| p.estimate.price_source == first.price_source) {
