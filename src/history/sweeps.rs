@@ -6,7 +6,10 @@ use serde_json::Value;
 
 use super::{History, HistoryEntry, HistoryError, JobState, StoredMedia, now_ms};
 use crate::model::Draft;
-use crate::model::sweep::{Axis, AxisKind, Planned, Point};
+use crate::model::sweep::{Axis, AxisKind, MAX_PLAN, Planned, Point};
+
+/// How many requests of one point `sweep_requests` reads at most (more is a store gone wrong).
+const SENT_PER_POINT: i64 = 4;
 
 /// A sweep's plan as journaled: every point, with what is needed to send it later.
 #[derive(Debug, Clone, PartialEq)]
@@ -132,14 +135,22 @@ impl History {
             return Err(HistoryError::NotFound(format!("sweep {id}")));
         };
         let corrupt = |x: serde_json::Error| HistoryError::Corrupt(format!("sweep {id}: {x}"));
+        // A plan holds at most MAX_PLAN points: a store that says more is not read whole.
         let mut stmt = conn
-            .prepare_cached("SELECT axes_json, endpoint, draft_json FROM sweep_points WHERE sweep = ?1 ORDER BY idx")
+            .prepare_cached(
+                "SELECT axes_json, endpoint, draft_json FROM sweep_points WHERE sweep = ?1 ORDER BY idx LIMIT ?2",
+            )
             .map_err(e)?;
         let rows = stmt
-            .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))
+            .query_map(params![id, MAX_PLAN as i64 + 1], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+            })
             .map_err(e)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(e)?;
+        if rows.len() > MAX_PLAN {
+            return Err(HistoryError::Corrupt(format!("sweep {id}: more than {MAX_PLAN} planned requests")));
+        }
         let mut points = Vec::new();
         for (axes, endpoint, draft) in rows {
             points.push(SweepPoint {
@@ -208,12 +219,16 @@ impl History {
         let rows = {
             let conn = self.conn();
             let mut stmt = conn
-                .prepare_cached("SELECT id, sweep_idx FROM requests WHERE sweep_id = ?1 ORDER BY id")
+                .prepare_cached("SELECT id, sweep_idx FROM requests WHERE sweep_id = ?1 ORDER BY id LIMIT ?2")
                 .map_err(|e| self.sql_err(e))?;
-            stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?)))
-                .map_err(|e| self.sql_err(e))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| self.sql_err(e))?
+            // Bounded as the plan is: each point sent a few times at most (a submit that never
+            // reached fal is sent again by `--continue`).
+            stmt.query_map(params![id, SENT_PER_POINT * MAX_PLAN as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .map_err(|e| self.sql_err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.sql_err(e))?
         };
         let mut requests: Vec<SweepRequest> = Vec::new();
         for (row, index) in rows {
@@ -236,5 +251,33 @@ impl History {
                 .map_err(|e| self.sql_err(e))
         })?;
         Ok(entry.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point() -> SweepPoint {
+        SweepPoint { axes: serde_json::json!({"seed": "1"}), endpoint: "e".into(), draft: Draft::default() }
+    }
+
+    #[test]
+    fn a_sweep_of_more_points_than_a_plan_may_hold_is_refused_not_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(dir.path()).unwrap();
+        let record = |id: &str, n: usize| SweepRecord {
+            id: id.into(),
+            created_at: 0,
+            axes: serde_json::json!([]),
+            settings: serde_json::json!({}),
+            points: vec![point(); n],
+        };
+        history.record_sweep(&record("full", MAX_PLAN)).unwrap();
+        assert_eq!(history.sweep("full").unwrap().points.len(), MAX_PLAN);
+        history.record_sweep(&record("over", MAX_PLAN + 1)).unwrap();
+        let e = history.sweep("over").unwrap_err().to_string();
+        assert!(e.contains("more than 1024 planned requests"), "{e}");
+        assert!(history.sweep_requests("full").unwrap().is_empty(), "nothing of it was sent");
     }
 }
