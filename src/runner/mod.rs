@@ -442,12 +442,26 @@ fn remove_stale_temporaries(dir: &Path) {
 /// half-written file ever carries the final name.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    write_atomically_with(path, |file| file.write_all(bytes))
+}
+
+/// As [`write_atomically`], for what is written piece by piece (a contact sheet streamed to
+/// its PNG): `write` fills the temporary file; on an error it is removed, never renamed.
+pub fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::io::BufWriter<&std::fs::File>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     remove_stale_temporaries(dir);
     // The name says whose it is, so a later write can remove it if this process is killed.
-    let mut tmp = tempfile::Builder::new().prefix(&format!("{TEMP_PREFIX}{}-", std::process::id())).tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    let tmp = tempfile::Builder::new().prefix(&format!("{TEMP_PREFIX}{}-", std::process::id())).tempfile_in(dir)?;
+    {
+        let mut out = std::io::BufWriter::new(tmp.as_file());
+        write(&mut out)?;
+        out.flush()?;
+    }
     tmp.as_file().sync_all()?;
     // Temporary files are private (0600); a finished image is an ordinary file.
     #[cfg(unix)]
@@ -462,6 +476,22 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_that_fails_half_way_leaves_nothing_under_the_name() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sheet.png");
+        let e = write_atomically_with(&path, |out| {
+            out.write_all(&[1; 100_000])?;
+            Err(std::io::Error::other("disk full"))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "disk full");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no sheet, no temporary");
+        write_atomically_with(&path, |out| out.write_all(b"png")).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"png");
+    }
 
     #[test]
     fn a_write_removes_the_temporaries_of_killed_processes_only() {

@@ -3,10 +3,12 @@
 //! combination of the further varying axes gets its own sheet, `FILE.png`, `FILE-2.png`…, its
 //! values in the sheet's title.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use crate::model::sweep::{Axis, AxisKind, GridAxes, Point, points};
+use crate::model::sweep::{Axis, GridAxes, Point, points};
 use crate::runner::contact_sheet::{Labels, fit_cell, sheet_path, write_png};
+use crate::runner::write_atomically_with;
 
 /// The outputs of one row of a sheet, decoded on every core and shrunk to their cells at once:
 /// only thumbnails are kept, one row's at a time (64 decoded 1 MP outputs would hold 200 MB).
@@ -38,17 +40,23 @@ fn cell_images(files: &[Option<&Path>]) -> Vec<Option<image::RgbImage>> {
 /// Writes the sheets; returns each path written, or what went wrong.
 pub fn write_grids(first: &Path, axes: &[Axis], outputs: &[(Point, Option<PathBuf>)]) -> Result<Vec<PathBuf>, String> {
     let grid = GridAxes::of(axes);
-    let (rows, columns, further) = (grid.rows.as_ref(), grid.columns.as_ref(), grid.further);
-    let value_of = |p: &Point, kind: &AxisKind| p.values.iter().find(|(k, _)| k == kind).map(|(_, v)| v.clone());
-    let label = |axis: Option<&Axis>| -> Vec<(Option<String>, String)> {
+    let (rows, columns) = (grid.rows.as_ref(), grid.columns.as_ref());
+    let label = |axis: Option<&Axis>| -> Vec<String> {
         match axis {
-            None => vec![(None, String::new())],
-            Some(a) => a.values.iter().map(|v| (Some(v.clone()), format!("{}={v}", a.kind.name()))).collect(),
+            None => vec![String::new()],
+            Some(a) => a.values.iter().map(|v| format!("{}={v}", a.kind.name())).collect(),
         }
     };
-    let (row_values, column_values) = (label(rows), label(columns));
+    let (row_labels, column_labels) = (label(rows), label(columns));
+    // Each output's cell, placed once: (page, row, column) → file.
+    let mut placed: HashMap<(usize, usize, usize), &Path> = HashMap::new();
+    for (point, file) in outputs {
+        if let (Some(at), Some(file)) = (grid.place(point), file) {
+            placed.entry(at).or_insert(file);
+        }
+    }
     let mut written = Vec::new();
-    for (n, rest) in points(&further).into_iter().enumerate() {
+    for (page, rest) in points(&grid.further).into_iter().enumerate() {
         let mut title = match (rows, columns) {
             (Some(r), Some(c)) => format!("rows: {} · columns: {}", r.kind.name(), c.kind.name()),
             (None, Some(c)) => format!("columns: {}", c.kind.name()),
@@ -57,30 +65,16 @@ pub fn write_grids(first: &Path, axes: &[Axis], outputs: &[(Point, Option<PathBu
         for (k, v) in &rest.values {
             title.push_str(&format!(" · {}={v}", k.name()));
         }
-        // The output file of each cell.
-        let cell = |row: &Option<String>, column: &Option<String>| {
-            outputs.iter().find_map(|(p, file)| {
-                let matches =
-                    |axis: Option<&Axis>, want: &Option<String>| axis.is_none_or(|a| value_of(p, &a.kind) == *want);
-                let rest_matches = rest.values.iter().all(|(k, v)| value_of(p, k).as_ref() == Some(v));
-                (matches(rows, row) && matches(columns, column) && rest_matches).then_some(file.as_deref()).flatten()
-            })
-        };
-        let labels = Labels {
-            title,
-            columns: column_values.iter().map(|(_, l)| l.clone()).collect(),
-            rows: row_values.iter().map(|(_, l)| l.clone()).collect(),
-        };
+        let labels = Labels { title, columns: column_labels.clone(), rows: row_labels.clone() };
         let row_cells = |r: usize| {
-            let files: Vec<Option<&Path>> = column_values.iter().map(|(c, _)| cell(&row_values[r].0, c)).collect();
+            let files: Vec<Option<&Path>> =
+                (0..column_labels.len()).map(|c| placed.get(&(page, r, c)).copied()).collect();
             cell_images(&files)
         };
-        let path = sheet_path(first, n);
-        let failed = |e: String| format!("{}: {e}", path.display());
-        let file = std::fs::File::create(&path).map_err(|e| failed(e.to_string()))?;
-        let mut out = std::io::BufWriter::new(file);
-        write_png(&labels, row_cells, &mut out).map_err(failed)?;
-        std::io::Write::flush(&mut out).map_err(|e| failed(e.to_string()))?;
+        let path = sheet_path(first, page);
+        // Through a temporary file: a full disk leaves no half-written sheet under its name.
+        write_atomically_with(&path, |out| write_png(&labels, row_cells, out).map_err(std::io::Error::other))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         written.push(path);
     }
     Ok(written)
