@@ -82,6 +82,18 @@ pub fn read_input_file(path: &Path) -> Result<Vec<u8>, String> {
 /// than fal accepts ([`MAX_IMAGE_SIDE`]) and no costlier to decode than [`MAX_DECODE_BYTES`]:
 /// truncated and corrupt files, and headers that promise a giant image, are caught here.
 pub fn check_input_image(bytes: &[u8]) -> Result<VerifiedImage, String> {
+    let (format, decoded) = decode_bounded(bytes)?;
+    Ok(VerifiedImage { format, width: decoded.width(), height: decoded.height() })
+}
+
+/// A local image file read and decoded within the same bounds as an input image (its size by
+/// `read_input_file`, its pixels and decode cost by [`check_input_image`]'s limits): what a
+/// contact sheet reads back from the output folder.
+pub fn open_image_bounded(path: &Path) -> Result<image::DynamicImage, String> {
+    decode_bounded(&read_input_file(path)?).map(|(_, image)| image)
+}
+
+fn decode_bounded(bytes: &[u8]) -> Result<(image::ImageFormat, image::DynamicImage), String> {
     let format = accepted_format(bytes, "it")?;
     let mut reader = image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
     let mut limits = image::Limits::default();
@@ -97,7 +109,7 @@ pub fn check_input_image(bytes: &[u8]) -> Result<VerifiedImage, String> {
         ),
         other => format!("the {kind} data is damaged or cut short (it does not decode: {other})"),
     })?;
-    Ok(VerifiedImage { format, width: decoded.width(), height: decoded.height() })
+    Ok((format, decoded))
 }
 
 /// Cheap checks that a local image can work, before anything is read whole: it exists, is a

@@ -24,7 +24,8 @@ use crate::fal::{CancelOutcome, FalClient, FalError, FollowMode, RequestHandle, 
 use crate::model::{Endpoint, KontextInput, KontextOutput, LogEntry, ValidInput};
 
 pub use images::{
-    SavedImage, VerifiedImage, check_input_file, check_input_image, check_local_image, read_input_file, verify_image,
+    SavedImage, VerifiedImage, check_input_file, check_input_image, check_local_image, open_image_bounded,
+    read_input_file, verify_image,
 };
 pub use journal::{JobJournal, JournalEntry, REQUEST_ID_STEP};
 pub use naming::OutputNaming;

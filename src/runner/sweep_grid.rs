@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use crate::model::sweep::{Axis, GridAxes, Point, points};
 use crate::runner::contact_sheet::{Labels, fit_cell, sheet_path, write_png};
-use crate::runner::write_atomically_with;
+use crate::runner::{open_image_bounded, write_atomically_with};
 
 /// The outputs of one row of a sheet, decoded on every core and shrunk to their cells at once:
 /// only thumbnails are kept, one row's at a time (64 decoded 1 MP outputs would hold 200 MB).
-/// A file that cannot be read is an empty cell.
+/// Each file is read and decoded within an input image's bounds (the folder may hold anything
+/// by now); a file that cannot be read, or is out of bounds, is an empty cell.
 fn cell_images(files: &[Option<&Path>]) -> Vec<Option<image::RgbImage>> {
     let workers = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get).min(files.len().max(1));
     let per_worker = files.len().div_ceil(workers).max(1);
@@ -23,7 +24,7 @@ fn cell_images(files: &[Option<&Path>]) -> Vec<Option<image::RgbImage>> {
                 scope.spawn(move || {
                     share
                         .iter()
-                        .map(|file| file.and_then(|f| image::open(f).ok()).map(|img| fit_cell(&img)))
+                        .map(|file| file.and_then(|f| open_image_bounded(f).ok()).map(|img| fit_cell(&img)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -78,4 +79,32 @@ pub fn write_grids(first: &Path, axes: &[Axis], outputs: &[(Point, Option<PathBu
         written.push(path);
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::sweep::AxisKind;
+
+    /// A file in the output folder that decodes past an input image's bounds (wider than
+    /// 14142 px) is an empty cell; the sheet is still written, its other cells drawn.
+    #[test]
+    fn an_output_out_of_bounds_is_an_empty_cell_not_a_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let wide = dir.path().join("wide.png");
+        image::RgbImage::from_pixel(15_000, 1, image::Rgb([250, 0, 0])).save(&wide).unwrap();
+        let fine = dir.path().join("fine.png");
+        image::RgbImage::from_pixel(64, 64, image::Rgb([250, 0, 0])).save(&fine).unwrap();
+        let axes = vec![Axis { kind: AxisKind::Seed, values: vec!["1".into(), "2".into()] }];
+        let outputs: Vec<(Point, Option<PathBuf>)> = points(&axes).into_iter().zip([Some(wide), Some(fine)]).collect();
+        let sheet = dir.path().join("sheet.png");
+        let written = write_grids(&sheet, &axes, &outputs).unwrap();
+        assert_eq!(written, std::slice::from_ref(&sheet));
+        let sheet = image::open(&sheet).unwrap().to_rgb8();
+        // One row of two cells; each cell's centre (the empty grey, or the image's red).
+        let (left, cell, gap) = (150, crate::runner::contact_sheet::CELL, 6);
+        let y = sheet.height() - gap - cell / 2;
+        assert_eq!(sheet.get_pixel(left + cell / 2, y).0, [60, 60, 66], "the wide file is not drawn");
+        assert_eq!(sheet.get_pixel(left + cell + gap + cell / 2, y).0, [250, 0, 0], "the fine one is");
+    }
 }
