@@ -453,7 +453,7 @@ impl PaneBehaviour for ResultsPane {
                     Some(j) if j.phase.is_active() => "waiting for the outputs…",
                     _ => "no outputs",
                 },
-                ResultsSource::Sweep(_) => "this sweep is not of this session",
+                ResultsSource::Sweep(_) => "this sweep is not loaded: g on one of its requests in History shows it",
                 ResultsSource::History(_) => "no outputs stored for this entry",
             };
             Paragraph::new(Line::styled(text, theme.dim())).render(inner, c.buf);
